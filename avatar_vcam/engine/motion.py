@@ -1,0 +1,90 @@
+"""MotionFrame: renderer-agnostic face motion, named after ARKit's 52 blendshapes.
+
+Every source of motion (Audio2Motion, expression presets, idle life, webcam driving)
+speaks this one language; renderers translate it into their own parameters.
+Blendshapes are 0..1. Head pose: ``yaw``/``pitch``/``roll`` in degrees (yaw > 0 turns the
+head to the viewer's right, pitch > 0 tilts the chin up, roll > 0 tilts clockwise on
+screen), ``tx``/``ty`` in fractions of the face width (x right, y down).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+BLENDSHAPES: tuple[str, ...] = (
+    "browDownLeft", "browDownRight", "browInnerUp", "browOuterUpLeft", "browOuterUpRight",
+    "cheekPuff", "cheekSquintLeft", "cheekSquintRight",
+    "eyeBlinkLeft", "eyeBlinkRight", "eyeLookDownLeft", "eyeLookDownRight",
+    "eyeLookInLeft", "eyeLookInRight", "eyeLookOutLeft", "eyeLookOutRight",
+    "eyeLookUpLeft", "eyeLookUpRight", "eyeSquintLeft", "eyeSquintRight",
+    "eyeWideLeft", "eyeWideRight",
+    "jawForward", "jawLeft", "jawOpen", "jawRight",
+    "mouthClose", "mouthDimpleLeft", "mouthDimpleRight", "mouthFrownLeft", "mouthFrownRight",
+    "mouthFunnel", "mouthLeft", "mouthLowerDownLeft", "mouthLowerDownRight",
+    "mouthPressLeft", "mouthPressRight", "mouthPucker", "mouthRight",
+    "mouthRollLower", "mouthRollUpper", "mouthShrugLower", "mouthShrugUpper",
+    "mouthSmileLeft", "mouthSmileRight", "mouthStretchLeft", "mouthStretchRight",
+    "mouthUpperUpLeft", "mouthUpperUpRight", "noseSneerLeft", "noseSneerRight",
+    "tongueOut",
+)
+POSE: tuple[str, ...] = ("yaw", "pitch", "roll", "tx", "ty")
+CHANNELS: tuple[str, ...] = BLENDSHAPES + POSE
+CHANNEL_INDEX: dict[str, int] = {name: i for i, name in enumerate(CHANNELS)}
+N_CHANNELS = len(CHANNELS)
+
+#: Channels that speech (Audio2Motion) owns: while speaking they override other layers.
+MOUTH_CHANNELS: tuple[str, ...] = tuple(
+    n for n in BLENDSHAPES if n.startswith(("mouth", "jaw")) and n not in ("mouthSmileLeft",
+                                                                          "mouthSmileRight")
+)
+
+assert len(BLENDSHAPES) == 52
+
+
+def channel_index(name: str) -> int:
+    """Index of a channel by name, with a helpful error for typos."""
+    try:
+        return CHANNEL_INDEX[name]
+    except KeyError:
+        raise KeyError(f"unknown motion channel {name!r}; known: {', '.join(CHANNELS)}") from None
+
+
+def zeros() -> np.ndarray:
+    """A neutral channel vector (float32, all blendshapes 0, pose 0)."""
+    return np.zeros(N_CHANNELS, np.float32)
+
+
+def vector(values: dict[str, float]) -> np.ndarray:
+    """Channel vector from a ``{name: value}`` dict; unknown names raise KeyError."""
+    v = zeros()
+    for name, value in values.items():
+        v[channel_index(name)] = value
+    return v
+
+
+@dataclass
+class MotionFrame:
+    """Motion of the face at one instant ``pts`` (seconds on the audio sample clock)."""
+
+    pts: float
+    values: np.ndarray = field(default_factory=zeros)
+    speaking: bool = False
+
+    def __getitem__(self, name: str) -> float:
+        return float(self.values[channel_index(name)])
+
+    def __setitem__(self, name: str, value: float) -> None:
+        self.values[channel_index(name)] = value
+
+    def as_dict(self, nonzero: bool = True) -> dict[str, float]:
+        """Channels as a dict (only the non-zero ones by default)."""
+        return {n: float(v) for n, v in zip(CHANNELS, self.values) if v != 0 or not nonzero}
+
+
+def stack(frames: list[MotionFrame]) -> np.ndarray:
+    """(N, N_CHANNELS) float32 array of a batch of frames."""
+    if not frames:
+        return np.zeros((0, N_CHANNELS), np.float32)
+    return np.stack([f.values for f in frames]).astype(np.float32, copy=False)
