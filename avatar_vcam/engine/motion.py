@@ -34,12 +34,6 @@ CHANNELS: tuple[str, ...] = BLENDSHAPES + POSE
 CHANNEL_INDEX: dict[str, int] = {name: i for i, name in enumerate(CHANNELS)}
 N_CHANNELS = len(CHANNELS)
 
-#: Channels that speech (Audio2Motion) owns: while speaking they override other layers.
-MOUTH_CHANNELS: tuple[str, ...] = tuple(
-    n for n in BLENDSHAPES if n.startswith(("mouth", "jaw")) and n not in ("mouthSmileLeft",
-                                                                          "mouthSmileRight")
-)
-
 assert len(BLENDSHAPES) == 52
 
 

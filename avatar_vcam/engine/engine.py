@@ -1,0 +1,135 @@
+"""Engine: audio in, frames out, for one avatar. The library face of avatar-vcam.
+
+    with Engine("leo") as e:
+        e.push_audio(pcm, pts=0.0, sample_rate=16000)
+        frame = e.frame_at(0.04)
+
+No devices here: callers bring audio (any rate) and take frames. Time is the audio
+sample clock: ``pts`` of a block = samples before it / its sample rate.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from .audio2motion import make_audio2motion
+from .audio2motion.base import Audio2Motion
+from .avatar import Avatar
+from .config import EngineConfig
+from .expressions import ExpressionBlender, preset_table
+from .frames import VideoFrame
+from .idle import IdleLife, IdleSettings
+from .mixer import MotionMixer
+from .motion import MotionFrame, stack
+from .renderers import make_renderer
+from .renderers.base import Renderer
+
+
+def _load(avatar: Avatar | str | Path) -> Avatar:
+    if isinstance(avatar, Avatar):
+        return avatar
+    from ..avatars import load  # name or folder; imported here to keep engine importable alone
+
+    return load(avatar)
+
+
+def as_float_pcm(pcm: np.ndarray) -> np.ndarray:
+    """Mono float32 in [-1, 1] from float or integer PCM, mono or (n, channels)."""
+    a = np.asarray(pcm)
+    if a.dtype.kind == "i":
+        a = a.astype(np.float32) / float(np.iinfo(a.dtype).max + 1)
+    elif a.dtype.kind == "u":
+        half = (np.iinfo(a.dtype).max + 1) / 2
+        a = (a.astype(np.float32) - half) / half
+    a = a.astype(np.float32, copy=False)
+    if a.ndim == 2:
+        a = a.mean(axis=1)
+    return np.nan_to_num(a, nan=0.0, posinf=1.0, neginf=-1.0)
+
+
+class Engine:
+    """Turns streaming audio and commands into frames of one avatar."""
+
+    def __init__(
+        self,
+        avatar: Avatar | str | Path,
+        config: EngineConfig | None = None,
+        *,
+        renderer: Renderer | None = None,
+        audio2motion: Audio2Motion | None = None,
+    ) -> None:
+        self.config = config or EngineConfig()
+        self.avatar = _load(avatar)
+        self.renderer = renderer or make_renderer(self.config.renderer, self.config.device)
+        self.a2m = audio2motion or make_audio2motion(lookahead_ms=self.config.lookahead_ms)
+        idle_settings = IdleSettings.from_dict(self.avatar.idle)
+        idle_settings.enabled = idle_settings.enabled and self.config.idle
+        self.mixer = MotionMixer(
+            IdleLife(idle_settings, seed=self.config.seed),
+            ExpressionBlender(preset_table(self.avatar.expressions),
+                              self.config.expression_blend_ms / 1000.0),
+        )
+        self._state = self.renderer.prepare(self.avatar, self.config.size)
+        self._lock = threading.Lock()  # control commands may come from other threads
+        self.last_pts = 0.0
+
+    # -- context manager, pyvirtualcam-style -------------------------------------------
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release renderer state."""
+        self._state = None
+
+    # -- audio in ------------------------------------------------------------------------
+    def push_audio(self, pcm: np.ndarray, pts: float, sample_rate: int) -> None:
+        """Append captured audio whose first sample is at ``pts`` seconds."""
+        self.a2m.push(as_float_pcm(pcm), pts, sample_rate)
+
+    def ready_until(self) -> float:
+        """Latest pts whose motion is final (audio up to pts + look-ahead has arrived)."""
+        return self.a2m.ready_until()
+
+    # -- control ---------------------------------------------------------------------------
+    def set_expression(self, name: str, pts: float | None = None) -> None:
+        """Blend to expression preset ``name`` starting at ``pts`` (default: now)."""
+        with self._lock:
+            self.mixer.expressions.set(name, self.last_pts if pts is None else pts)
+
+    @property
+    def expression(self) -> str:
+        return self.mixer.expressions.name
+
+    @property
+    def expressions(self) -> list[str]:
+        return sorted(self.mixer.expressions.presets)
+
+    # -- frames out ------------------------------------------------------------------------
+    def motion_at(self, pts: float) -> MotionFrame:
+        """All motion layers mixed at ``pts``."""
+        with self._lock:
+            return self.mixer.mix(self.a2m.motion_at(pts))
+
+    def render(self, motions: list[MotionFrame]) -> list[VideoFrame]:
+        """Render a batch of motion frames (one renderer call)."""
+        if self._state is None:
+            raise RuntimeError("engine is closed")
+        images = self.renderer.render(self._state, stack(motions))
+        fps = self.config.fps
+        if motions:
+            self.last_pts = max(self.last_pts, motions[-1].pts)
+        return [VideoFrame(m.pts, round(m.pts * fps), img) for m, img in zip(motions, images)]
+
+    def frames_at(self, pts: list[float]) -> list[VideoFrame]:
+        """Frames at several instants, rendered as one batch."""
+        return self.render([self.motion_at(p) for p in pts])
+
+    def frame_at(self, pts: float) -> VideoFrame:
+        """The frame at ``pts``."""
+        return self.frames_at([pts])[0]

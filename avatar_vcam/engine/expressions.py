@@ -1,0 +1,79 @@
+"""Expression presets (channel weights) and their timed blending.
+
+Presets are defaults; an avatar's ``expressions`` section in avatar.json overrides or adds
+presets by name, so a face that already smiles in its photo can use a smaller smile.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import motion
+
+PRESETS: dict[str, dict[str, float]] = {
+    "neutral": {},
+    "smile": {"mouthSmileLeft": 0.8, "mouthSmileRight": 0.8, "cheekSquintLeft": 0.4,
+              "cheekSquintRight": 0.4, "eyeSquintLeft": 0.2, "eyeSquintRight": 0.2},
+    "laugh": {"mouthSmileLeft": 1.0, "mouthSmileRight": 1.0, "jawOpen": 0.35,
+              "cheekSquintLeft": 0.7, "cheekSquintRight": 0.7, "eyeSquintLeft": 0.5,
+              "eyeSquintRight": 0.5, "browInnerUp": 0.2, "pitch": 4.0},
+    "surprised": {"browInnerUp": 0.9, "browOuterUpLeft": 0.8, "browOuterUpRight": 0.8,
+                  "eyeWideLeft": 0.8, "eyeWideRight": 0.8, "jawOpen": 0.3, "mouthFunnel": 0.3},
+    "sad": {"browInnerUp": 0.7, "mouthFrownLeft": 0.6, "mouthFrownRight": 0.6,
+            "eyeSquintLeft": 0.1, "eyeSquintRight": 0.1, "pitch": -4.0},
+    "angry": {"browDownLeft": 0.9, "browDownRight": 0.9, "eyeSquintLeft": 0.3,
+              "eyeSquintRight": 0.3, "mouthPressLeft": 0.5, "mouthPressRight": 0.5,
+              "noseSneerLeft": 0.3, "noseSneerRight": 0.3},
+    "wink": {"eyeBlinkLeft": 1.0, "mouthSmileLeft": 0.5, "mouthSmileRight": 0.3,
+             "cheekSquintLeft": 0.4},
+    "thinking": {"browDownLeft": 0.3, "browOuterUpRight": 0.4, "mouthPucker": 0.3,
+                 "mouthLeft": 0.3, "eyeLookUpLeft": 0.4, "eyeLookUpRight": 0.4, "roll": 4.0,
+                 "yaw": -5.0},
+    "skeptical": {"browDownLeft": 0.6, "browOuterUpRight": 0.7, "mouthPressLeft": 0.3,
+                  "mouthRight": 0.2, "eyeSquintLeft": 0.3, "roll": -3.0},
+}
+
+
+def preset_table(overrides: dict[str, dict[str, float]] | None = None) -> dict[str, np.ndarray]:
+    """Channel vectors of every preset, with an avatar's overrides applied."""
+    merged = {**PRESETS, **(overrides or {})}
+    return {name: motion.vector(weights) for name, weights in merged.items()}
+
+
+def _smoothstep(x: float) -> float:
+    x = min(max(x, 0.0), 1.0)
+    return x * x * (3.0 - 2.0 * x)
+
+
+class ExpressionBlender:
+    """Current expression as a channel vector, blending to a new preset over ``blend_s``.
+
+    Time is the engine's pts (audio sample clock), so blends are reproducible and
+    independent of wall-clock jitter.
+    """
+
+    def __init__(self, presets: dict[str, np.ndarray], blend_s: float = 0.2) -> None:
+        self.presets = presets
+        self.blend_s = blend_s
+        self.name = "neutral"
+        self._from = motion.zeros()
+        self._to = motion.zeros()
+        self._start: float | None = None
+
+    def set(self, name: str, pts: float) -> None:
+        """Start blending toward preset ``name`` at ``pts``."""
+        if name not in self.presets:
+            raise KeyError(f"unknown expression {name!r}; known: {', '.join(sorted(self.presets))}")
+        self._from = self.value_at(pts)
+        self._to = self.presets[name]
+        self._start = pts
+        self.name = name
+
+    def value_at(self, pts: float) -> np.ndarray:
+        """The blended expression vector at ``pts``."""
+        if self._start is None:
+            return self._to.copy()
+        if self.blend_s <= 0:
+            return self._to.copy()
+        a = _smoothstep((pts - self._start) / self.blend_s)
+        return (1.0 - a) * self._from + a * self._to

@@ -1,0 +1,132 @@
+"""Idle life: blinks, breathing, head sway and gaze saccades, as a pure function of time.
+
+Everything is derived from ``pts`` and a seed, so a frame at a given pts always looks
+the same no matter how often or in which order it is asked for (blink times are drawn
+in time order and only the last few dozen are kept, so a long-running instance
+forgets blinks minutes in the past). Nothing is periodic:
+blinks come at random 2-6 s intervals (sometimes doubled), sway and breathing are
+smooth value noise, saccades jump to random targets at random times.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import motion
+
+_BLINK_CLOSE, _BLINK_HOLD, _BLINK_OPEN = 0.07, 0.04, 0.15
+_SACCADE_SEG = 0.6
+
+
+@dataclass
+class IdleSettings:
+    """Amplitudes of idle life; ``avatar.json``'s ``idle`` section overrides them by name."""
+
+    blink_min_s: float = 2.0
+    blink_max_s: float = 6.0
+    double_blink_p: float = 0.15
+    sway_deg: float = 2.0
+    breathing: float = 0.004  # ty amplitude, fraction of face width
+    saccade_amount: float = 0.15
+    enabled: bool = True
+
+    @classmethod
+    def from_dict(cls, data: dict) -> IdleSettings:
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+def _hash_uniform(seed: int, stream: int, i: np.ndarray) -> np.ndarray:
+    """Deterministic uniform [0, 1) numbers indexed by integer ``i`` (vectorised)."""
+    x = (np.asarray(i, np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+         + np.uint64((seed * 1000003 + stream * 7919) & 0xFFFFFFFF))
+    x ^= x >> np.uint64(33)
+    x *= np.uint64(0xFF51AFD7ED558CCD)
+    x ^= x >> np.uint64(33)
+    return (x >> np.uint64(11)).astype(np.float64) / float(1 << 53)
+
+
+def value_noise(t: float, rate_hz: float, seed: int, stream: int) -> float:
+    """Smooth random curve in [-1, 1] with knots every ``1/rate_hz`` s (cubic blend)."""
+    x = t * rate_hz
+    k = math.floor(x)
+    f = x - k
+    a, b = _hash_uniform(seed, stream, np.array([k, k + 1], np.int64).astype(np.uint64))
+    s = f * f * (3 - 2 * f)
+    return float(2.0 * ((1 - s) * a + s * b) - 1.0)
+
+
+class IdleLife:
+    """Idle channel vector at any pts."""
+
+    def __init__(self, settings: IdleSettings | None = None, seed: int = 0) -> None:
+        self.settings = settings or IdleSettings()
+        self.seed = seed
+        self._blinks: list[float] = []  # start times, generated lazily in order
+        self._rng = np.random.default_rng(seed)
+        self._next_blink = float(self._rng.uniform(0.8, 2.5))
+
+    def _blink_starts_until(self, pts: float) -> list[float]:
+        s = self.settings
+        while self._next_blink <= pts + 1.0:
+            t = self._next_blink
+            self._blinks.append(t)
+            if self._rng.random() < s.double_blink_p:
+                self._blinks.append(t + _BLINK_CLOSE + _BLINK_HOLD + _BLINK_OPEN + 0.08)
+            self._next_blink = self._blinks[-1] + float(self._rng.uniform(s.blink_min_s,
+                                                                          s.blink_max_s))
+            if len(self._blinks) > 64:  # bounded memory on long runs
+                del self._blinks[:32]
+        return self._blinks
+
+    def blink_at(self, pts: float) -> float:
+        """Eyelid closure 0..1 at ``pts``."""
+        closure = 0.0
+        for start in self._blink_starts_until(pts):
+            dt = pts - start
+            if dt < 0 or dt > _BLINK_CLOSE + _BLINK_HOLD + _BLINK_OPEN:
+                continue
+            if dt < _BLINK_CLOSE:
+                c = dt / _BLINK_CLOSE
+            elif dt < _BLINK_CLOSE + _BLINK_HOLD:
+                c = 1.0
+            else:
+                c = 1.0 - (dt - _BLINK_CLOSE - _BLINK_HOLD) / _BLINK_OPEN
+            closure = max(closure, c)
+        return closure
+
+    def value_at(self, pts: float) -> np.ndarray:
+        """Idle channels (blinks, sway, breathing, gaze) at ``pts``."""
+        v = motion.zeros()
+        s = self.settings
+        if not s.enabled:
+            return v
+        ix = motion.CHANNEL_INDEX
+        blink = self.blink_at(pts)
+        v[ix["eyeBlinkLeft"]] = v[ix["eyeBlinkRight"]] = blink
+        v[ix["yaw"]] = s.sway_deg * value_noise(pts, 0.25, self.seed, 1)
+        v[ix["pitch"]] = 0.6 * s.sway_deg * value_noise(pts, 0.2, self.seed, 2)
+        v[ix["roll"]] = 0.5 * s.sway_deg * value_noise(pts, 0.15, self.seed, 3)
+        v[ix["ty"]] = s.breathing * math.sin(2 * math.pi * pts / (4.0 + value_noise(
+            pts, 0.05, self.seed, 4)))
+        # Saccades: gaze holds a random target and jumps at random segment boundaries
+        # (each 0.6 s boundary switches with probability 0.35).
+        seg = math.floor(pts / _SACCADE_SEG)
+        segs = np.arange(seg, seg - 12, -1).clip(0).astype(np.uint64)
+        switches = _hash_uniform(self.seed, 5, segs) < 0.35
+        anchor = segs[int(np.argmax(switches))] if switches.any() else segs[-1]
+        gx = 2 * _hash_uniform(self.seed, 6, np.array([anchor]))[0] - 1
+        gy = 2 * _hash_uniform(self.seed, 7, np.array([anchor]))[0] - 1
+        a = s.saccade_amount
+        if gx > 0:  # looking to the viewer's right: left eye looks out, right eye in
+            v[ix["eyeLookOutLeft"]] = v[ix["eyeLookInRight"]] = a * gx
+        else:
+            v[ix["eyeLookInLeft"]] = v[ix["eyeLookOutRight"]] = -a * gx
+        if gy > 0:
+            v[ix["eyeLookDownLeft"]] = v[ix["eyeLookDownRight"]] = 0.5 * a * gy
+        else:
+            v[ix["eyeLookUpLeft"]] = v[ix["eyeLookUpRight"]] = -0.5 * a * gy
+        return v

@@ -1,0 +1,157 @@
+"""The ``avatar-vcam`` command line: thin commands that parse, call library code, print."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from .. import __version__
+from ..engine.config import EngineConfig
+from ..engine.errors import EngineError
+from ..engine.renderers import RENDERERS
+
+console = Console(stderr=True)
+EXAMPLES = """
+\b
+Examples:
+  avatar-vcam --avatar leo --source demo                  # bundled clip -> camera/window/mp4
+  avatar-vcam --source file:speech.wav --sink file:out.mp4
+  avatar-vcam avatars                                     # list avatars
+"""
+
+
+def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn EngineError into one clear line (a traceback only with --verbose)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except EngineError as e:
+            ctx = click.get_current_context()
+            if (ctx.find_root().params or {}).get("verbose"):
+                raise
+            raise click.ClickException(str(e)) from None
+
+    return wrapper
+
+
+def default_sinks() -> list[str]:
+    """Virtual camera if there is one, else a window if there is a display, else an mp4."""
+    from .sinks import VirtualCameraSink, display_available
+    from .errors import DeviceError
+
+    try:
+        probe = VirtualCameraSink()
+        probe.open(64, 64, 25)
+        probe.close()
+        return ["vcam"]
+    except DeviceError:
+        pass
+    if display_available():
+        return ["window"]
+    return [f"file:avatar-vcam-{time.strftime('%Y%m%d-%H%M%S')}.mp4"]
+
+
+@click.group(invoke_without_command=True, epilog=EXAMPLES,
+             context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--avatar", default="leo", show_default=True, help="Avatar name or package folder.")
+@click.option("--source", default="demo", show_default=True,
+              help="Audio input: demo, file:PATH.")
+@click.option("--sink", "sinks", multiple=True,
+              help="Output, repeatable: file:PATH.mp4, window, vcam, vcam:/dev/videoN. "
+                   "Default: vcam if present, else window if a display exists, else an mp4.")
+@click.option("--fps", default=25, show_default=True, type=click.IntRange(1, 120))
+@click.option("--size", default=512, show_default=True, type=click.IntRange(64, 2048),
+              help="Output width and height in pixels.")
+@click.option("--duration", type=click.FloatRange(min=0, min_open=True),
+              help="Stop after this many seconds of audio.")
+@click.option("--renderer", default="warp", show_default=True, type=click.Choice(RENDERERS))
+@click.option("--device", default="cpu", show_default=True, help="Torch device for rendering.")
+@click.option("--realtime", is_flag=True, help="Pace file sources like a live input.")
+@click.option("--lookahead-ms", default=60.0, show_default=True,
+              type=click.FloatRange(0, 200), help="Audio look-ahead of the lip motion.")
+@click.option("--expression", default="neutral", show_default=True,
+              help="Expression preset to start with.")
+@click.option("-v", "--verbose", is_flag=True, help="Log details; show tracebacks on errors.")
+@click.version_option(__version__, prog_name="avatar-vcam")
+@click.pass_context
+@user_errors
+def cli(ctx: click.Context, avatar: str, source: str, sinks: tuple[str, ...], fps: int,
+        size: int, duration: float | None, renderer: str, device: str, realtime: bool,
+        lookahead_ms: float, expression: str, verbose: bool) -> None:
+    """Turn a portrait into a talking head on a virtual webcam, driven by a voice."""
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    if ctx.invoked_subcommand is not None:
+        return
+    from .run import RunOptions, run_main
+
+    if size % 2:
+        raise click.BadParameter("must be even (video encoders need even sizes)",
+                                 param_hint="--size")
+    config = EngineConfig(fps=fps, size=size, renderer=renderer, device=device,
+                          lookahead_ms=lookahead_ms)
+    opts = RunOptions(avatar=avatar, source=source, sinks=list(sinks) or default_sinks(),
+                      duration=duration, realtime=realtime, expression=expression)
+    run_main(config, opts, console)
+
+
+@cli.command("avatars")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@user_errors
+def avatars_cmd(as_json: bool) -> None:
+    """List bundled and user avatars."""
+    from ..avatars import available, user_avatar_dir
+
+    found = available()
+    if as_json:
+        click.echo(json.dumps({n: {"path": str(p), "kind": k} for n, (p, k) in found.items()}))
+        return
+    table = Table("name", "display name", "kind", "path")
+    for name, (path, kind) in sorted(found.items()):
+        try:
+            meta = json.loads((path / "avatar.json").read_text())
+            display = str(meta.get("display_name", name))
+        except (OSError, ValueError):
+            display = "(broken avatar.json)"
+        table.add_row(name, display, kind, str(path))
+    Console().print(table)
+    console.print(f"user avatars folder: {user_avatar_dir()}")
+
+
+@cli.group("avatar")
+def avatar_group() -> None:
+    """Inspect and manage avatar packages."""
+
+
+@avatar_group.command("show")
+@click.argument("name")
+@user_errors
+def avatar_show(name: str) -> None:
+    """Print an avatar package's metadata."""
+    from ..avatars import load
+
+    a = load(name)
+    info = {
+        "name": a.name, "display_name": a.display_name, "path": str(a.root),
+        "resolution": a.resolution, "face_bbox": list(a.bbox), "landmarks": len(a.landmarks),
+        "mask": a.mask is not None, "renderer": a.renderer,
+        "expressions": sorted(a.expressions), "idle": a.idle, "credits": a.credits,
+    }
+    click.echo(json.dumps(info, indent=2))
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name=Path(sys.argv[0]).name if sys.argv else "avatar-vcam")

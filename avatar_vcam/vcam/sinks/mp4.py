@@ -1,0 +1,103 @@
+"""Mp4Sink: H.264 video + AAC voice in an mp4, with A/V aligned as a player sees it.
+
+Video frame k gets pts k in a 1/fps time base; audio samples get pts = sample index in a
+1/rate time base, both from the same audio clock. The AAC encoder delays its output by
+its priming samples (1024); libavformat records them in the mp4 edit list only when the
+packets keep the encoder's negative start pts, so the packets are muxed exactly as the
+encoder returns them (re-stamping them to 0 is what makes a naive mux play the voice
+~2 frames late).
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from ...engine.frames import AudioChunk, VideoFrame
+from ..errors import DeviceError
+
+
+class Mp4Sink:
+    """Write frames and the voice to ``path``."""
+
+    name = "file"
+
+    def __init__(self, path: str | Path, audio_rate: int = 48000, crf: int = 20) -> None:
+        self.path = Path(path)
+        self.audio_rate = audio_rate
+        self.crf = crf
+        self._container: av.container.OutputContainer | None = None
+        self._resampler: av.AudioResampler | None = None
+        self._samples_out = 0
+        self.frames = 0
+
+    def open(self, width: int, height: int, fps: int) -> None:
+        if self.path.suffix.lower() not in (".mp4", ".m4v", ".mov", ".mkv"):
+            raise DeviceError(f"cannot write {self.path}: use a .mp4, .mov or .mkv file name")
+        if self.path.is_dir():
+            raise DeviceError(f"cannot write {self.path}: it is a folder; give a file name")
+        if not self.path.parent.is_dir():
+            raise DeviceError(f"cannot write {self.path}: folder {self.path.parent} does not "
+                              "exist; create it or choose another path")
+        try:
+            self._container = av.open(str(self.path), mode="w")
+        except (OSError, av.error.FFmpegError) as e:
+            raise DeviceError(f"cannot write {self.path}: {getattr(e, 'strerror', None) or e};"
+                              " choose a writable path") from None
+        v = self._container.add_stream("libx264", rate=fps)
+        v.width, v.height, v.pix_fmt = width, height, "yuv420p"
+        v.options = {"crf": str(self.crf), "preset": "veryfast"}
+        v.codec_context.time_base = Fraction(1, fps)
+        a = self._container.add_stream("aac", rate=self.audio_rate, layout="mono")
+        a.codec_context.time_base = Fraction(1, self.audio_rate)
+        self._video, self._audio = v, a
+        self._resampler = None
+        self._rate_in: int | None = None
+
+    def send(self, frame: VideoFrame) -> None:
+        assert self._container is not None, "open() first"
+        vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame.image), format="rgb24")
+        vf.pts = frame.index
+        vf.time_base = self._video.codec_context.time_base
+        self._container.mux(self._video.encode(vf))
+        self.frames += 1
+
+    def audio(self, chunk: AudioChunk) -> None:
+        assert self._container is not None, "open() first"
+        if self._resampler is None or chunk.sample_rate != self._rate_in:
+            self._rate_in = chunk.sample_rate
+            self._resampler = av.AudioResampler(format="fltp", layout="mono",
+                                                rate=self.audio_rate)
+        # Place the block on the output sample clock by its pts (gaps become silence).
+        start = round(chunk.pts * self.audio_rate)
+        gap = start - self._samples_out
+        if gap > 1:
+            self._write(np.zeros(round(gap * chunk.sample_rate / self.audio_rate), np.float32))
+        self._write(chunk.pcm.astype(np.float32, copy=False))
+
+    def _write(self, pcm: np.ndarray) -> None:
+        af = av.AudioFrame.from_ndarray(pcm[None, :], format="flt", layout="mono")
+        af.sample_rate = self._rate_in
+        for out in self._resampler.resample(af):
+            self._encode(out)
+
+    def _encode(self, out: av.AudioFrame | None) -> None:
+        if out is not None:
+            out.pts = self._samples_out
+            out.time_base = Fraction(1, self.audio_rate)
+            self._samples_out += out.samples
+        self._container.mux(self._audio.encode(out))
+
+    def close(self) -> None:
+        if self._container is None:
+            return
+        if self._resampler is not None:
+            for out in self._resampler.resample(None):
+                self._encode(out)
+        self._container.mux(self._audio.encode(None))
+        self._container.mux(self._video.encode(None))
+        self._container.close()
+        self._container = None

@@ -1,0 +1,70 @@
+"""Shared fixtures: real Xvfb, pyvirtualcam's v4l2 path through a preload shim.
+
+Integration fixtures skip on a developer machine that lacks a tool, but FAIL when
+``CI=true``: in CI a missing Xvfb, gcc or PulseAudio is a broken setup, not a skip.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+SUPPORT = Path(__file__).parent / "support"
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def require(tool: str, why: str) -> str:
+    """Path of ``tool``; skip without it locally, fail without it in CI."""
+    path = shutil.which(tool)
+    if path is None:
+        msg = f"{tool} not found ({why}); .ci/run installs it"
+        if IN_CI:
+            pytest.fail(msg)
+        pytest.skip(msg)
+    return path
+
+
+@pytest.fixture(scope="session")
+def xvfb_display():
+    """A real X server (Xvfb) for window tests; yields the DISPLAY string."""
+    xvfb = require("Xvfb", "virtual X display for the preview window")
+    for num in range(91, 120):
+        if not Path(f"/tmp/.X11-unix/X{num}").exists() and not Path(f"/tmp/.X{num}-lock").exists():
+            break
+    proc = subprocess.Popen([xvfb, f":{num}", "-screen", "0", "1024x768x24", "-nolisten", "tcp"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while not Path(f"/tmp/.X11-unix/X{num}").exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            pytest.fail(f"Xvfb :{num} did not start")
+        time.sleep(0.05)
+    yield f":{num}"
+    proc.terminate()
+    proc.wait(5)
+
+
+@pytest.fixture(scope="session")
+def fake_v4l2(tmp_path_factory):
+    """Build the LD_PRELOAD shim that makes a device path behave like v4l2loopback.
+
+    Returns a function ``env(device, out_file) -> dict`` of environment variables under
+    which pyvirtualcam's own v4l2loopback backend writes its frames into ``out_file``.
+    """
+    if not sys.platform.startswith("linux"):
+        pytest.skip("the v4l2 shim is Linux-only")
+    gcc = require("gcc", "builds the v4l2 preload shim")
+    so = tmp_path_factory.mktemp("shim") / "fakev4l2.so"
+    subprocess.run([gcc, "-shared", "-fPIC", "-O2", "-o", str(so), str(SUPPORT / "fakev4l2.c"),
+                    "-ldl"], check=True)
+
+    def env(device: str, out: Path) -> dict[str, str]:
+        return {**os.environ, "FAKE_V4L2_DEVICE": device, "FAKE_V4L2_OUT": str(out),
+                "LD_PRELOAD": str(so)}
+
+    return env

@@ -1,0 +1,70 @@
+"""The mp4 a player opens has both streams, the right length and the voice on the lips."""
+
+from __future__ import annotations
+
+import av
+import numpy as np
+import pytest
+
+from avatar_vcam.engine.frames import AudioChunk, VideoFrame
+from avatar_vcam.vcam.errors import DeviceError
+from avatar_vcam.vcam.sinks import Mp4Sink
+
+FPS, SIZE = 25, 64
+
+
+def _write_flash_and_click(path, rate: int, event_s: float = 1.0, total_s: float = 2.0):
+    """Frames black except a white one at ``event_s``; audio silent except a burst there."""
+    sink = Mp4Sink(path)
+    sink.open(SIZE, SIZE, FPS)
+    n = round(total_s * rate)
+    pcm = np.zeros(n, np.float32)
+    i0 = round(event_s * rate)
+    pcm[i0 : i0 + rate // 50] = 0.8 * np.sin(2 * np.pi * 1000 * np.arange(rate // 50) / rate)
+    block = rate // 50
+    for k in range(round(total_s * FPS)):
+        img = np.full((SIZE, SIZE, 3), 255 if k == round(event_s * FPS) else 0, np.uint8)
+        sink.send(VideoFrame(k / FPS, k, img))
+        for j in range(k * n // round(total_s * FPS), (k + 1) * n // round(total_s * FPS), block):
+            sink.audio(AudioChunk(j / rate, pcm[j : j + block], rate))
+    sink.close()
+
+
+def _decode(path):
+    """Decode as a player does (edit lists applied): flash time, burst time, durations."""
+    with av.open(str(path)) as c:
+        assert {s.type for s in c.streams} == {"video", "audio"}
+        flash, frames = None, 0
+        for f in c.decode(video=0):
+            frames += 1
+            if flash is None and f.to_ndarray(format="gray").mean() > 128:
+                flash = float(f.time)
+    with av.open(str(path)) as c:
+        chunks, t0 = [], None
+        for f in c.decode(audio=0):
+            if t0 is None:
+                t0 = float(f.time)
+            chunks.append(f.to_ndarray().mean(axis=0))
+        rate = c.streams.audio[0].rate
+    audio = np.concatenate(chunks)
+    burst = t0 + np.argmax(np.abs(audio) > 0.2) / rate
+    return flash, burst, frames, t0 + len(audio) / rate
+
+
+@pytest.mark.parametrize("rate", [16000, 44100, 48000])
+def test_voice_and_picture_align_as_a_player_sees_them(tmp_path, rate):
+    path = tmp_path / "av.mp4"
+    _write_flash_and_click(path, rate)
+    flash, burst, frames, audio_end = _decode(path)
+    assert frames == 2 * FPS
+    assert flash == pytest.approx(1.0, abs=1e-3)
+    # The AAC encoder's 1024 priming samples must not delay the voice (a naive mux: +21 ms+).
+    assert abs(burst - flash) < 0.005, f"voice {1000 * (burst - flash):+.1f} ms from picture"
+    assert audio_end == pytest.approx(2.0, abs=0.03)
+
+
+def test_unwritable_paths_fail_with_one_line(tmp_path):
+    for bad in (tmp_path / "missing-dir" / "x.mp4", tmp_path, tmp_path / "x.txt"):
+        with pytest.raises(DeviceError) as e:
+            Mp4Sink(bad).open(SIZE, SIZE, FPS)
+        assert "\n" not in str(e.value) and str(bad.name) in str(e.value)
