@@ -124,7 +124,8 @@ class Engine:
         fps = self.config.fps
         if motions:
             self.last_pts = max(self.last_pts, motions[-1].pts)
-        return [VideoFrame(m.pts, round(m.pts * fps), img) for m, img in zip(motions, images)]
+        pairs = zip(motions, images, strict=True)
+        return [VideoFrame(m.pts, round(m.pts * fps), img) for m, img in pairs]
 
     def frames_at(self, pts: list[float]) -> list[VideoFrame]:
         """Frames at several instants, rendered as one batch."""

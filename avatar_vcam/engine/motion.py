@@ -74,7 +74,8 @@ class MotionFrame:
 
     def as_dict(self, nonzero: bool = True) -> dict[str, float]:
         """Channels as a dict (only the non-zero ones by default)."""
-        return {n: float(v) for n, v in zip(CHANNELS, self.values) if v != 0 or not nonzero}
+        pairs = zip(CHANNELS, self.values, strict=True)
+        return {n: float(v) for n, v in pairs if v != 0 or not nonzero}
 
 
 def stack(frames: list[MotionFrame]) -> np.ndarray:

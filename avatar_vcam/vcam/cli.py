@@ -48,8 +48,8 @@ def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 def default_sinks() -> list[str]:
     """Virtual camera if there is one, else a window if there is a display, else an mp4."""
-    from .sinks import VirtualCameraSink, display_available
     from .errors import DeviceError
+    from .sinks import VirtualCameraSink, display_available
 
     try:
         probe = VirtualCameraSink()
