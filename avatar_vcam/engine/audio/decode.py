@@ -1,0 +1,188 @@
+"""Decode audio files (anything FFmpeg/PyAV reads) into mono float32 on the sample clock.
+
+``decode_audio`` returns the whole file; ``iter_audio_blocks`` streams it in fixed blocks
+whose ``pts`` = samples before the block / sample rate (the engine's master clock), so a
+long file never has to sit in memory. Every failure is an :class:`AudioError` with a
+one-line message that says what is wrong and what to do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import av
+import numpy as np
+
+from ..errors import AudioError
+from ..frames import AudioChunk
+
+_FORMATS_HINT = "use a WAV, MP3, FLAC, OGG/Opus or M4A/AAC file"
+_MAX_BAD_PACKETS = 20  # consecutive undecodable packets before a file counts as corrupt
+
+
+def _first_line(exc: BaseException) -> str:
+    """FFmpeg's reason without errno and path noise, e.g. 'Invalid data found ...'."""
+    reason = getattr(exc, "strerror", None) or str(exc)
+    text = str(reason).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def _open(path: str | Path) -> tuple[av.container.InputContainer, av.audio.stream.AudioStream]:
+    """Open ``path`` and pick its first audio stream; AudioError for every bad case."""
+    p = Path(path)
+    if not p.exists():
+        raise AudioError(f"audio file not found: {p}; check the path")
+    if not p.is_file():
+        raise AudioError(f"{p} is not a file; give the path of an audio file")
+    if p.stat().st_size == 0:
+        raise AudioError(f"audio file {p} is empty (0 bytes); {_FORMATS_HINT}")
+    try:
+        container = av.open(str(p), mode="r")
+    except PermissionError:
+        raise AudioError(f"cannot read {p}: permission denied; check the file's permissions") \
+            from None
+    except (av.FFmpegError, UnicodeDecodeError, ValueError) as exc:
+        raise AudioError(f"cannot read {p} as audio ({_first_line(exc)}); the file is corrupt "
+                         f"or not audio; {_FORMATS_HINT}") from None
+    if not container.streams.audio:
+        kind = container.format.name if container.format is not None else "unknown"
+        container.close()
+        raise AudioError(f"{p} has no audio track (FFmpeg reads it as {kind!r}); "
+                         f"{_FORMATS_HINT}")
+    return container, container.streams.audio[0]
+
+
+def _pcm_stream(
+    container: av.container.InputContainer,
+    stream: av.audio.stream.AudioStream,
+    rate: int,
+    path: Path,
+) -> Iterator[np.ndarray]:
+    """Mono float32 arrays at ``rate`` from ``stream``; closes ``container`` when done.
+
+    Channels are averaged here (not by swresample's mono matrix, whose gains depend on the
+    layout), so a stereo file with the same signal on both sides keeps its amplitude.
+    Undecodable packets are skipped, like the ffmpeg tool does, unless too many in a row.
+    """
+    resampler: av.AudioResampler | None = None
+    key: tuple[str, int] | None = None
+    bad = 0
+    total = 0
+    try:
+        for packet in container.demux(stream):
+            try:
+                frames = packet.decode()
+            except av.FFmpegError as exc:
+                bad += 1
+                if bad >= _MAX_BAD_PACKETS:
+                    raise AudioError(f"{path} is corrupt ({_first_line(exc)}); re-export or "
+                                     f"re-download it; {_FORMATS_HINT}") from None
+                continue
+            bad = 0 if frames else bad
+            for frame in frames:
+                fkey = (frame.layout.name, frame.sample_rate)
+                if resampler is None or fkey != key:  # (re)build on a format change
+                    if resampler is not None:
+                        for out in resampler.resample(None):
+                            yield _mono(out)
+                    resampler = av.AudioResampler(format="fltp", layout=frame.layout,
+                                                  rate=rate)
+                    key = fkey
+                for out in resampler.resample(frame):
+                    pcm = _mono(out)
+                    total += len(pcm)
+                    yield pcm
+        if resampler is not None:
+            for out in resampler.resample(None):
+                pcm = _mono(out)
+                total += len(pcm)
+                yield pcm
+    except AudioError:
+        raise
+    except av.FFmpegError as exc:
+        if total == 0:
+            raise AudioError(f"{path} is corrupt ({_first_line(exc)}); re-export or "
+                             f"re-download it; {_FORMATS_HINT}") from None
+    finally:
+        container.close()
+    if total == 0:
+        raise AudioError(f"{path} contains no audio samples; record or export it again")
+
+
+def _mono(frame: av.AudioFrame) -> np.ndarray:
+    a = frame.to_ndarray()  # planar float: (channels, n)
+    a = a.reshape(-1, frame.samples).mean(axis=0) if a.ndim == 2 else a
+    a = np.nan_to_num(a.astype(np.float32, copy=False), nan=0.0, posinf=1.0, neginf=-1.0)
+    return np.clip(a, -1.0, 1.0)
+
+
+def _target_rate(stream: av.audio.stream.AudioStream, sample_rate: int | None,
+                 path: Path) -> int:
+    if sample_rate is not None:
+        if not 1000 <= int(sample_rate) <= 768_000:
+            raise AudioError(f"sample rate {sample_rate} is out of range; use 8000..192000 Hz")
+        return int(sample_rate)
+    rate = stream.codec_context.sample_rate or stream.rate
+    if not rate:
+        raise AudioError(f"{path} does not say its sample rate; convert it to WAV first")
+    return int(rate)
+
+
+def decode_audio(path: str | Path, sample_rate: int | None = None) -> tuple[np.ndarray, int]:
+    """Decode a whole audio file to mono float32 in [-1, 1].
+
+    Returns ``(pcm, rate)``; ``rate`` is ``sample_rate`` when given (the file is
+    resampled), else the file's own rate. Raises :class:`AudioError` for a missing, empty,
+    corrupt or non-audio file, or one without samples.
+    """
+    p = Path(path)
+    container, stream = _open(p)
+    try:
+        rate = _target_rate(stream, sample_rate, p)
+    except AudioError:
+        container.close()
+        raise
+    parts = list(_pcm_stream(container, stream, rate, p))
+    return np.concatenate(parts).astype(np.float32, copy=False), rate
+
+
+def iter_audio_blocks(
+    path: str | Path, block_seconds: float = 0.02, sample_rate: int | None = None
+) -> Iterator[AudioChunk]:
+    """Stream a file as :class:`AudioChunk` blocks of ``block_seconds`` (the last may be short).
+
+    Opening errors raise here, at the call; decoding errors raise during iteration. Block
+    ``pts`` count samples (``samples_before / rate``), never the container's time stamps,
+    so they stay exact on the audio sample clock.
+    """
+    if not block_seconds > 0:
+        raise ValueError(f"block_seconds must be > 0, got {block_seconds}")
+    p = Path(path)
+    container, stream = _open(p)
+    try:
+        rate = _target_rate(stream, sample_rate, p)
+    except AudioError:
+        container.close()
+        raise
+    n = max(1, round(block_seconds * rate))
+
+    def blocks() -> Iterator[AudioChunk]:
+        done = 0
+        pending: list[np.ndarray] = []
+        have = 0
+        for pcm in _pcm_stream(container, stream, rate, p):
+            pending.append(pcm)
+            have += len(pcm)
+            if have < n:
+                continue
+            buf = np.concatenate(pending)
+            cut = (len(buf) // n) * n
+            for i in range(0, cut, n):
+                yield AudioChunk(done / rate, buf[i : i + n], rate)
+                done += n
+            pending, have = [buf[cut:]], len(buf) - cut
+        if have:
+            yield AudioChunk(done / rate, np.concatenate(pending), rate)
+
+    return blocks()
