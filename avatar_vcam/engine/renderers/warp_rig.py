@@ -1,0 +1,442 @@
+"""The warp renderer's rig: per-channel displacement fields built from the 478 landmarks.
+
+Every MotionFrame channel becomes a smooth *forward* displacement field (source pixel ->
+where it goes at channel value 1), written as an analytic function of position in a face
+frame (eye line = x, face width F = unit) that the landmarks shape: lip and lid curves,
+mouth corners, brows, a head ellipse and a depth map from landmark z. Evaluated once per
+avatar on a coarse grid, the fields form a linear basis; the renderer combines them with
+one matmul per frame. Head pose is non-linear in the angle, so each axis has two bases
+(sin and cos-1 terms) and the field stays linear in the coefficients.
+
+The mouth is cut along the lower inner lip: the area above (upper lip, visible upper
+teeth) follows the "upper" version of each field, the lip/chin below the "lower" one, so
+opening the jaw tears the image exactly there and the renderer fills the gap with a
+mouth interior. Away from the mouth both versions agree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import landmarks as L
+from ..motion import BLENDSHAPES
+
+#: Extra, non-blendshape bases appended after the 52 blendshapes.
+POSE_BASES: tuple[str, ...] = (
+    "yaw_sin", "yaw_cos", "pitch_sin", "pitch_cos", "roll_sin", "roll_cos", "tx", "ty",
+)
+BASIS_NAMES: tuple[str, ...] = BLENDSHAPES + POSE_BASES
+JAW_DROP = 0.15  # lower-lip drop at jawOpen = 1, in face widths
+
+
+def smoothstep(e0: float | np.ndarray, e1: float | np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Hermite ramp 0 -> 1 between e0 and e1 (e0 > e1 gives a falling ramp)."""
+    t = np.clip((x - e0) / (np.asarray(e1) - e0 + 1e-12), 0.0, 1.0)
+    return t * t * (3.0 - 2.0 * t)
+
+
+def _curve(xs: np.ndarray, ys: np.ndarray):
+    """Piecewise-linear y(x) through points (sorted by x), constant beyond the ends."""
+    order = np.argsort(xs)
+    xs, ys = xs[order], ys[order]
+
+    def f(x: np.ndarray) -> np.ndarray:
+        return np.interp(x, xs, ys)
+
+    return f
+
+
+@dataclass
+class Face:
+    """Face frame and landmark-derived curves of one avatar at the render size (pixels)."""
+
+    P: np.ndarray  # (478, 2) landmark xy
+    Z: np.ndarray  # (478,) landmark z (smaller = closer)
+    F: float  # face width
+    ex: np.ndarray  # unit vector along the eye line (image right)
+    ey: np.ndarray  # unit vector down the face
+
+    @classmethod
+    def from_landmarks(cls, lm: np.ndarray, scale: float) -> Face:
+        """Face frame from (478, 3) landmarks in avatar pixels scaled by ``scale``."""
+        P = lm[:, :2].astype(np.float64) * scale
+        Z = lm[:, 2].astype(np.float64) * scale
+        F = float(np.linalg.norm(P[L.FACE_SIDES[1]] - P[L.FACE_SIDES[0]]))
+        ex = P[L.LEFT_EYE_CORNERS[1]] - P[L.RIGHT_EYE_CORNERS[0]]
+        ex = ex / np.linalg.norm(ex)
+        ey = np.array([-ex[1], ex[0]])
+        return cls(P, Z, F, ex, ey)
+
+    def local(self, X: np.ndarray, origin: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(u, v) of points X in the face frame around ``origin`` (pixels)."""
+        d = X - origin
+        return d @ self.ex, d @ self.ey
+
+    def to_image(self, du: np.ndarray, dv: np.ndarray) -> np.ndarray:
+        """Face-frame displacement components -> (M, 2) image displacement."""
+        return du[:, None] * self.ex + dv[:, None] * self.ey
+
+
+class Rig:
+    """Evaluates every basis field at arbitrary points; built once per avatar and size."""
+
+    def __init__(self, face: Face) -> None:
+        self.f = face
+        P, F = face.P, face.F
+        # --- mouth frame
+        c0, c1 = P[L.LIP_CORNERS_INNER[0]], P[L.LIP_CORNERS_INNER[1]]
+        self.mc = 0.5 * (c0 + c1)
+        self.hw = 0.5 * float(np.linalg.norm(c1 - c0))
+
+        def lip(idx: tuple[int, ...]):
+            u, v = face.local(P[list(idx)], self.mc)
+            return _curve(u / self.hw, v)
+
+        self.uo, self.ui = lip(L.LIPS_OUTER_UPPER), lip(L.LIPS_INNER_UPPER)
+        self.li, self.lo = lip(L.LIPS_INNER_LOWER), lip(L.LIPS_OUTER_LOWER)
+        _, self.chin_v = face.local(P[L.CHIN][None], self.mc)
+        self.chin_v = float(self.chin_v[0])
+        # --- eyes: (corner0, corner1, upper, lower, upper rings, brow lower, brow upper)
+        self.eyes = {
+            "Right": self._eye(L.RIGHT_EYE_CORNERS, L.RIGHT_EYE_UPPER, L.RIGHT_EYE_LOWER,
+                               L.RIGHT_BROW_LOWER, L.RIGHT_IRIS),
+            "Left": self._eye(L.LEFT_EYE_CORNERS, L.LEFT_EYE_UPPER, L.LEFT_EYE_LOWER,
+                              L.LEFT_BROW_LOWER, L.LEFT_IRIS),
+        }
+        self.brows = {
+            # inner end first
+            "Right": (L.RIGHT_BROW_UPPER[::-1], L.RIGHT_BROW_LOWER[::-1]),
+            "Left": (L.LEFT_BROW_UPPER, L.LEFT_BROW_LOWER),
+        }
+        # --- head ellipse (face frame), pivots and depth
+        top, chin = P[L.FOREHEAD], P[L.CHIN]
+        sides = P[list(L.FACE_SIDES)]
+        self.face_c = 0.5 * (sides[0] + sides[1])
+        height = float(np.linalg.norm(chin - top))
+        self.head_b = 0.5 * height * 1.35
+        self.head_a = 0.5 * F * 1.12
+        _, chin_fv = face.local(chin[None], self.face_c)
+        # ellipse bottom at the chin
+        self.head_c = self.face_c + face.ey * (float(chin_fv[0]) - self.head_b)
+        self.roll_pivot = self.face_c + face.ey * (float(chin_fv[0]) + 0.1 * F)
+        z_sides = float(face.Z[list(L.FACE_SIDES)].mean())
+        self.z_axis = z_sides + 0.15 * F
+        oval = P[list(L.FACE_OVAL)]
+        self.r_oval = float(np.mean(self.ellipse_r(oval)))
+        self.d_edge = float(np.mean(self.z_axis - face.Z[list(L.FACE_OVAL)]))
+
+    # ------------------------------------------------------------------ geometry helpers
+    def _eye(self, corners, upper, lower, brow_lower, iris):
+        f, P = self.f, self.f.P
+        ec = 0.5 * (P[corners[0]] + P[corners[1]])
+        ehw = 0.5 * float(np.linalg.norm(P[corners[1]] - P[corners[0]]))
+
+        def curve(idx):
+            u, v = f.local(P[list(idx)], ec)
+            return _curve(u / ehw, v)
+
+        ic = P[iris[0]]
+        ir = float(np.mean(np.linalg.norm(P[list(iris[1:])] - ic, axis=1)))
+        return {"c": ec, "hw": ehw, "up": curve(upper), "lo": curve(lower),
+                "brow": curve(brow_lower), "iris_c": ic, "iris_r": ir}
+
+    def ellipse_r(self, X: np.ndarray) -> np.ndarray:
+        """Elliptical radius of points w.r.t. the head ellipse (1 on its outline)."""
+        u, v = self.f.local(X, self.head_c)
+        return np.sqrt((u / self.head_a) ** 2 + (v / self.head_b) ** 2)
+
+    def face_window(self, X: np.ndarray) -> np.ndarray:
+        """1 on the face, 0 beyond 1.3 head radii: face channels are exactly 0 out there."""
+        return smoothstep(1.3, 1.0, self.ellipse_r(X))
+
+    def pose_window(self, X: np.ndarray) -> np.ndarray:
+        """1 on the head, falling to 0 at 1.5 head radii (neck, hair, background)."""
+        return smoothstep(1.5, 1.0, self.ellipse_r(X))
+
+    def support_radius(self) -> float:
+        """Elliptical radius outside which every basis is exactly zero."""
+        return 1.5
+
+    def depth(self, X: np.ndarray) -> np.ndarray:
+        """Depth in front of the head's rotation axis (pixels): landmark z on the face,
+        an ellipsoid falling to 0 at the head outline elsewhere."""
+        f = self.f
+        r = self.ellipse_r(X)
+        ell = self.d_edge * np.sqrt(np.clip((1 - r**2) / max(1 - self.r_oval**2, 1e-3), 0, 4))
+        d_lm = self.z_axis - f.Z
+        s = 0.045 * f.F
+        out = np.empty(len(X))
+        mask = np.empty(len(X))
+        for i in range(0, len(X), 4096):  # Nadaraya-Watson interpolation of landmark depth
+            d2 = ((X[i:i + 4096, None, :] - f.P[None]) ** 2).sum(-1)
+            w = np.exp(-d2 / (2 * s * s))
+            sw = w.sum(1)
+            out[i:i + 4096] = (w @ d_lm) / np.maximum(sw, 1e-12)
+            mask[i:i + 4096] = smoothstep(0.05, 0.6, sw)
+        return mask * out + (1 - mask) * ell
+
+    # ------------------------------------------------------------------ mouth
+    def _mouth_coords(self, X):
+        u, v = self.f.local(X, self.mc)
+        mu = u / self.hw
+        return mu, v, np.clip(mu, -1, 1)
+
+    def _lat(self, mu, sigma):
+        return np.exp(-(((np.abs(mu) - 1).clip(0) * self.hw) / sigma) ** 2)
+
+    def _side_fall(self, X, side: str):
+        """Weight of lip motion: 1 on the lip of ``side`` (and towards the mouth), decaying
+        into the skin beyond it (nose above, chin below) and past the corners."""
+        F = self.f.F
+        mu, v, _ = self._mouth_coords(X)
+        lat = self._lat(mu, 0.1 * F)
+        if side == "upper":
+            d = (self.uo(mu) - v).clip(0)
+            return lat * np.exp(-((d / (0.045 * F)) ** 2))
+        d = (v - self.lo(mu)).clip(0)
+        return lat * np.exp(-((d / (0.06 * F)) ** 2))
+
+    def _thin(self, X, side: str):
+        """0 at the inner lip contour, 1 at the outer one (for thinning/thickening)."""
+        mu, v, _ = self._mouth_coords(X)
+        if side == "upper":
+            t = (self.ui(mu) - v) / np.maximum(self.ui(mu) - self.uo(mu), 1.0)
+        else:
+            t = (v - self.li(mu)) / np.maximum(self.lo(mu) - self.li(mu), 1.0)
+        return t.clip(0, 1) * self._side_fall(X, side)
+
+    def _jaw_weight(self, X, side: str):
+        """Share of the jaw drop: lower lip/chin 1 (less at the corners), upper lip only
+        near the corners; fades along the jaw line and below the chin."""
+        F = self.f.F
+        mu, v, muc = self._mouth_coords(X)
+        if side == "upper":
+            return 0.45 * muc**4 * self._side_fall(X, "upper")
+        lip = 1 - 0.55 * muc**2
+        w = lip + (1 - lip) * smoothstep(self.lo(mu), self.lo(mu) + 0.1 * F, v)
+        lat = self._lat(mu, 0.3 * F)
+        below_chin = np.exp(-(((v - self.chin_v).clip(0)) / (0.09 * F)) ** 2)
+        above = smoothstep(-0.12 * F, 0.0, v - self.li(mu))  # cheeks above the corners: 0
+        return w * lat * below_chin * np.maximum(above, 0.0)
+
+    def _mouth_field(self, name: str, X: np.ndarray, side: str):
+        """(du, dv) of a mouth/jaw channel on the given side of the lip cut, or None."""
+        F = self.f.F
+        mu, v, muc = self._mouth_coords(X)
+        zero = np.zeros(len(X))
+        fall = self._side_fall(X, side)
+        sgn = 1.0 if name.endswith("Left") else -1.0  # subject's left = image right
+        g = smoothstep(-0.3, 1.0, sgn * muc) ** 1.5  # weight of one corner
+        one_side = (1 - muc**2) * (0.5 + 0.5 * sgn * muc)
+        bell = 1 - 0.55 * muc**2 - 0.45 * muc**4  # 1 at the centre, 0 at the corners
+        if name == "jawOpen":
+            jw = self._jaw_weight(X, side)
+            corner = np.exp(-(((np.abs(mu) - 1) * self.hw) / (0.08 * F)) ** 2) * fall
+            return -0.02 * F * np.sign(mu) * corner, JAW_DROP * F * jw
+        if name == "mouthClose":
+            k = 0.8 if side == "lower" else -0.2
+            lip = fall if side == "upper" else np.exp(
+                -(((v - self.lo(mu)).clip(0)) / (0.03 * F)) ** 2) * self._lat(mu, 0.1 * F)
+            return zero, -k * JAW_DROP * F * bell * lip
+        if name in ("jawLeft", "jawRight"):
+            return sgn * 0.04 * F * self._jaw_weight(X, side), zero
+        if name == "jawForward":
+            return zero, 0.012 * F * self._jaw_weight(X, side)
+        if name.startswith("mouthSmile"):
+            return sgn * 0.04 * F * g * fall, -0.055 * F * g * fall
+        if name.startswith("mouthStretch"):
+            return sgn * 0.06 * F * g * fall, 0.012 * F * g * fall
+        if name.startswith("mouthFrown"):
+            return sgn * 0.004 * F * g * fall, 0.045 * F * g * fall
+        if name.startswith("mouthDimple"):
+            return -sgn * 0.02 * F * g * fall, -0.006 * F * g * fall
+        if name in ("mouthLeft", "mouthRight"):
+            return sgn * 0.05 * F * (1 - 0.3 * muc**2) * fall, zero
+        if name == "mouthFunnel":
+            open_ = (-0.025 if side == "upper" else 0.03) * F * bell
+            return -0.25 * self.hw * mu * fall, open_ * fall
+        if name == "mouthPucker":
+            thick = (-0.012 if side == "upper" else 0.012) * F * (1 - muc**2)
+            return -0.3 * self.hw * mu * fall, thick * self._thin(X, side)
+        if name.startswith("mouthPress"):
+            k = 0.012 if side == "upper" else -0.012
+            return zero, k * F * (0.3 + 0.7 * g) * self._thin(X, side)
+        if name == "mouthRollUpper":
+            return zero, (0.02 * F * self._thin(X, "upper")) if side == "upper" else zero
+        if name == "mouthRollLower":
+            return zero, (-0.02 * F * self._thin(X, "lower")) if side == "lower" else zero
+        if name == "mouthShrugUpper":
+            return zero, (-0.015 * F * bell * fall) if side == "upper" else zero
+        if name == "mouthShrugLower":
+            return zero, (-0.02 * F * bell * fall) if side == "lower" else zero
+        if name.startswith("mouthUpperUp"):
+            return zero, (-0.035 * F * one_side * fall) if side == "upper" else zero
+        if name.startswith("mouthLowerDown"):
+            return zero, (0.04 * F * one_side * fall) if side == "lower" else zero
+        return None
+
+    # ------------------------------------------------------------------ eyes, brows, cheeks
+    def _eye_field(self, name: str, X: np.ndarray):
+        side = "Left" if name.endswith("Left") else "Right"
+        e, f = self.eyes[side], self.f
+        F = f.F
+        u, v = f.local(X, e["c"])
+        eu = u / e["hw"]
+        euc = np.clip(eu, -1, 1)
+        y_up, y_lo = e["up"](euc), e["lo"](euc)
+        h = np.maximum(y_lo - y_up, 0.0)
+        lat = np.exp(-((((np.abs(eu) - 1).clip(0)) * e["hw"]) / (0.05 * F)) ** 2)
+        gap_b = np.maximum(y_up - e["brow"](euc), 0.02 * F)
+        between = (v >= y_up) & (v <= y_lo)
+        above_d = (y_up - v).clip(0)
+        below_d = (v - y_lo).clip(0)
+        browcut = smoothstep(0.85 * gap_b, 0.5 * gap_b, above_d)
+        zero = np.zeros(len(X))
+        if name.startswith("eyeBlink"):
+            meet = y_lo - 0.15 * h  # lower lid rises a little, the upper lid comes down to it
+            t = np.where(h > 0, (v - y_up) / np.maximum(h, 1e-6), 1.0)
+            dv = np.where(between, (meet - 0.04 * h * (1 - t)) - v, 0.0)
+            d_up = meet - 0.04 * h - y_up
+            dv = dv + np.where(v < y_up, d_up * np.exp(-above_d / (0.035 * F)) * browcut, 0.0)
+            dv = dv + np.where(v > y_lo, -0.15 * h * np.exp(-below_d / (0.025 * F)), 0.0)
+            return zero, dv * lat
+        if name.startswith("eyeSquint"):
+            k = 0.3 * h
+            dv = np.where(between, -k * (v - y_up) / np.maximum(h, 1e-6), 0.0)
+            dv = dv + np.where(v > y_lo, -k * np.exp(-below_d / (0.04 * F)), 0.0)
+            return zero, dv * lat
+        if name.startswith("eyeWide"):
+            k = 0.25 * h
+            dv = np.where(between, -k * (y_lo - v) / np.maximum(h, 1e-6), 0.0)
+            dv = dv + np.where(v < y_up, -k * np.exp(-above_d / (0.03 * F)) * browcut, 0.0)
+            return zero, dv * lat
+        if name.startswith("eyeLook"):
+            ir = e["iris_r"]
+            d2 = ((X - e["iris_c"]) ** 2).sum(1)
+            bump = np.exp(-d2 / (2 * (1.1 * ir) ** 2))
+            inside = np.exp(-(np.maximum(above_d, below_d) / (0.012 * F)) ** 2) * lat
+            w = bump * inside
+            toward_nose = -1.0 if side == "Left" else 1.0  # image-x direction of "In"
+            if "In" in name:
+                return toward_nose * 0.55 * ir * w, zero
+            if "Out" in name:
+                return -toward_nose * 0.55 * ir * w, zero
+            if "Up" in name:
+                return zero, -0.35 * ir * w
+            return zero, 0.35 * ir * w
+        return None
+
+    def _brow_field(self, name: str, X: np.ndarray, side: str):
+        f = self.f
+        F, P = f.F, f.P
+        upper, lower = self.brows[side]
+        pts = 0.5 * (P[list(upper)] + P[list(lower)])  # brow centre line, inner -> outer
+        seg = np.linalg.norm(np.diff(pts, axis=0), axis=1)
+        s_pts = np.concatenate([[0.0], np.cumsum(seg)])
+        length = s_pts[-1]
+        # position along the brow: project on the inner->outer chord
+        axis = (pts[-1] - pts[0]) / np.linalg.norm(pts[-1] - pts[0])
+        t = ((X - pts[0]) @ axis) / length
+        tc = np.clip(t, 0, 1)
+        along = np.exp(-((np.where(t < 0, -t, (t - 1).clip(0)) * length) / (0.06 * F)) ** 2)
+        cy = np.interp(tc, s_pts / length, (pts - pts[0]) @ f.ey)
+        v = (X - pts[0]) @ f.ey - cy  # vertical offset from the brow line (down +)
+        eye = self.eyes[side]
+        thick = 0.5 * float(np.mean(np.linalg.norm(P[list(upper)] - P[list(lower)], axis=1)))
+        gap = max(float(np.mean(eye["up"](np.zeros(1)) - eye["brow"](np.zeros(1)))), 0.03 * F)
+        above = np.exp(-(((-v - thick).clip(0)) / (0.1 * F)) ** 2)
+        below = smoothstep(0.9 * gap, 0.2 * gap, v - thick)  # stops before the lid
+        w = along * np.where(v < 0, above, below) * self.face_window(X)
+        inward = -1.0 if side == "Left" else 1.0
+        zero = np.zeros(len(X))
+        if name == "browInnerUp":
+            return zero, -0.04 * F * (1 - 0.8 * tc) * w
+        if name.startswith("browDown"):
+            return inward * 0.01 * F * (1 - tc) * w, 0.03 * F * (1 - 0.3 * tc) * w
+        if name.startswith("browOuterUp"):
+            return zero, -0.04 * F * (0.2 + 0.8 * tc) * w
+        return None
+
+    def _gauss(self, X, c, sigma):
+        return np.exp(-((X - c) ** 2).sum(1) / (2 * sigma * sigma))
+
+    def _misc_field(self, name: str, X: np.ndarray):
+        f, P, F = self.f, self.f.P, self.f.F
+        zero = np.zeros(len(X))
+        sgn = 1.0 if name.endswith("Left") else -1.0
+        k = 1 if sgn > 0 else 0
+        if name == "cheekPuff":
+            u, _ = f.local(X, self.face_c)
+            w = self._gauss(X, P[L.CHEEKS[0]], 0.12 * F) + self._gauss(X, P[L.CHEEKS[1]], 0.12 * F)
+            return np.sign(u) * 0.03 * F * w, zero
+        if name.startswith("cheekSquint"):
+            return zero, -0.018 * F * self._gauss(X, P[L.CHEEKS[k]], 0.09 * F)
+        if name.startswith("noseSneer"):
+            return zero, -0.018 * F * self._gauss(X, P[L.NOSE_WINGS[k]], 0.04 * F)
+        return None
+
+    # ------------------------------------------------------------------ public
+    def blendshape(self, name: str, X: np.ndarray, side: str) -> np.ndarray:
+        """(M, 2) image displacement of channel ``name`` at value 1 on one lip side."""
+        out = self._mouth_field(name, X, side)
+        if out is None and name.startswith("brow"):
+            if name == "browInnerUp":
+                a = self._brow_field(name, X, "Left")
+                b = self._brow_field(name, X, "Right")
+                out = (a[0] + b[0], a[1] + b[1])
+            else:
+                out = self._brow_field(name, X, "Left" if name.endswith("Left") else "Right")
+        if out is None and name.startswith("eye"):
+            out = self._eye_field(name, X)
+        if out is None:
+            out = self._misc_field(name, X)
+        if out is None:  # e.g. tongueOut: not rendered as a warp
+            return np.zeros((len(X), 2))
+        du, dv = out
+        return self.f.to_image(du, dv) * self.face_window(X)[:, None]
+
+    def lip_cut(self, X: np.ndarray) -> np.ndarray:
+        """Weight of the 'lower' field: 1 below the lower inner lip between the corners,
+        0 above; the transition widens past the corners so the cheeks stay smooth."""
+        mu, v, _ = self._mouth_coords(X)
+        s = v - self.li(mu) + 0.5
+        tau = 0.75 + 1.2 * (np.abs(mu) - 1).clip(0) * self.hw
+        return smoothstep(-tau, tau, s)
+
+    def pose(self, X: np.ndarray, depth: np.ndarray) -> dict[str, np.ndarray]:
+        """(M, 2) image displacement bases of head pose (see POSE_BASES)."""
+        f = self.f
+        win = self.pose_window(X)[:, None]
+        u, v = f.local(X, self.head_c)
+        zero = np.zeros(len(X))
+        ru, rv = f.local(X, self.roll_pivot)
+        out = {
+            "yaw_sin": f.to_image(depth, zero),
+            "yaw_cos": f.to_image(u, zero),
+            "pitch_sin": f.to_image(zero, -depth),
+            "pitch_cos": f.to_image(zero, v),
+            "roll_sin": f.to_image(-rv, ru),
+            "roll_cos": f.to_image(ru, rv),
+            "tx": np.tile([f.F, 0.0], (len(X), 1)),
+            "ty": np.tile([0.0, f.F], (len(X), 1)),
+        }
+        return {k: val * win for k, val in out.items()}
+
+    def fields(self, X: np.ndarray, side: str | None = None) -> np.ndarray:
+        """(K, M, 2) every basis at points X; ``side`` None blends by the lip cut."""
+        depth = self.depth(X)
+        pose = self.pose(X, depth)
+        w = self.lip_cut(X)[:, None] if side is None else None
+        out = np.zeros((len(BASIS_NAMES), len(X), 2))
+        for k, name in enumerate(BLENDSHAPES):
+            if side is None:
+                lo = self.blendshape(name, X, "lower")
+                up = self.blendshape(name, X, "upper")
+                out[k] = w * lo + (1 - w) * up
+            else:
+                out[k] = self.blendshape(name, X, side)
+        for j, name in enumerate(POSE_BASES):
+            out[len(BLENDSHAPES) + j] = pose[name]
+        return out

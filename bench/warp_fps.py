@@ -1,0 +1,144 @@
+"""Frames per second of the ``warp`` renderer, plus a contact sheet to eyeball quality.
+
+    python bench/warp_fps.py [--avatar leo] [--size 512] [--threads 2] [--seconds 3]
+                             [--sheet /tmp/warp_sheet.png]
+
+Animates every channel (random smooth curves) and prints one line per batch size with the
+date and machine; writes a contact sheet of named poses to ``--sheet``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+
+from avatar_vcam.engine.avatar import load_avatar
+from avatar_vcam.engine.motion import BLENDSHAPES, N_CHANNELS, vector
+from avatar_vcam.engine.renderers.warp import WarpRenderer
+
+AVATARS = Path(__file__).resolve().parents[1] / "avatar_vcam" / "avatars"
+
+POSES: dict[str, dict[str, float]] = {
+    "neutral": {},
+    "jaw 0.3": {"jawOpen": 0.3},
+    "jaw 0.7": {"jawOpen": 0.7},
+    "jaw 1": {"jawOpen": 1.0},
+    "jaw .6 close .6": {"jawOpen": 0.6, "mouthClose": 0.6},
+    "funnel": {"mouthFunnel": 1.0, "jawOpen": 0.15},
+    "pucker": {"mouthPucker": 1.0},
+    "smile": {"mouthSmileLeft": 1.0, "mouthSmileRight": 1.0},
+    "stretch": {"mouthStretchLeft": 1.0, "mouthStretchRight": 1.0, "jawOpen": 0.2},
+    "upper up": {"mouthUpperUpLeft": 1, "mouthUpperUpRight": 1},
+    "blink": {"eyeBlinkLeft": 1.0, "eyeBlinkRight": 1.0},
+    "blink .5": {"eyeBlinkLeft": 0.5, "eyeBlinkRight": 0.5},
+    "wink L": {"eyeBlinkLeft": 1.0},
+    "brows up": {"browInnerUp": 1.0, "browOuterUpLeft": 1, "browOuterUpRight": 1},
+    "brows down": {"browDownLeft": 1.0, "browDownRight": 1.0},
+    "look left": {"eyeLookOutRight": 1.0, "eyeLookInLeft": 1.0},
+    "yaw +8": {"yaw": 8.0, "jawOpen": 0.3},
+    "yaw -8": {"yaw": -8.0},
+    "pitch +6": {"pitch": 6.0},
+    "roll +6 tx": {"roll": 6.0, "tx": 0.05},
+}
+
+
+def random_motion(n: int, seed: int = 0) -> np.ndarray:
+    """Smooth random curves on every channel (blendshapes 0..1, pose a few degrees)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n)[:, None] / 25.0
+    f = rng.uniform(0.3, 2.0, (1, N_CHANNELS))
+    ph = rng.uniform(0, 2 * np.pi, (1, N_CHANNELS))
+    m = 0.5 + 0.5 * np.sin(2 * np.pi * f * t + ph)
+    nb = len(BLENDSHAPES)
+    m[:, :nb] *= 0.6
+    m[:, nb:nb + 3] = (m[:, nb:nb + 3] - 0.5) * 10.0  # yaw, pitch, roll: +-5 degrees
+    m[:, nb + 3:] = (m[:, nb + 3:] - 0.5) * 0.06  # tx, ty
+    return m.astype(np.float32)
+
+
+def machine() -> str:
+    """One-line description of the CPU and torch build."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (f"{cpu}, {os.cpu_count()} cpus, torch {torch.__version__} "
+            f"threads={torch.get_num_threads()}")
+
+
+def bench(renderer: WarpRenderer, state, batch: int, seconds: float) -> float:
+    """Frames per second rendering batches of ``batch`` animated frames."""
+    motion = random_motion(max(batch * 64, 256))
+    renderer.render(state, motion[:batch])  # warm-up
+    frames, i, t0 = 0, 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        j = (i * batch) % (len(motion) - batch)
+        renderer.render(state, motion[j:j + batch])
+        frames += batch
+        i += 1
+    return frames / (time.perf_counter() - t0)
+
+
+def contact_sheet(renderer: WarpRenderer, state, path: Path, crop: float = 0.62) -> None:
+    """Grid of named poses, cropped around the face, labelled."""
+    motions = np.stack([vector(v) for v in POSES.values()])
+    frames = renderer.render(state, motions)
+    s = state.size
+    eyes = state.lids_src.reshape(-1, 2).mean(0)
+    mouth = state.lip_src.mean(0)
+    cx, cy = float(0.5 * (eyes[0] + mouth[0])), float(0.5 * (eyes[1] + mouth[1]))
+    half = int(crop * s / 2)
+    box = (int(cx - half), int(cy - half * 0.9), int(cx + half), int(cy + half * 1.1))
+    cols = 5
+    rows = (len(frames) + cols - 1) // cols
+    tw, th = box[2] - box[0], box[3] - box[1]
+    sheet = Image.new("RGB", (cols * tw, rows * (th + 14)), "white")
+    draw = ImageDraw.Draw(sheet)
+    for k, (name, frame) in enumerate(zip(POSES, frames, strict=True)):
+        im = Image.fromarray(frame).crop(box)
+        x, y = (k % cols) * tw, (k // cols) * (th + 14)
+        sheet.paste(im, (x, y + 14))
+        draw.text((x + 3, y + 1), name, fill="black")
+    sheet.save(path)
+
+
+def main() -> None:
+    """Parse arguments, time batch 1 and 8, write the contact sheet."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--avatar", default="leo")
+    ap.add_argument("--size", type=int, default=512)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seconds", type=float, default=3.0)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--sheet", type=Path, default=Path("/tmp/warp_sheet.png"))
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    avatar = load_avatar(AVATARS / args.avatar)
+    renderer = WarpRenderer(device=args.device)
+    t0 = time.perf_counter()
+    state = renderer.prepare(avatar, args.size)
+    prep = time.perf_counter() - t0
+    stamp = dt.datetime.now().isoformat(timespec="seconds")
+    for batch in (1, 8):
+        fps = bench(renderer, state, batch, args.seconds)
+        print(f"{stamp} warp {args.avatar} {args.size}px batch={batch} {fps:7.1f} fps "
+              f"(prepare {prep:.2f}s) on {args.device}: {machine()}")
+    if args.sheet:
+        contact_sheet(renderer, state, args.sheet)
+        print(f"contact sheet: {args.sheet}")
+
+
+if __name__ == "__main__":
+    main()
