@@ -1,0 +1,141 @@
+"""config.toml loading, validation and the merge with command-line flags."""
+
+from __future__ import annotations
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from avatar_vcam.vcam.cli_control import daemon_options, resolve_settings
+from avatar_vcam.vcam.settings import (
+    KEYS,
+    ConfigError,
+    ObsSettings,
+    config_path,
+    load_config,
+    merge,
+    parse_scene_flags,
+)
+
+EXAMPLE = """
+avatar = "leo"
+fps = 30
+[control]
+port = 47001
+[obs]
+url = "ws://127.0.0.1:4455"
+password_env = "OBS_PW"
+talking_scene = "Talking"
+idle_scene = "Idle"
+hold_s = 0.8
+[obs.scenes]
+"BRB" = "sad"
+"Starting Soon" = "smile"
+"""
+
+
+def test_config_path_env_override(tmp_path, monkeypatch):
+    monkeypatch.setenv("AVATAR_VCAM_CONFIG", str(tmp_path / "c.toml"))
+    assert config_path() == tmp_path / "c.toml"
+    with pytest.raises(ConfigError, match="no such file"):
+        load_config()
+    monkeypatch.delenv("AVATAR_VCAM_CONFIG")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    assert config_path() == tmp_path / "xdg" / "avatar-vcam" / "config.toml"
+    assert load_config() == {}  # the default file may be absent
+
+
+def test_load_example(tmp_path):
+    p = tmp_path / "config.toml"
+    p.write_text(EXAMPLE)
+    cfg = load_config(p)
+    assert cfg["obs.scenes"] == {"BRB": "sad", "Starting Soon": "smile"}
+    assert cfg["fps"] == 30 and cfg["control.port"] == 47001 and cfg["obs.hold_s"] == 0.8
+    obs = ObsSettings.from_values(merge(cfg, {}), environ={"OBS_PW": "s3cret"})
+    assert (obs.host, obs.port, obs.password) == ("127.0.0.1", 4455, "s3cret")
+    assert obs.talking_scene == "Talking" and obs.idle_scene == "Idle" and obs.timeout == 2.0
+
+
+@pytest.mark.parametrize("text, message", [
+    ("fsp = 3", "unknown key 'fsp'"),
+    ("[obs]\ntimout = 3", "unknown key 'obs.timout'"),
+    ("fps = 'fast'", "fps must be an integer, got 'fast'"),
+    ("[obs]\nhold_s = true", "obs.hold_s must be a number"),
+    ("[obs.scenes]\nBRB = 3", "obs.scenes must be a table of strings"),
+    ("fps = ", "not valid TOML"),
+])
+def test_bad_config_is_one_line(tmp_path, text, message):
+    p = tmp_path / "config.toml"
+    p.write_text(text)
+    with pytest.raises(ConfigError) as e:
+        load_config(p)
+    assert message in str(e.value) and "\n" not in str(e.value)
+
+
+def test_flags_win_and_scenes_merge():
+    cfg = {"fps": 30, "obs.url": "ws://a:1", "obs.scenes": {"BRB": "sad", "Away": "wink"}}
+    out = merge(cfg, {"fps": 25, "obs.scenes": {"BRB": "laugh"}})
+    assert out["fps"] == 25 and out["obs.url"] == "ws://a:1"
+    assert out["obs.scenes"] == {"BRB": "laugh", "Away": "wink"}
+    assert out["obs.timeout"] == 2.0  # default
+    with pytest.raises(ConfigError, match="command line: fps must be an integer"):
+        merge({}, {"fps": "x"})
+
+
+def test_obs_settings_errors():
+    assert ObsSettings.from_values({"obs.url": ""}) is None
+    for url in ("http://127.0.0.1:4455", "127.0.0.1:4455", "ws://:4455", "ws://h:99999"):
+        with pytest.raises(ConfigError, match="ws://HOST:PORT"):
+            ObsSettings.from_values({"obs.url": url})
+    with pytest.raises(ConfigError, match="OBS_PW .* is not set"):
+        ObsSettings.from_values({"obs.url": "ws://h:1", "obs.password_env": "OBS_PW"},
+                                environ={})
+    assert ObsSettings.from_values({"obs.url": "ws://h"}, environ={}).port == 4455
+    assert parse_scene_flags(["BRB=sad", "A=B=wink"]) == {"BRB": "sad", "A=B": "wink"}
+    with pytest.raises(ConfigError, match="SCENE=EXPRESSION"):
+        parse_scene_flags(["BRB"])
+
+
+def test_every_key_is_a_flag():
+    @click.command()
+    @click.option("--avatar", default="leo")
+    @click.option("--source", default="demo")
+    @click.option("--sink", "sinks", multiple=True)
+    @click.option("--fps", default=25, type=int)
+    @click.option("--size", default=512, type=int)
+    @click.option("--renderer", default="warp")
+    @click.option("--device", default="cpu")
+    @click.option("--lookahead-ms", default=60.0, type=float)
+    @click.option("--expression", default="neutral")
+    @daemon_options
+    def cmd(**kw):
+        pass
+
+    params = {p.name for p in cmd.params}
+    missing = [k.name for k in KEYS.values() if k.param not in params]
+    assert not missing
+
+
+def test_resolve_settings_from_click(tmp_path, monkeypatch):
+    p = tmp_path / "config.toml"
+    p.write_text(EXAMPLE)
+    seen = {}
+
+    @click.command()
+    @click.option("--fps", default=25, type=int)
+    @click.option("--avatar", default="leo")
+    @daemon_options
+    @click.pass_context
+    def cmd(ctx, **kw):
+        seen.update(resolve_settings(ctx))
+
+    r = CliRunner().invoke(cmd, ["--config", str(p), "--obs-hold", "0.3", "--obs-scene",
+                                 "BRB=wink", "--avatar", "grace"])
+    assert r.exit_code == 0, r.output
+    assert seen["obs.hold_s"] == 0.3  # flag beats the file
+    assert seen["fps"] == 30  # file beats the flag's default
+    assert seen["avatar"] == "grace"
+    assert seen["obs.scenes"] == {"BRB": "wink", "Starting Soon": "smile"}
+    assert seen["obs.url"] == "ws://127.0.0.1:4455" and seen["control.enabled"] is True
+    r = CliRunner().invoke(cmd, ["--config", str(tmp_path / "nope.toml")])
+    assert isinstance(r.exception, ConfigError)
