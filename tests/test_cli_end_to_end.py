@@ -1,0 +1,228 @@
+"""The main command end to end, as a user runs it: audio file in, mp4 / camera / window out.
+
+Speech is synthetic (silence and vowels at known times), so each test knows where the
+mouth must be open and where it must be closed, and can check A/V alignment.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent / "support"))
+from conftest import require  # noqa: E402
+from mouth import i420_frames, mouth_box, mouth_openness  # noqa: E402
+from speech import syllables, write_wav  # noqa: E402
+
+FPS = 25
+SPEECH = [(1.0, 0.4), (2.0, 0.25), (2.6, 0.5)]  # (start, duration) of each vowel, seconds
+TOTAL = 3.6
+EXE = str(Path(sys.executable).parent / "avatar-vcam")
+
+
+@pytest.fixture(scope="module")
+def speech_wav(tmp_path_factory) -> Path:
+    sr = 22050
+    return write_wav(tmp_path_factory.mktemp("audio") / "syllables.wav",
+                     syllables(sr, SPEECH, TOTAL), sr)
+
+
+def avatar_vcam(*args: str, env: dict | None = None, cwd: Path | None = None,
+                timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([EXE, *args], capture_output=True, text=True, env=env, cwd=cwd,
+                          timeout=timeout)
+
+
+def check_mouth_follows_speech(openness: np.ndarray, fps: int = FPS) -> None:
+    """Open inside every vowel, closed well away from them; one value per frame."""
+    t = np.arange(len(openness)) / fps
+    for start, dur in SPEECH:
+        inside = (t >= start + 0.08) & (t <= start + dur - 0.04)
+        assert openness[inside].min() > 0.1, f"mouth not open during the vowel at {start} s"
+    away = np.ones(len(t), bool)
+    for start, dur in SPEECH:
+        away &= (t < start - 0.12) | (t > start + dur + 0.12)
+    assert openness[away].max() < 0.05, "mouth open where there is no speech"
+
+
+def lag_frames(a: np.ndarray, b: np.ndarray, max_lag: int = 6) -> int:
+    """Lag (in frames) at which ``b`` best matches ``a``: > 0 means b comes later."""
+    a = (a - a.mean()) / (a.std() + 1e-9)
+    b = (b - b.mean()) / (b.std() + 1e-9)
+    scores = {k: float(np.dot(a[max(0, -k): len(a) - max(0, k)],
+                              b[max(0, k): len(b) - max(0, -k)])) for k in
+              range(-max_lag, max_lag + 1)}
+    return max(scores, key=scores.get)
+
+
+def test_file_to_mp4_mouth_follows_the_voice_and_av_is_aligned(speech_wav, tmp_path):
+    out = tmp_path / "out.mp4"
+    r = avatar_vcam("--avatar", "leo", "--source", f"file:{speech_wav}", "--sink", f"file:{out}")
+    assert r.returncode == 0, r.stderr
+    assert f"wrote {out}" in " ".join(r.stderr.split())
+    box = mouth_box("leo", 512)
+    with av.open(str(out)) as c:
+        assert {s.type for s in c.streams} == {"video", "audio"}
+        frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    assert len(frames) == round(TOTAL * FPS)
+    assert frames[0].shape == (512, 512, 3)
+    openness = np.array([mouth_openness(f, box) for f in frames])
+    check_mouth_follows_speech(openness)
+    # The voice in the file, as a player decodes it (edit list applied), per video frame.
+    with av.open(str(out)) as c:
+        chunks, t0 = [], None
+        for f in c.decode(audio=0):
+            t0 = float(f.time) if t0 is None else t0
+            chunks.append(f.to_ndarray().mean(axis=0))
+        rate = c.streams.audio[0].rate
+    voice = np.concatenate(chunks)
+    start = round(-t0 * rate) if t0 < 0 else 0
+    voice = voice[start:]
+    spf = rate // FPS
+    env = np.array([np.sqrt(np.mean(voice[k * spf:(k + 1) * spf] ** 2))
+                    for k in range(len(frames))])
+    assert abs(lag_frames(env, openness)) <= 1
+
+
+def test_virtual_camera_through_pyvirtualcams_own_v4l2_backend(speech_wav, tmp_path,
+                                                               fake_v4l2):
+    """pyvirtualcam's native v4l2loopback code writes the frames a viewer would get."""
+    cam = tmp_path / "cam.yuv"
+    r = avatar_vcam("--source", f"file:{speech_wav}", "--sink", "vcam:/dev/video10",
+                    "--size", "256", env=fake_v4l2("/dev/video10", cam))
+    assert r.returncode == 0, r.stderr
+    y = i420_frames(cam, 256, 256)
+    assert len(y) == round(TOTAL * FPS)
+    box = mouth_box("leo", 256)
+    check_mouth_follows_speech(np.array([mouth_openness(f, box) for f in y]))
+
+
+def test_virtual_camera_paced_by_the_audio_clock_in_realtime(speech_wav, tmp_path, fake_v4l2):
+    cam = tmp_path / "cam.yuv"
+    t0 = time.monotonic()
+    r = avatar_vcam("--source", f"file:{speech_wav}", "--sink", "vcam:/dev/video10",
+                    "--size", "128", "--realtime", "--duration", "2",
+                    env=fake_v4l2("/dev/video10", cam))
+    wall = time.monotonic() - t0
+    assert r.returncode == 0, r.stderr
+    assert len(i420_frames(cam, 128, 128)) == 2 * FPS
+    assert wall > 2.0, "a realtime run must take (at least) real time"
+
+
+def test_preview_window_shows_the_avatar(speech_wav, tmp_path, xvfb_display):
+    importer = require("import", "imagemagick screenshots the virtual display")
+    env = {**os.environ, "DISPLAY": xvfb_display, "SDL_VIDEODRIVER": "x11"}
+    proc = subprocess.Popen([EXE, "--source", f"file:{speech_wav}", "--sink", "window",
+                             "--realtime", "--size", "256"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    shot = tmp_path / "shot.png"
+    try:
+        while "<-" not in proc.stderr.readline():  # the start line: the window is open
+            assert proc.poll() is None, proc.stderr.read()
+        time.sleep(0.5)
+        subprocess.run([importer, "-display", xvfb_display, "-window", "root", str(shot)],
+                       check=True, timeout=20)
+    finally:
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    from PIL import Image
+
+    screen = np.asarray(Image.open(shot).convert("RGB"))
+    from avatar_vcam.avatars import load
+
+    face = np.asarray(Image.fromarray(load("leo").image).resize((256, 256))).astype(np.float32)
+    # The window is the only thing on the black root window: crop it and compare.
+    ys, xs = np.nonzero(screen.sum(axis=-1) > 0)
+    assert len(ys), "nothing on the screen"
+    window = screen[ys.min():ys.max() + 1, xs.min():xs.max() + 1].astype(np.float32)
+    assert window.shape == (256, 256, 3)
+    assert np.abs(window - face).mean() < 10, "the window does not show the avatar"
+
+
+def test_default_output_without_camera_or_display_is_an_mp4(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    r = avatar_vcam("--duration", "0.5", "--size", "128", env=env, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    written = list(tmp_path.glob("avatar-vcam-*.mp4"))
+    assert len(written) == 1 and f"wrote {written[0].name}" in r.stderr.replace("\n", "")
+
+
+BAD = {
+    "corrupt audio": (["--source", "file:{corrupt}"], "corrupt or not audio"),
+    "empty audio": (["--source", "file:{empty}"], "is empty"),
+    "text file": (["--source", "file:{text}"], "not audio"),
+    "missing audio": (["--source", "file:{missing}"], "not found"),
+    "unknown source": (["--source", "nonsense"], "unknown source"),
+    "unknown avatar": (["--avatar", "nobody"], "known avatars: grace, leo"),
+    "escaping avatar": (["--avatar", "../../etc"], "no path separators"),
+    "unwritable output": (["--sink", "file:{missing}/x.mp4"], "does not exist"),
+    "not a video name": (["--sink", "file:{text}"], ".mp4"),
+    "no display": (["--sink", "window"], "no display"),
+    "no camera": (["--sink", "vcam:/dev/video63"], "modprobe v4l2loopback"),
+    "unknown expression": (["--expression", "grumpy"], "known: "),
+    "odd size": (["--size", "257"], "even"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_input_is_one_clear_line(case, tmp_path):
+    from click.testing import CliRunner
+
+    from avatar_vcam.vcam.cli import cli
+
+    (tmp_path / "corrupt.wav").write_bytes(b"RIFF\x10\x00\x00\x00WAVEfmt " + os.urandom(300))
+    (tmp_path / "empty.wav").write_bytes(b"")
+    (tmp_path / "notes.txt").write_text("hello\n")
+    paths = {"corrupt": tmp_path / "corrupt.wav", "empty": tmp_path / "empty.wav",
+             "text": tmp_path / "notes.txt", "missing": tmp_path / "missing"}
+    args, expected = BAD[case]
+    args = [a.format(**paths) for a in args]
+    if "--sink" not in args:
+        args += ["--sink", f"file:{tmp_path / 'ok.mp4'}"]
+    env = {"DISPLAY": "", "WAYLAND_DISPLAY": ""}
+    result = CliRunner().invoke(cli, args + ["--duration", "0.2"], env=env)
+    assert result.exit_code != 0
+    lines = [ln for ln in result.output.strip().splitlines() if ln.strip()]
+    message = " ".join(lines)
+    assert expected in message, message
+    assert "Traceback" not in message
+    assert len(lines) <= 2 and lines[-1].startswith("Error:") or "Usage:" in message
+
+
+def test_verbose_shows_the_traceback(tmp_path):
+    r = avatar_vcam("--avatar", "nobody", "--sink", f"file:{tmp_path / 'x.mp4'}", "-v")
+    assert r.returncode != 0 and "Traceback" in r.stderr
+
+
+def test_help_on_every_command():
+    from click.testing import CliRunner
+
+    from avatar_vcam.vcam.cli import cli
+
+    def walk(group, path):
+        yield path
+        for name, sub in getattr(group, "commands", {}).items():
+            yield from walk(sub, [*path, name])
+
+    for path in walk(cli, []):
+        r = CliRunner().invoke(cli, [*path, "--help"])
+        assert r.exit_code == 0 and "Usage:" in r.output, path
+
+
+def test_mp4_player_tools_agree(speech_wav, tmp_path):
+    """ffprobe (if present) reads the same duration as PyAV: the file is standard."""
+    ffprobe = require("ffprobe", "an independent player's reading of the mp4")
+    out = tmp_path / "o.mp4"
+    assert avatar_vcam("--source", f"file:{speech_wav}", "--sink", f"file:{out}", "--size",
+                       "128").returncode == 0
+    dur = float(subprocess.run([ffprobe, "-v", "error", "-show_entries", "format=duration",
+                                "-of", "csv=p=0", str(out)], capture_output=True, text=True,
+                               check=True).stdout)
+    assert dur == pytest.approx(TOTAL, abs=0.05)
