@@ -1,103 +1,100 @@
-"""LivePortrait warp + decode (W then G) speed on a GPU, 256x256 source -> 512x512 frame.
+"""LivePortrait speed on a GPU: warp + decode (W then G), 256x256 source -> 512x512 frame.
 
 Weights are synthesised with the conformance rule (same compute as the official ones).
-Reports median ms per frame, CUDA events after warm-up, at batch 1 and batch 8, for
-fp32 eager, fp16 eager, fp16 + channels_last, fp16 + CUDA graph (and channels_last + graph),
-then the fp16 / fp32 relative error against the reference fixtures.
+One command runs every section and prints tables (medians of CUDA-event timings after
+warm-up; several input sets rotated so caches do not flatter):
 
-    python bench/liveportrait_speed.py               # on a CUDA machine
-    python bench/liveportrait_speed.py --smoke       # tiny, on the CPU: checks it runs
+1. check    fp32 / fp16, plain and fast path, against the reference fixtures
+2. variants ms/frame at batch 1 and 8: plain PyTorch baseline (fp32, fp16, + CUDA graph)
+            and each optimisation of the fast path added in turn
+3. parts    per network at batch 1 (F, M, MLPs, W, G)
+4. batch    frames/s of the best variant over batch sizes (several streams in one call)
+5. restart  time from a fresh process to the first frame, cold and warm compile cache
+
+    python bench/liveportrait_speed.py                     # everything, on a CUDA machine
+    python bench/liveportrait_speed.py --sections check variants
+    python bench/liveportrait_speed.py --smoke             # tiny, on the CPU: checks it runs
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
 import importlib.util
 import json
+import os
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
-import torch
-from torch import Tensor
+T_START = time.perf_counter()
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from torch import Tensor  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from avatar_vcam.engine.renderers.liveportrait import (  # noqa: E402
-    SPADEGenerator,
-    WarpingNetwork,
+    NETWORKS,
+    LivePortraitNetworks,
+    keypoints_from_motion,
+    load_networks,
     network_from_state_dict,
+)
+from avatar_vcam.engine.renderers.liveportrait.fast import (  # noqa: E402
+    FastSPADE,
+    FastWarping,
+    GraphRunner,
+)
+from avatar_vcam.engine.renderers.liveportrait.runtime import (  # noqa: E402
+    RuntimeOptions,
+    WarpDecodeRuntime,
 )
 
 FIXTURES = ROOT / "tests" / "fixtures" / "liveportrait"
-SYNTH = ROOT / "tests" / "liveportrait" / "synth_weights.py"
-Fn = Callable[[Tensor, Tensor, Tensor], Tensor]
+TESTDATA = ROOT / "tests" / "liveportrait"
+Fn = Callable[..., Tensor]
 
 
-def synth_networks() -> tuple[WarpingNetwork, SPADEGenerator]:
-    """W and G holding the stand-in weights of the conformance fixtures (fp32, CPU)."""
-    spec = importlib.util.spec_from_file_location("synth_weights", SYNTH)
-    synth = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(synth)
-    ckpts = json.loads((FIXTURES / "manifest.json").read_text())["checkpoints"]
-    nets = []
-    for name, filename in (("warping", "warping_module.pth"), ("spade", "spade_generator.pth")):
-        shapes = {k: tuple(shape) for k, (shape, _) in ckpts[filename].items()}
-        nets.append(network_from_state_dict(name, synth.synth_state_dict(shapes), filename))
-    return nets[0], nets[1]
+def _testdata():
+    sys.path.insert(0, str(TESTDATA))
+    spec = importlib.util.spec_from_file_location("lp_testdata", TESTDATA / "lp_testdata.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
 
 
-def pipeline(warp: WarpingNetwork, gen: SPADEGenerator, channels_last: bool = False) -> Fn:
-    """feature_3d, kp_driving, kp_source -> frame."""
-    fmt = torch.channels_last if channels_last else torch.contiguous_format
-
-    def run(feature: Tensor, kp_d: Tensor, kp_s: Tensor) -> Tensor:
-        out = warp(feature, kp_d, kp_s)["out"]
-        return gen(out.contiguous(memory_format=fmt))
-
-    return run
+def synth_networks() -> LivePortraitNetworks:
+    """All five networks holding the stand-in weights of the conformance fixtures."""
+    td = _testdata()
+    manifest = td.load_manifest()
+    nets = {name: network_from_state_dict(name, td.synth_checkpoint(f, manifest), f)
+            for name, (f, _, _) in NETWORKS.items()}
+    return LivePortraitNetworks(**nets)
 
 
-def to_channels_last(warp: WarpingNetwork, gen: SPADEGenerator) -> None:
-    """channels_last for every 2-D conv (the 3-D dense-motion part stays contiguous)."""
-    for m in (gen, warp.third, warp.fourth):
-        m.to(memory_format=torch.channels_last)
+def write_weights(folder: Path) -> None:
+    """Synthesised checkpoints saved in the official layout (for the restart probe)."""
+    td = _testdata()
+    manifest = td.load_manifest()
+    for filename, sub, _ in NETWORKS.values():
+        (folder / sub).mkdir(parents=True, exist_ok=True)
+        torch.save(td.synth_checkpoint(filename, manifest), folder / sub / filename)
 
 
-def cuda_graph(fn: Fn, inputs: tuple[Tensor, ...]) -> Fn:
-    """Capture ``fn`` on static copies of ``inputs``; the returned callable copies + replays."""
-    static = [x.clone() for x in inputs]
-    side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side):
-        for _ in range(3):
-            fn(*static)
-    torch.cuda.current_stream().wait_stream(side)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        out = fn(*static)
-
-    def replay(*xs: Tensor) -> Tensor:
-        for dst, src in zip(static, xs, strict=True):
-            dst.copy_(src)
-        graph.replay()
-        return out
-
-    return replay
-
-
-def time_ms(fn: Fn, inputs: tuple[Tensor, ...], warmup: int, iters: int) -> float:
-    """Median wall time of one call, in ms (CUDA events on a GPU)."""
-    cuda = inputs[0].is_cuda
-    for _ in range(warmup):
-        fn(*inputs)
+def time_ms(fn: Fn, input_sets: list[tuple[Tensor, ...]], warmup: int, iters: int) -> float:
+    """Median time of one call in ms (CUDA events on a GPU), rotating over input sets."""
+    cuda = input_sets[0][0].is_cuda
+    for i in range(warmup):
+        fn(*input_sets[i % len(input_sets)])
     times = []
-    for _ in range(iters):
+    for i in range(iters):
+        inputs = input_sets[i % len(input_sets)]
         if cuda:
             start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
             start.record()
@@ -121,112 +118,295 @@ def make_inputs(batch: int, hw: int, device: torch.device, dtype: torch.dtype,
     return tuple(x.to(device, dtype) for x in (feature, kp_d, kp_s))
 
 
+def input_sets(batch: int, hw: int, device: torch.device, dtype: torch.dtype, n: int = 3):
+    return [make_inputs(batch, hw, device, dtype, seed=s) for s in range(n)]
+
+
 def rel(a: Tensor, b: Tensor) -> float:
-    return float((a.double() - b.double()).norm() / b.double().norm())
+    return float((a.double().cpu() - b.double().cpu()).norm() / b.double().cpu().norm())
 
 
-def variants(device: torch.device) -> list[tuple[str, torch.dtype, bool, bool]]:
-    """(label, dtype, channels_last, cuda_graph)."""
-    out = [("fp32 eager", torch.float32, False, False)]
-    if device.type == "cuda":
-        out += [
-            ("fp16 eager", torch.float16, False, False),
-            ("fp16 channels_last", torch.float16, True, False),
-            ("fp16 CUDA graph", torch.float16, False, True),
-            ("fp16 channels_last + graph", torch.float16, True, True),
-        ]
-    else:
-        out.append(("fp32 channels_last", torch.float32, True, False))
-    return out
+def plain_fn(nets: LivePortraitNetworks, device: torch.device, dtype: torch.dtype) -> Fn:
+    """The networks as written (conformance code), moved to ``device``/``dtype``."""
+    w = _copy(nets.warping).to(device, dtype)
+    g = _copy(nets.spade).to(device, dtype)
+
+    def run(feature: Tensor, kp_d: Tensor, kp_s: Tensor) -> Tensor:
+        return g(w(feature, kp_d, kp_s)["out"])
+
+    return run
 
 
+def _copy(m: torch.nn.Module) -> torch.nn.Module:
+    import copy
+
+    return copy.deepcopy(m)
+
+
+def graphed(fn: Fn, inputs: tuple[Tensor, ...]) -> Fn:
+    return GraphRunner(fn, inputs)
+
+
+# --------------------------------------------------------------------------- sections
 @torch.no_grad()
-def bench(args: argparse.Namespace, warp: WarpingNetwork, gen: SPADEGenerator,
-          device: torch.device) -> None:
-    hw = args.size // 4  # the feature volume is a quarter of the source size
-    print(f"\nW+G, {args.size}x{args.size} source -> {2 * args.size}x{2 * args.size} frame, "
-          f"{device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu'}), "
-          f"median of {args.iters} after {args.warmup} warm-up")
-    header = f"{'variant':<28}" + "".join(f"{f'batch {b} ms/frame':>20}" for b in args.batches)
-    print(header + "\n" + "-" * len(header))
-    for label, dtype, cl, graph in variants(device):
-        w = copy.deepcopy(warp).to(device, dtype)
-        g = copy.deepcopy(gen).to(device, dtype)
-        if cl:
-            to_channels_last(w, g)
-        row = f"{label:<28}"
-        for batch in args.batches:
-            inputs = make_inputs(batch, hw, device, dtype)
-            try:
-                fn = pipeline(w, g, cl)
-                if graph:
-                    fn = cuda_graph(fn, inputs)
-                ms = time_ms(fn, inputs, args.warmup, args.iters) / batch
-                row += f"{ms:>20.2f}"
-            except (RuntimeError, torch.cuda.OutOfMemoryError) as exc:
-                row += f"{'error':>20}"
-                print(f"  {label} batch {batch}: {type(exc).__name__}: {str(exc)[:120]}")
-        print(row, flush=True)
-        del w, g
-        if device.type == "cuda":
-            torch.cuda.empty_cache()
-
-
-@torch.no_grad()
-def check(warp: WarpingNetwork, gen: SPADEGenerator, device: torch.device) -> None:
-    """Relative L2 error of fp32 / fp16 outputs against the reference fixtures, and of the
-    fp16 W->G frame against the fp32 one."""
+def section_check(nets: LivePortraitNetworks, device: torch.device, results: dict) -> None:
     with np.load(FIXTURES / "fixtures.npz") as data:
         fx = {k: torch.from_numpy(data[k]) for k in data.files}
+    args32 = tuple(fx[k] for k in ("W_in_feature_3d", "W_in_kp_driving", "W_in_kp_source"))
+    hw = args32[0].shape[-1]
     dtypes = [torch.float32] + ([torch.float16] if device.type == "cuda" else [])
-    print("\nrelative L2 error vs reference fixtures (128x128 source)")
-    frame32 = None
+    print("\n[check] relative L2 error vs reference fixtures (128x128 source)")
+    ref_frame = None
+    rows = {}
     for dtype in dtypes:
-        w, g = copy.deepcopy(warp).to(device, dtype), copy.deepcopy(gen).to(device, dtype)
-        names = ("W_in_feature_3d", "W_in_kp_driving", "W_in_kp_source")
-        w_out = w(*(fx[k].to(device, dtype) for k in names))
-        errs = {f"W.{k}": rel(w_out[k].cpu(), fx[f"W_out_{k}"])
-                for k in ("out", "occlusion_map", "deformation")}
-        errs["G"] = rel(g(fx["G_in_feature"].to(device, dtype)).cpu(), fx["G_out"])
-        frame = g(w_out["out"]).float().cpu()
-        if frame32 is None:
-            frame32 = frame
-        else:
-            errs["W->G vs fp32 W->G"] = rel(frame, frame32)
-        print(f"  {str(dtype).removeprefix('torch.'):<8} "
-              + "  ".join(f"{k} {v:.2e}" for k, v in errs.items()), flush=True)
-        del w, g
-    if device.type != "cuda":
-        print("  float16  skipped (needs CUDA)")
+        a = tuple(x.to(device, dtype) for x in args32)
+        w = _copy(nets.warping).to(device, dtype)
+        g = _copy(nets.spade).to(device, dtype)
+        w_out = w(*a)
+        errs = {"W.out": rel(w_out["out"], fx["W_out_out"]),
+                "G": rel(g(fx["G_in_feature"].to(device, dtype)), fx["G_out"])}
+        frame = g(w_out["out"]).float()
+        if ref_frame is None:
+            ref_frame = frame
+        fast_w = FastWarping(nets.warping, hw).to(device, dtype)
+        fast_g = FastSPADE(nets.spade).to(device, dtype)
+        errs["fast W"] = rel(fast_w(*a), fx["W_out_out"])
+        errs["fast G"] = rel(fast_g(fx["G_in_feature"].to(device, dtype)), fx["G_out"])
+        for cl in (False, True):
+            opts = RuntimeOptions(dtype=dtype, channels_last=cl, cuda_graphs=False)
+            rt = WarpDecodeRuntime(nets.warping, nets.spade, hw, device, opts)
+            errs[f"fast W->G{' cl' if cl else ''} vs fp32 W->G"] = rel(rt(*a), ref_frame)
+        errs["plain W->G vs fp32 W->G"] = rel(frame, ref_frame)
+        name = str(dtype).removeprefix("torch.")
+        rows[name] = errs
+        print(f"  {name:<8} " + "  ".join(f"{k} {v:.2e}" for k, v in errs.items()), flush=True)
+    results["check"] = rows
+
+
+@torch.no_grad()
+def section_variants(nets: LivePortraitNetworks, device: torch.device, args: argparse.Namespace,
+                     results: dict) -> None:
+    hw = args.size // 4
+    cuda = device.type == "cuda"
+    f16 = torch.float16 if cuda else torch.float32
+
+    def fast(**kw) -> Callable[[tuple], Fn]:
+        def build(example: tuple) -> Fn:
+            opts = RuntimeOptions(dtype=kw.pop("dtype", f16), cuda_graphs=False, **kw)
+            return WarpDecodeRuntime(nets.warping, nets.spade, hw, device, opts)
+        return build
+
+    # (label, dtype, builder, capture graph)
+    variants: list[tuple[str, torch.dtype, Callable[[tuple], Fn], bool]] = [
+        ("plain fp32 eager", torch.float32, lambda ex: plain_fn(nets, device, torch.float32),
+         False),
+    ]
+    if cuda:
+        variants += [
+            ("plain fp16 eager", f16, lambda ex: plain_fn(nets, device, f16), False),
+            ("plain fp16 + graph", f16, lambda ex: plain_fn(nets, device, f16), True),
+            ("fast fp16 eager", f16, fast(channels_last=False), False),
+            ("fast fp16 + graph", f16, fast(channels_last=False), True),
+            ("fast fp16 cl + graph", f16, fast(channels_last=True), True),
+            ("fast fp16 cl grouped + graph", f16, fast(channels_last=True, grouped=True), True),
+            ("fast fp16 cl cl3d + graph", f16,
+             fast(channels_last=True, channels_last_3d=True), True),
+        ]
+    else:
+        variants.append(("fast fp32 cl", torch.float32, fast(channels_last=True), False))
+    print(f"\n[variants] W+G, {args.size}x{args.size} source -> {2 * args.size}x{2 * args.size}"
+          f" frame, median of {args.iters} after {args.warmup} warm-up")
+    header = f"{'variant':<32}" + "".join(f"{f'b{b} ms/frame':>14}" for b in args.batches)
+    print(header + "\n" + "-" * len(header))
+    table = {}
+    for label, dtype, build, graph in variants:
+        row, cells = f"{label:<32}", {}
+        for batch in args.batches:
+            sets = input_sets(batch, hw, device, dtype)
+            try:
+                fn = build(sets[0])
+                if graph:
+                    fn = graphed(fn, sets[0])
+                ms = time_ms(fn, sets, args.warmup, args.iters) / batch
+                cells[batch] = ms
+                row += f"{ms:>14.2f}"
+            except (RuntimeError, torch.cuda.OutOfMemoryError) as exc:
+                row += f"{'error':>14}"
+                print(f"  {label} b{batch}: {type(exc).__name__}: {str(exc)[:160]}")
+            fn = None
+            if cuda:
+                torch.cuda.empty_cache()
+        table[label] = cells
+        print(row, flush=True)
+    results["variants"] = table
+
+
+@torch.no_grad()
+def section_parts(nets: LivePortraitNetworks, device: torch.device, args: argparse.Namespace,
+                  results: dict) -> None:
+    cuda = device.type == "cuda"
+    dtype = torch.float16 if cuda else torch.float32
+    hw = args.size // 4
+    sets = input_sets(1, hw, device, dtype)
+    img = [torch.rand(1, 3, args.size, args.size, device=device, dtype=dtype) for _ in range(3)]
+    parts: dict[str, float] = {}
+    f = _copy(nets.appearance).to(device, dtype)
+    m = _copy(nets.motion).to(device, dtype)
+    parts["F appearance (prepare, once)"] = time_ms(f, [(x,) for x in img], 3, 10)
+    parts["M motion (prepare, once)"] = time_ms(m, [(x,) for x in img], 3, 10)
+    r = _copy(nets.retargeting).to(device, torch.float32)
+    kp = [(s[2].float(), s[1].float()) for s in sets]
+    parts["stitching MLP (fp32)"] = time_ms(r.stitch, kp, 3, args.iters)
+    cl = torch.channels_last
+    fw = FastWarping(nets.warping, hw).to(device, dtype)
+    fg = FastSPADE(nets.spade).to(device, dtype).to(memory_format=cl)
+    wfn = graphed(fw, sets[0]) if cuda else fw
+    parts["W warping, fast (+graph)"] = time_ms(wfn, sets, args.warmup, args.iters)
+    feats = [(fw(*s).contiguous(memory_format=cl),) for s in sets]
+    gfn = graphed(fg, feats[0]) if cuda else fg
+    parts["G decoder, fast cl (+graph)"] = time_ms(gfn, feats, args.warmup, args.iters)
+    pw = _copy(nets.warping).to(device, dtype)
+    pg = _copy(nets.spade).to(device, dtype)
+    parts["W warping, plain (+graph)"] = time_ms(
+        graphed(lambda *a: pw(*a)["out"], sets[0]) if cuda else (lambda *a: pw(*a)["out"]),
+        sets, args.warmup, args.iters)
+    parts["G decoder, plain (+graph)"] = time_ms(graphed(pg, feats[0]) if cuda else pg,
+                                                 [(x[0].contiguous(),) for x in feats],
+                                                 args.warmup, args.iters)
+    print("\n[parts] batch 1, ms (fp16 on CUDA)")
+    for k, v in parts.items():
+        print(f"  {k:<34}{v:>8.2f}")
+    results["parts"] = parts
+
+
+@torch.no_grad()
+def section_batch(nets: LivePortraitNetworks, device: torch.device, args: argparse.Namespace,
+                  results: dict) -> None:
+    cuda = device.type == "cuda"
+    hw = args.size // 4
+    out = {}
+    print("\n[batch] best eager variant (fast fp16 channels_last + CUDA graph)")
+    rt = WarpDecodeRuntime(nets.warping, nets.spade, hw, device,
+                           RuntimeOptions(channels_last=True, cuda_graphs=cuda))
+    for batch in args.throughput_batches:
+        sets = input_sets(batch, hw, device, rt.dtype, n=2)
+        try:
+            ms = time_ms(rt, sets, 3, max(5, args.iters // 4))
+        except (RuntimeError, torch.cuda.OutOfMemoryError) as exc:
+            print(f"  batch {batch}: {type(exc).__name__}: {str(exc)[:120]}")
+            break
+        out[batch] = {"ms_per_call": ms, "fps": 1000 * batch / ms}
+        print(f"  batch {batch:>3}: {ms:8.2f} ms/call  {ms / batch:6.2f} ms/frame  "
+              f"{1000 * batch / ms:7.0f} frames/s", flush=True)
+        rt._graphs.clear()
+        if cuda:
+            torch.cuda.empty_cache()
+    results["batch"] = out
+
+
+def section_restart(args: argparse.Namespace, results: dict) -> None:
+    """Fresh processes: weights from disk -> F, M -> runtime -> first frame; compile on/off,
+    cold then warm cache."""
+    tmp = Path(tempfile.mkdtemp(prefix="lp_restart_"))
+    weights = tmp / "weights"
+    write_weights(weights)
+    out = {}
+    print("\n[restart] fresh process -> first frame (s); compile cache in", tmp / "cache")
+    runs = [("eager + graph", False, "cold"), ("eager + graph", False, "warm")]
+    if args.compile:
+        runs += [("compile + graph", True, "cold"), ("compile + graph", True, "warm")]
+    for label, comp, phase in runs:
+        cmd = [sys.executable, __file__, "--probe", str(weights), "--cache", str(tmp / "cache"),
+               "--size", str(args.size)] + (["--compile"] if comp else [])
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.probe_timeout,
+                                  env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        except subprocess.TimeoutExpired:
+            print(f"  {label:<16} {phase}: timed out after {args.probe_timeout} s")
+            out[f"{label} {phase}"] = {"timeout": args.probe_timeout}
+            continue
+        lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+        if proc.returncode or not lines:
+            print(f"  {label} {phase}: failed rc={proc.returncode}\n{proc.stderr[-2000:]}")
+            continue
+        rec = json.loads(lines[-1])
+        out[f"{label} {phase}"] = rec
+        print(f"  {label:<16} {phase}: " + "  ".join(f"{k} {v:.2f}" for k, v in rec.items()),
+              flush=True)
+    results["restart"] = out
+
+
+@torch.no_grad()
+def probe(args: argparse.Namespace) -> None:
+    """One restart: import -> load weights -> prepare source -> build runtime -> frame."""
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    marks = {"import": time.perf_counter() - T_START}
+    torch.backends.cudnn.benchmark = True
+    nets = load_networks(args.probe, device=device)
+    marks["load"] = time.perf_counter() - T_START
+    dtype = torch.float16 if device.type == "cuda" else torch.float32
+    src = torch.rand(1, 3, args.size, args.size, device=device)
+    f_s = nets.appearance(src)
+    x_s = keypoints_from_motion(nets.motion(src))
+    rt = WarpDecodeRuntime(nets.warping, nets.spade, args.size // 4, device,
+                           RuntimeOptions(dtype=dtype, compile=args.compile,
+                                          cache_dir=Path(args.cache)))
+    frame = rt(f_s, x_s + 0.01, x_s)
+    frame.float().mean().item()
+    marks["first_frame"] = time.perf_counter() - T_START
+    marks["compile_call"] = rt.compile_seconds
+    sets = [(f_s, x_s + 0.01 * i, x_s) for i in range(3)]
+    marks["ms_b1"] = time_ms(rt, sets, 5, 50)
+    print(json.dumps(marks))
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--smoke", action="store_true",
-                    help="tiny run on the CPU (size 128, batches 1 2, one timed call each)")
+    ap.add_argument("--smoke", action="store_true", help="tiny CPU run: checks the script runs")
     ap.add_argument("--device", default=None, help="default: cuda if available, else cpu")
     ap.add_argument("--size", type=int, default=256, help="source size (multiple of 128)")
     ap.add_argument("--batches", type=int, nargs="+", default=[1, 8])
+    ap.add_argument("--throughput-batches", type=int, nargs="+", default=[1, 4, 8, 16, 32])
     ap.add_argument("--warmup", type=int, default=10)
     ap.add_argument("--iters", type=int, default=50)
-    ap.add_argument("--no-check", action="store_true", help="skip the fixture error check")
+    ap.add_argument("--sections", nargs="+",
+                    default=["check", "variants", "parts", "batch", "restart"])
+    ap.add_argument("--compile", action="store_true", help="include torch.compile variants")
+    ap.add_argument("--probe-timeout", type=int, default=420)
+    ap.add_argument("--json", type=Path, help="write all results here")
+    ap.add_argument("--probe", help=argparse.SUPPRESS)
+    ap.add_argument("--cache", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.probe:
+        probe(args)
+        return
     if args.smoke:
         args.device = args.device or "cpu"
-        args.size, args.batches, args.warmup, args.iters = 128, [1, 2], 0, 1
+        args.size, args.batches, args.warmup, args.iters = 128, [1], 0, 1
+        args.throughput_batches = [1, 2]
+        args.sections = [s for s in args.sections if s != "restart"]
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if args.size % 128:
         ap.error("--size must be a multiple of 128 (the dense-motion hourglass pools 5 times)")
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     t0 = time.perf_counter()
-    warp, gen = synth_networks()
-    print(f"synthesised W ({sum(p.numel() for p in warp.parameters()) / 1e6:.2f}M) and "
-          f"G ({sum(p.numel() for p in gen.parameters()) / 1e6:.2f}M) "
-          f"in {time.perf_counter() - t0:.1f} s; torch {torch.__version__}")
-    bench(args, warp, gen, device)
-    if not args.no_check:
-        check(warp, gen, device)
+    nets = synth_networks()
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    print(f"synthesised networks in {time.perf_counter() - t0:.1f} s; torch {torch.__version__};"
+          f" {name}")
+    results: dict = {"device": name, "torch": torch.__version__, "size": args.size}
+    steps = {"check": lambda: section_check(nets, device, results),
+             "variants": lambda: section_variants(nets, device, args, results),
+             "parts": lambda: section_parts(nets, device, args, results),
+             "batch": lambda: section_batch(nets, device, args, results),
+             "restart": lambda: section_restart(args, results)}
+    for s in args.sections:
+        t = time.perf_counter()
+        steps[s]()
+        print(f"  ({s}: {time.perf_counter() - t:.0f} s)", flush=True)
+        if args.json:
+            args.json.write_text(json.dumps(results, indent=1, default=str))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,240 @@
+"""Warp + decode (W then G) rebuilt for speed, computing the same function as the networks.
+
+Every rewrite here is exact algebra on the loaded weights, applied once at build time:
+
+- **BatchNorm folded into the convolution before it** (eval mode: ``bn(conv(x))`` is a conv
+  with scaled weights and shifted bias), so the 3-D hourglass makes one pass per layer
+  instead of two.
+- **SPADE's shared MLPs concatenated per resolution.** Every SPADE layer's first conv reads
+  the same segmap (the warped feature, resized), so the 12 of the six middle blocks become
+  one 256 -> 1536 conv, the 3 of each up block one 256 -> 384 conv: wide matrix products
+  instead of many narrow ones.
+- **gamma and beta in one conv** per SPADE layer, with the ``1 +`` of ``(1 + gamma)`` folded
+  into gamma's bias; optionally the 12 middle ones as one grouped conv.
+- **Constant tensors built once on the device** (the coordinate grid), no host syncs: the
+  whole call can be captured in a CUDA graph (:class:`GraphRunner`).
+
+``FastWarpDecode(warping, spade)`` takes the loaded networks (any device/dtype) and returns
+frames (B, 3, 2H, 2W) from feature_3d (B, 32, 16, H/4, W/4) and keypoints; channels_last
+for the 2-D part and ``torch.compile`` are options measured in bench/liveportrait_speed.py.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .spade import SPADE, SPADEGenerator, SPADEResBlock
+from .warping import KP_VARIANCE, WarpingNetwork
+
+
+def fold_bn(conv: nn.Conv2d | nn.Conv3d, bn: nn.BatchNorm2d | nn.BatchNorm3d) -> None:
+    """Fold eval-mode ``bn`` into ``conv`` in place: ``bn(conv(x)) == conv'(x)``."""
+    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+    shape = (-1,) + (1,) * (conv.weight.ndim - 1)
+    bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
+    conv.weight = nn.Parameter((conv.weight * scale.reshape(shape)).detach(),
+                               requires_grad=False)
+    conv.bias = nn.Parameter(((bias - bn.running_mean) * scale + bn.bias).detach(),
+                             requires_grad=False)
+
+
+def fold_warping_batchnorm(warp: WarpingNetwork) -> WarpingNetwork:
+    """Copy of ``warp`` with every conv -> BatchNorm pair folded (BatchNorm -> Identity)."""
+    warp = copy.deepcopy(warp)
+    for module in list(warp.modules()):
+        if isinstance(getattr(module, "norm", None), nn.modules.batchnorm._BatchNorm):
+            conv = module.conv if hasattr(module, "conv") else getattr(module, "compress", None)
+            if conv is None:
+                continue
+            fold_bn(conv, module.norm)
+            module.norm = nn.Identity()
+    return warp
+
+
+def _cat_conv(convs: list[nn.Conv2d], bias_shift: list[float] | None = None) -> nn.Conv2d:
+    """One conv whose output channels are ``convs``' outputs, concatenated in order."""
+    c0 = convs[0]
+    out = nn.Conv2d(c0.in_channels, sum(c.out_channels for c in convs), c0.kernel_size,
+                    padding=c0.padding, device=c0.weight.device, dtype=c0.weight.dtype)
+    shifts = bias_shift or [0.0] * len(convs)
+    out.weight = nn.Parameter(torch.cat([c.weight for c in convs]).detach(), requires_grad=False)
+    out.bias = nn.Parameter(torch.cat([c.bias + s for c, s in zip(convs, shifts, strict=True)])
+                            .detach(), requires_grad=False)
+    return out
+
+
+class _Stage(nn.Module):
+    """The SPADE layers that share one segmap resolution: one conv for all shared MLPs,
+    then per layer one conv for (1 + gamma, beta)."""
+
+    def __init__(self, spades: list[SPADE], grouped: bool) -> None:
+        super().__init__()
+        self.hidden = spades[0].mlp_shared[0].out_channels
+        self.shared = _cat_conv([s.mlp_shared[0] for s in spades])
+        self.widths = [s.mlp_gamma.out_channels for s in spades]
+        gb = [_cat_conv([s.mlp_gamma, s.mlp_beta], [1.0, 0.0]) for s in spades]
+        self.grouped = grouped and len(set(self.widths)) == 1
+        if self.grouped:
+            c = gb[0]
+            self.gb = nn.Conv2d(self.hidden * len(gb), sum(g.out_channels for g in gb), 3,
+                                padding=1, groups=len(gb), device=c.weight.device,
+                                dtype=c.weight.dtype)
+            self.gb.weight = nn.Parameter(torch.cat([g.weight for g in gb]), requires_grad=False)
+            self.gb.bias = nn.Parameter(torch.cat([g.bias for g in gb]), requires_grad=False)
+        else:
+            self.gbs = nn.ModuleList(gb)
+
+    def forward(self, seg: Tensor) -> list[tuple[Tensor, Tensor]]:
+        """Segmap at this resolution -> [(1 + gamma, beta)] per SPADE layer, in order."""
+        actv = F.relu(self.shared(seg))
+        if self.grouped:
+            gbs = self.gb(actv).split([2 * w for w in self.widths], dim=1)
+        else:
+            parts = actv.split(self.hidden, dim=1)
+            gbs = [conv(a) for conv, a in zip(self.gbs, parts, strict=True)]
+        return [tuple(t.split(w, dim=1)) for t, w in zip(gbs, self.widths, strict=True)]
+
+
+def _modulate(x: Tensor, gb: tuple[Tensor, Tensor]) -> Tensor:
+    return F.leaky_relu(F.instance_norm(x, eps=1e-5) * gb[0] + gb[1], 0.2)
+
+
+def _block(blk: SPADEResBlock, x: Tensor, mods: list[tuple[Tensor, Tensor]]) -> Tensor:
+    """A SPADE residual block with precomputed modulations ``[norm_0, norm_1, (norm_s)]``."""
+    if blk.learned_shortcut:
+        shortcut = blk.conv_s(F.instance_norm(x, eps=1e-5) * mods[2][0] + mods[2][1])
+    else:
+        shortcut = x
+    dx = blk.conv_0(_modulate(x, mods[0]))
+    return shortcut + blk.conv_1(_modulate(dx, mods[1]))
+
+
+def _spades(blk: SPADEResBlock) -> list[SPADE]:
+    return [blk.norm_0, blk.norm_1] + ([blk.norm_s] if blk.learned_shortcut else [])
+
+
+class FastSPADE(nn.Module):
+    """SPADEGenerator with the shared/gamma/beta convs regrouped (same function)."""
+
+    def __init__(self, gen: SPADEGenerator, grouped: bool = False) -> None:
+        super().__init__()
+        gen = copy.deepcopy(gen)
+        self.fc, self.up_0, self.up_1, self.conv_img = gen.fc, gen.up_0, gen.up_1, gen.conv_img
+        self.middle = nn.ModuleList(gen.middle)
+        self.stage_mid = _Stage([s for b in gen.middle for s in _spades(b)], grouped)
+        self.stage_0 = _Stage(_spades(gen.up_0), grouped=False)
+        self.stage_1 = _Stage(_spades(gen.up_1), grouped=False)
+        for blk in (*self.middle, self.up_0, self.up_1):  # the norms now live in the stages
+            for name in ("norm_0", "norm_1", "norm_s"):
+                if hasattr(blk, name):
+                    delattr(blk, name)
+
+    def forward(self, feature: Tensor) -> Tensor:
+        mods = self.stage_mid(feature)
+        x = self.fc(feature)
+        for i, blk in enumerate(self.middle):
+            x = _block(blk, x, mods[2 * i:2 * i + 2])
+        x = F.interpolate(x, scale_factor=2.0)
+        x = _block(self.up_0, x, self.stage_0(F.interpolate(feature, size=x.shape[2:])))
+        x = F.interpolate(x, scale_factor=2.0)
+        x = _block(self.up_1, x, self.stage_1(F.interpolate(feature, size=x.shape[2:])))
+        return torch.sigmoid(self.conv_img(F.leaky_relu(x, 0.2)))
+
+
+class FastWarping(nn.Module):
+    """WarpingNetwork with BatchNorm folded and the coordinate grid held as a buffer."""
+
+    def __init__(self, warp: WarpingNetwork, feature_hw: int, channels_last_3d: bool = False
+                 ) -> None:
+        super().__init__()
+        self.net = fold_warping_batchnorm(warp)
+        dm = self.net.dense_motion_network
+        self.num_kp = dm.num_kp
+        depth = warp.cfg.dense_motion.reshape_depth
+        p = next(warp.parameters())
+        self.register_buffer("grid", dm.grids.get(depth, feature_hw, feature_hw, p.device,
+                                                  p.dtype).clone(), persistent=False)
+        self.cl3d = channels_last_3d
+        if channels_last_3d:
+            dm.hourglass.to(memory_format=torch.channels_last_3d)
+            dm.mask.to(memory_format=torch.channels_last_3d)
+
+    def forward(self, feature_3d: Tensor, kp_driving: Tensor, kp_source: Tensor) -> Tensor:
+        """-> warped, occluded 2-D feature (B, 256, h, w) (the input of the decoder)."""
+        dm = self.net.dense_motion_network
+        feature = F.relu(dm.compress(feature_3d))
+        b, c, d, h, w = feature.shape
+        k, grid = self.num_kp, self.grid
+        kd = kp_driving.reshape(b, k, 1, 1, 1, 3)
+        ks = kp_source.reshape(b, k, 1, 1, 1, 3)
+        sparse = torch.cat([grid.expand(b, 1, d, h, w, 3), grid - kd + ks], dim=1)
+        deformed = F.grid_sample(feature, sparse.reshape(b, (k + 1) * d, h, w, 3),
+                                 align_corners=False)
+        deformed = deformed.reshape(b, c, k + 1, d, h, w).transpose(1, 2)
+        g_d = torch.exp((grid - kd).square().sum(-1) * (-0.5 / KP_VARIANCE))
+        g_s = torch.exp((grid - ks).square().sum(-1) * (-0.5 / KP_VARIANCE))
+        heatmap = F.pad(g_d - g_s, (0, 0, 0, 0, 0, 0, 1, 0)).unsqueeze(2)
+        x = torch.cat([heatmap, deformed], dim=2).reshape(b, -1, d, h, w)
+        if self.cl3d:
+            x = x.contiguous(memory_format=torch.channels_last_3d)
+        prediction = dm.hourglass(x)
+        mask = F.softmax(dm.mask(prediction), dim=1)
+        deformation = (sparse * mask.unsqueeze(-1)).sum(dim=1)
+        occlusion = torch.sigmoid(dm.occlusion(prediction.contiguous().reshape(b, -1, h, w)))
+        out = F.grid_sample(feature_3d, deformation, align_corners=False)
+        out = self.net.fourth(self.net.third(out.reshape(b, -1, h, w)))
+        return out * occlusion
+
+
+class FastWarpDecode(nn.Module):
+    """feature_3d (B, 32, 16, h, w), kp_driving, kp_source (B, 21, 3) -> frame (B, 3, 8h, 8w)."""
+
+    def __init__(self, warp: WarpingNetwork, spade: SPADEGenerator, feature_hw: int = 64,
+                 channels_last: bool = False, channels_last_3d: bool = False,
+                 grouped: bool = False) -> None:
+        super().__init__()
+        self.warp = FastWarping(warp, feature_hw, channels_last_3d)
+        self.spade = FastSPADE(spade, grouped)
+        self.channels_last = channels_last
+        if channels_last:
+            self.spade.to(memory_format=torch.channels_last)
+            self.warp.net.third.to(memory_format=torch.channels_last)
+            self.warp.net.fourth.to(memory_format=torch.channels_last)
+
+    def forward(self, feature_3d: Tensor, kp_driving: Tensor, kp_source: Tensor) -> Tensor:
+        out = self.warp(feature_3d, kp_driving, kp_source)
+        if self.channels_last:
+            out = out.contiguous(memory_format=torch.channels_last)
+        return self.spade(out)
+
+
+class GraphRunner:
+    """Replays ``fn`` from a CUDA graph captured for one input shape; copies inputs in.
+
+    The returned tensor is the graph's own output buffer: it is overwritten by the next
+    call, so callers copy out (or finish with it) before calling again.
+    """
+
+    def __init__(self, fn: Callable[..., Tensor], inputs: tuple[Tensor, ...],
+                 warmup: int = 3) -> None:
+        self.static = [x.clone() for x in inputs]
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side), torch.no_grad():
+            for _ in range(warmup):
+                fn(*self.static)
+        torch.cuda.current_stream().wait_stream(side)
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph), torch.no_grad():
+            self.out = fn(*self.static)
+
+    def __call__(self, *xs: Tensor) -> Tensor:
+        for dst, src in zip(self.static, xs, strict=True):
+            dst.copy_(src)
+        self.graph.replay()
+        return self.out

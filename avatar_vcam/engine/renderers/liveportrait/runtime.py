@@ -1,0 +1,106 @@
+"""The hot path on a device: warp + decode built once, replayed per batch.
+
+:class:`WarpDecodeRuntime` owns the fast W+G module (see ``fast.py``) in the chosen dtype
+and memory format, optionally compiled with ``torch.compile`` (Inductor's on-disk cache
+under ``cache_dir`` makes a restart reuse what an earlier run compiled), and on CUDA one
+captured graph per batch size, so a frame costs one graph launch.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from .fast import FastWarpDecode, GraphRunner
+from .spade import SPADEGenerator
+from .warping import WarpingNetwork
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RuntimeOptions:
+    """How the warp + decode runs. Defaults: what measured fastest on an H100 (BENCHMARKS.md).
+
+    dtype: float16 on CUDA (within 1e-2 of float32 on the fixtures), float32 on the CPU.
+    channels_last: NHWC for the 2-D decoder (faster fp16 convolutions on tensor cores).
+    channels_last_3d: NDHWC for the 3-D hourglass of the dense-motion network.
+    grouped: the 12 middle SPADE gamma/beta convs as one grouped conv.
+    compile: ``torch.compile`` the module (fuses norm + modulation + activation).
+    cuda_graphs: capture one CUDA graph per batch size and replay it.
+    cache_dir: Inductor cache folder (kept between runs); None: Inductor's default.
+    """
+
+    dtype: torch.dtype | None = None
+    channels_last: bool = True
+    channels_last_3d: bool = False
+    grouped: bool = False
+    compile: bool = False
+    cuda_graphs: bool = True
+    cache_dir: Path | None = None
+
+
+def set_compile_cache(cache_dir: Path | None) -> None:
+    """Point Inductor's on-disk caches at ``cache_dir`` (before the first compile)."""
+    if cache_dir is None:
+        return
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(cache_dir / "inductor")
+    os.environ["TRITON_CACHE_DIR"] = str(cache_dir / "triton")
+
+
+class WarpDecodeRuntime:
+    """``(feature_3d, kp_driving, kp_source) -> frames (B, 3, 8h, 8w)`` on one device."""
+
+    def __init__(self, warping: WarpingNetwork, spade: SPADEGenerator, feature_hw: int,
+                 device: torch.device | str, opts: RuntimeOptions | None = None) -> None:
+        self.device = torch.device(device)
+        opts = opts or RuntimeOptions()
+        cuda = self.device.type == "cuda"
+        self.dtype = opts.dtype or (torch.float16 if cuda else torch.float32)
+        self.opts = opts
+        # folded and regrouped in the networks' own precision, then cast (the inputs are
+        # not modified: FastWarpDecode works on copies)
+        module = FastWarpDecode(
+            warping, spade, feature_hw, channels_last=opts.channels_last,
+            channels_last_3d=opts.channels_last_3d, grouped=opts.grouped,
+        ).to(self.device, self.dtype).eval().requires_grad_(False)
+        self.module = module
+        self.fn = module
+        self.compile_seconds = 0.0
+        if opts.compile:
+            set_compile_cache(opts.cache_dir)
+            self.fn = torch.compile(module, dynamic=False)
+        self.use_graphs = cuda and opts.cuda_graphs
+        self._graphs: dict[int, GraphRunner] = {}
+
+    @torch.no_grad()
+    def __call__(self, feature: Tensor, kp_driving: Tensor, kp_source: Tensor) -> Tensor:
+        args = tuple(x.to(self.device, self.dtype) for x in (feature, kp_driving, kp_source))
+        if not self.use_graphs:
+            return self._run(*args)
+        b = args[0].shape[0]
+        runner = self._graphs.get(b)
+        if runner is None:
+            t0 = time.perf_counter()
+            runner = GraphRunner(self._run, args)
+            self._graphs[b] = runner
+            log.info("captured warp+decode graph for batch %d in %.1f s", b,
+                     time.perf_counter() - t0)
+        return runner(*args)
+
+    def _run(self, feature: Tensor, kp_d: Tensor, kp_s: Tensor) -> Tensor:
+        if self.opts.compile and not self.compile_seconds:
+            t0 = time.perf_counter()
+            out = self.fn(feature, kp_d, kp_s)
+            if self.device.type == "cuda":
+                torch.cuda.synchronize(self.device)
+            self.compile_seconds = time.perf_counter() - t0
+            return out
+        return self.fn(feature, kp_d, kp_s)
