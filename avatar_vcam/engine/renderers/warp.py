@@ -25,6 +25,7 @@ import torch.nn.functional as TF
 from .. import landmarks as L
 from ..avatar import Avatar
 from ..motion import BLENDSHAPES, CHANNEL_INDEX, N_CHANNELS
+from .warp_paint import paint_lash, paint_mouth, smoothstep_t
 from .warp_rig import BASIS_NAMES, Face, Rig, smoothstep
 
 _I = CHANNEL_INDEX
@@ -38,12 +39,15 @@ class WarpState:
 
     size: int
     device: torch.device
-    src: torch.Tensor  # (1, 3, S, S) float32 0..255
+    src_half: torch.Tensor  # (1, 3, S, S) float32 photo + 0.5 (so truncation rounds)
     src_u8: torch.Tensor  # (S, S, 3) uint8
     roi: tuple[int, int, int, int]  # x0, y0, x1, y1 (exclusive) of the warped region
     grid_hw: tuple[int, int]
     bases: torch.Tensor  # (K, 2 * gh * gw) forward displacement, pixels
-    nodes: torch.Tensor  # (1, gh, gw, 2) node positions, normalised for grid_sample
+    nodes: torch.Tensor  # (1, 2, gh, gw) node positions, normalised over the grid
+    grid_norm: torch.Tensor  # (1, 2, 1, 1) pixels -> grid-normalised units
+    base_norm: torch.Tensor  # (1, 2, gh, gw) node positions, normalised over the image
+    px_norm: torch.Tensor  # (1, 2, 1, 1) pixels -> image-normalised units
     lip_src: torch.Tensor  # (11, 2) lower inner lip, image-left -> right
     lip_up: torch.Tensor  # (K, 11, 2) its motion on the upper side of the cut
     lip_lo: torch.Tensor  # (K, 11, 2) its motion on the lower side of the cut
@@ -96,7 +100,9 @@ class WarpRenderer:
         bases = basis.reshape(len(BASIS_NAMES), gh, gw, 2).transpose(0, 3, 1, 2)
         nx = np.linspace(-1, 1, gw)
         ny = np.linspace(-1, 1, gh)
-        nodes = np.stack(np.meshgrid(nx, ny), -1)[None]
+        nodes = np.stack(np.meshgrid(nx, ny), 0)[None]
+        grid_norm = np.array([2.0 / max(x1 - 1 - x0, 1), 2.0 / max(y1 - 1 - y0, 1)])
+        base_norm = (2.0 * np.stack(np.meshgrid(xs, ys), 0)[None] + 1.0) / size - 1.0
 
         lip_idx = list(L.LIPS_INNER_LOWER)
         lip_src = face.P[lip_idx]
@@ -124,9 +130,12 @@ class WarpRenderer:
         src_u8 = torch.as_tensor(np.array(img, dtype=np.uint8), device=dev)
         return WarpState(
             size=size, device=dev,
-            src=src_u8.permute(2, 0, 1)[None].float().contiguous(), src_u8=src_u8,
+            src_half=src_u8.permute(2, 0, 1)[None].float().add(0.5).contiguous(),
+            src_u8=src_u8,
             roi=(int(x0), int(y0), int(x1), int(y1)), grid_hw=(gh, gw),
             bases=t32(bases.reshape(len(BASIS_NAMES), -1)), nodes=t32(nodes),
+            grid_norm=t32(grid_norm.reshape(1, 2, 1, 1)), base_norm=t32(base_norm),
+            px_norm=t32(np.full((1, 2, 1, 1), 2.0 / size)),
             lip_src=t32(lip_src), lip_up=t32(lip_up), lip_lo=t32(lip_lo),
             lids_src=t32(lids_src), lids=t32(lids), lid_open=t32(lid_open),
             face_w=F, teeth_h=teeth_h, colors={k: t32(v) for k, v in colors.items()},
@@ -166,175 +175,59 @@ class WarpRenderer:
         gh, gw = state.grid_hw
         fwd = (coef @ state.bases).view(n, 2, gh, gw)
         bwd = self._invert(state, fwd)
+        # Sampling positions, normalised for grid_sample, built on the coarse grid (the
+        # pixel position is linear in the node index, so upsampling it is exact); the
+        # permuted (N, h, w, 2) view goes to grid_sample without a copy, and so does the
+        # photo, expanded over the batch.
+        pos = torch.addcmul(state.base_norm, bwd, state.px_norm)
         x0, y0, x1, y1 = state.roi
         h, w = y1 - y0, x1 - x0
-        flow = TF.interpolate(bwd, size=(h, w), mode="bilinear", align_corners=True)
-        S = state.size
-        ys = torch.arange(y0, y1, device=state.device, dtype=torch.float32)
-        xs = torch.arange(x0, x1, device=state.device, dtype=torch.float32)
-        gx = (2.0 * (xs[None, None, :] + flow[:, 0]) + 1.0) / S - 1.0
-        gy = (2.0 * (ys[None, :, None] + flow[:, 1]) + 1.0) / S - 1.0
-        grid = torch.stack([gx, gy], -1).view(1, n * h, w, 2)
-        roi = TF.grid_sample(state.src, grid, mode="bilinear", padding_mode="border",
-                             align_corners=False)
-        roi = roi.view(3, n, h, w).permute(1, 2, 3, 0)  # (N, h, w, 3)
-        roi = self._mouth(state, coef, roi)
-        roi = self._lids(state, coef, roi)
-        out[:, y0:y1, x0:x1] = roi.add(0.5).clamp(0, 255).to(torch.uint8)
+        grid = TF.interpolate(pos, size=(h, w), mode="bilinear", align_corners=True)
+        # src_half holds the photo + 0.5: bilinear weights are convex, so the samples stay
+        # in [0.5, 255.5] and the uint8 cast below (truncation) rounds without a clamp.
+        roi = TF.grid_sample(state.src_half.expand(n, -1, -1, -1), grid.permute(0, 2, 3, 1),
+                             mode="bilinear", padding_mode="border", align_corners=False)
+        self._mouth(state, coef, roi)
+        self._lids(state, coef, roi)
+        out[:, y0:y1, x0:x1].copy_(roi.permute(0, 2, 3, 1))
         return out
 
     def _invert(self, state: WarpState, fwd: torch.Tensor) -> torch.Tensor:
         """Backward field b with q + b(q) + fwd(q + b(q)) = q, by damped fixed-point steps
         on the coarse grid (exact 0 where fwd is 0, stable where the warp stretches)."""
-        gh, gw = state.grid_hw
-        x0, y0, x1, y1 = state.roi
-        to_norm = torch.tensor([2.0 / max(x1 - 1 - x0, 1), 2.0 / max(y1 - 1 - y0, 1)],
-                               device=fwd.device).view(1, 2, 1, 1)
         bwd = -fwd
         for _ in range(self.inverse_steps):
-            pos = state.nodes + (bwd * to_norm).permute(0, 2, 3, 1)
+            pos = torch.addcmul(state.nodes, bwd, state.grid_norm).permute(0, 2, 3, 1)
             f_at = TF.grid_sample(fwd, pos, mode="bilinear", padding_mode="border",
                                   align_corners=True)
-            bwd = bwd + 0.6 * (-bwd - f_at)
+            bwd = bwd.mul(0.4).sub_(f_at, alpha=0.6)  # b + 0.6 * (-b - f_at)
         return bwd
 
-    def _mouth(self, state: WarpState, coef: torch.Tensor, roi: torch.Tensor) -> torch.Tensor:
-        """Paint the mouth interior between the two warped copies of the lower inner lip."""
+    def lip_lines(self, state: WarpState, coef: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Output positions (N, 11, 2) of the lower inner lip on the upper and the lower
+        side of the cut: the mouth opening lies between them."""
         A = state.lip_src + torch.einsum("nk,kpc->npc", coef, state.lip_up)
         B = state.lip_src + torch.einsum("nk,kpc->npc", coef, state.lip_lo)
-        gap = ((B - A) ** 2).sum(-1).sqrt()
-        sel = (gap.amax(1) >= 0.35).nonzero().squeeze(1)
-        if len(sel) == 0:
-            return roi
-        for i in sel.tolist():  # per frame: tight boxes beat one box around the batch
-            roi[i:i + 1] = self._paint_mouth(state, A[i:i + 1], B[i:i + 1], gap[i:i + 1],
-                                             roi[i:i + 1])
-        return roi
+        return A, B
 
-    def _paint_mouth(self, state: WarpState, A: torch.Tensor, B: torch.Tensor,
-                     gap: torch.Tensor, roi: torch.Tensor) -> torch.Tensor:
-        """Composite the interior for frames whose lips part (A above, B below)."""
-        x0, y0, x1, y1 = state.roi
-        both = torch.cat([A, B], 1)
-        lo = both.amin((0, 1)).floor() - 2
-        hi = both.amax((0, 1)).ceil() + 3
-        bx0, by0 = max(int(lo[0]), x0), max(int(lo[1]), y0)
-        bx1, by1 = min(int(hi[0]), x1), min(int(hi[1]), y1)
-        if bx1 <= bx0 or by1 <= by0:
-            return roi
-        dev = roi.device
-        ys = torch.arange(by0, by1, device=dev, dtype=torch.float32)
-        xs = torch.arange(bx0, bx1, device=dev, dtype=torch.float32)
-        p = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), -1).view(1, -1, 2)
-        sd_a = _signed_distance(p, A)  # > 0 below A
-        sd_b = -_signed_distance(p, B)  # > 0 above B
-        alpha = (torch.minimum(sd_a, sd_b) + 0.5).clamp(0, 1)
-        F = state.face_w
-        # mouth coordinates: u along the corners (-1..1), local opening height
-        c0, c1 = A[:, :1], A[:, -1:]
-        mid, axis = 0.5 * (c0 + c1), c1 - c0
-        half = 0.5 * axis.norm(dim=-1, keepdim=True).clamp_min(1.0)
-        u = ((p - mid) * axis).sum(-1) / (2 * half[..., 0] ** 2)
-        opening = (sd_a + sd_b).clamp_min(1e-3)
-        v = (sd_a / opening).clamp(0, 1)
-        col = state.colors
-        edge = torch.exp(-torch.minimum(sd_a, sd_b).clamp_min(0) / (0.012 * F))
-        rgb = col["cavity"] + (col["edge"] - col["cavity"]) * edge[..., None]
-        # deeper shadow under the upper teeth and towards the corners
-        shade = 1 - 0.35 * torch.exp(-sd_a.clamp_min(0) / (0.02 * F)) * (1 - edge)
-        rgb = rgb * (shade * (1 - 0.3 * u.abs().clamp(0, 1) ** 2))[..., None]
-        # tongue: low and central, only when the mouth is well open
-        tongue = smoothstep_t(0.55, 0.9, v) * (1 - u**2).clamp(0, 1) * smoothstep_t(
-            0.04 * F, 0.1 * F, opening)
-        rgb = rgb + (col["tongue"] - rgb) * (0.8 * tongue)[..., None]
-        # lower teeth: a thin band above the lower lip in wide openings
-        low_t = (0.016 * F - sd_b + 0.5).clamp(0, 1) * smoothstep_t(0.6, 0.3, u.abs())
-        low_t = low_t * smoothstep_t(0.05 * F, 0.1 * F, opening)
-        rgb = rgb + (0.7 * col["teeth"] - rgb) * (0.45 * low_t)[..., None]
-        # upper teeth hanging from the upper edge, with faint gaps between teeth
-        if state.teeth_h > 0.5:
-            th = state.teeth_h * (1 - u**2).clamp(0, 1) ** 0.7
-            up_t = (th - sd_a + 0.5).clamp(0, 1)
-            gaps = torch.zeros_like(u)
-            for b in (0.0, 0.33, -0.33, 0.56, -0.56, 0.73, -0.73, 0.86, -0.86):
-                gaps = gaps + torch.exp(-(((u - b) * half[..., 0]) / 0.6) ** 2)
-            open_c = gap.amax(1, keepdim=True)
-            light = (0.55 + 0.45 * smoothstep_t(0.0, 0.07 * F, open_c)) * (
-                0.45 + 0.55 * (1 - u**2).clamp(0, 1)) * (1 - 0.12 * gaps.clamp(0, 1)) * (
-                0.82 + 0.18 * (sd_a / 3.0).clamp(0, 1))
-            teeth = col["teeth"] * light[..., None]
-            rgb = rgb + (teeth - rgb) * up_t[..., None]
-        rgb = rgb.view(-1, by1 - by0, bx1 - bx0, 3)
-        a = alpha.view(-1, by1 - by0, bx1 - bx0, 1)
-        box = roi[:, by0 - y0:by1 - y0, bx0 - x0:bx1 - x0]
-        roi[:, by0 - y0:by1 - y0, bx0 - x0:bx1 - x0] = box + (rgb - box) * a
-        return roi
+    def _mouth(self, state: WarpState, coef: torch.Tensor, roi: torch.Tensor) -> None:
+        """Paint the mouth interior where the lips part (per frame: tight boxes)."""
+        A, B = self.lip_lines(state, coef)
+        gap = ((B - A) ** 2).sum(-1).sqrt().amax(1)
+        for i in (gap >= 0.35).nonzero().flatten().tolist():
+            paint_mouth(roi[i], state.roi[:2], state.roi, A[i], B[i], state.colors,
+                        state.face_w, state.teeth_h)
 
-
-    def _lids(self, state: WarpState, coef: torch.Tensor, roi: torch.Tensor) -> torch.Tensor:
+    def _lids(self, state: WarpState, coef: torch.Tensor, roi: torch.Tensor) -> None:
         """Draw the lash line where an eye is (nearly) shut: it hides the thin band of
         squeezed eye that the warp leaves between the lids."""
         lids = state.lids_src + torch.einsum("nk,kelpc->nelpc", coef, state.lids)
         opening = (lids[:, :, 1, 4] - lids[:, :, 0, 4]).norm(dim=-1) * torch.sign(
             lids[:, :, 1, 4, 1] - lids[:, :, 0, 4, 1])
         closure = smoothstep_t(0.45, 0.9, 1 - opening / state.lid_open.clamp_min(1.0))
-        sel = (closure.amax(1) > 0).nonzero().squeeze(1)
-        if len(sel) == 0:
-            return roi
-        for i in sel.tolist():
-            roi[i:i + 1] = self._paint_lids(state, lids[i:i + 1], closure[i:i + 1],
-                                            roi[i:i + 1])
-        return roi
-
-    def _paint_lids(self, state: WarpState, lids: torch.Tensor, closure: torch.Tensor,
-                    roi: torch.Tensor) -> torch.Tensor:
-        """Lash lines for frames with a closing eye."""
-        x0, y0, x1, y1 = state.roi
-        F = state.face_w
-        for e in range(2):
-            pts = lids[:, e].reshape(-1, 18, 2)
-            lo = pts.amin((0, 1)).floor() - 3
-            hi = pts.amax((0, 1)).ceil() + 4
-            bx0, by0 = max(int(lo[0]), x0), max(int(lo[1]), y0)
-            bx1, by1 = min(int(hi[0]), x1), min(int(hi[1]), y1)
-            if bx1 <= bx0 or by1 <= by0:
-                continue
-            dev = roi.device
-            ys = torch.arange(by0, by1, device=dev, dtype=torch.float32)
-            xs = torch.arange(bx0, bx1, device=dev, dtype=torch.float32)
-            p = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), -1).view(1, -1, 2)
-            up, low = lids[:, e, 0], lids[:, e, 1]
-            sd = torch.minimum(_signed_distance(p, up), -_signed_distance(p, low))
-            c0, c1 = up[:, :1], up[:, -1:]
-            axis = c1 - c0
-            u = ((p - 0.5 * (c0 + c1)) * axis).sum(-1) / (0.5 * (axis**2).sum(-1)).clamp_min(1)
-            width = 0.0075 * F * (1 - u**2).clamp(0, 1).sqrt() + 0.3
-            a = ((sd + width + 0.5).clamp(0, 1) * closure[:, e:e + 1]).view(-1, by1 - by0,
-                                                                         bx1 - bx0, 1)
-            box = roi[:, by0 - y0:by1 - y0, bx0 - x0:bx1 - x0]
-            roi[:, by0 - y0:by1 - y0, bx0 - x0:bx1 - x0] = box + (state.colors["lash"] - box) * a
-        return roi
-
-
-def smoothstep_t(e0: float, e1: float, x: torch.Tensor) -> torch.Tensor:
-    """Hermite ramp 0 -> 1 between e0 and e1 on tensors."""
-    t = ((x - e0) / (e1 - e0)).clamp(0, 1)
-    return t * t * (3 - 2 * t)
-
-
-def _signed_distance(p: torch.Tensor, line: torch.Tensor) -> torch.Tensor:
-    """Distance of points p (1, P, 2) to polylines (N, V, 2), positive on the side below
-    a left-to-right line (y down); sign taken from the nearest segment."""
-    a, b = line[:, :-1, None], line[:, 1:, None]  # (N, V-1, 1, 2)
-    ab = b - a
-    ap = p[:, None] - a  # (N, V-1, P, 2)
-    apx, apy, abx, aby = ap[..., 0], ap[..., 1], ab[..., 0], ab[..., 1]
-    t = ((apx * abx + apy * aby) / (abx * abx + aby * aby).clamp_min(1e-6)).clamp(0, 1)
-    d2 = (apx - t * abx) ** 2 + (apy - t * aby) ** 2  # (N, V-1, P)
-    d2min, k = d2.min(1)
-    cross = abx * apy - aby * apx
-    sign = torch.where(cross.gather(1, k[:, None]).squeeze(1) >= 0, 1.0, -1.0)
-    return d2min.sqrt() * sign
+        for i, e in (closure > 0).nonzero().tolist():
+            paint_lash(roi[i], state.roi[:2], state.roi, lids[i, e, 0], lids[i, e, 1],
+                       float(closure[i, e]), state.colors["lash"], state.face_w)
 
 
 def _mouth_colors(img: np.ndarray, face: Face) -> dict[str, np.ndarray]:
