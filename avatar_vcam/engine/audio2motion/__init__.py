@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from .base import Audio2Motion
 from .dsp import DspAudio2Motion
 
-__all__ = ["Audio2Motion", "DspAudio2Motion", "make_audio2motion"]
+__all__ = ["A2M_MODELS", "DEFAULT_A2M", "Audio2Motion", "DspAudio2Motion", "make_audio2motion"]
+
+A2M_MODELS = ("dsp", "learned")
+DEFAULT_A2M = "dsp"  # chosen by bench/lipsync_eval.py (BENCHMARKS.md)
 
 
-def make_audio2motion(name: str = "dsp", lookahead_ms: float = 60.0) -> Audio2Motion:
-    """Build the Audio2Motion model ``name`` (only ``"dsp"`` so far)."""
+def make_audio2motion(name: str = DEFAULT_A2M, lookahead_ms: float = 60.0,
+                      weights: str | Path | None = None) -> Audio2Motion:
+    """Build the Audio2Motion model ``name``: ``"dsp"`` (signal features, no weights) or
+    ``"learned"`` (the shipped causal TCN, or ``weights``)."""
     if name == "dsp":
         return DspAudio2Motion(lookahead_ms=lookahead_ms)
-    raise ValueError(f"unknown audio2motion model {name!r}; available: dsp")
+    if name == "learned":
+        from .learned import LearnedAudio2Motion
+
+        return LearnedAudio2Motion(lookahead_ms=lookahead_ms, weights=weights)
+    raise ValueError(f"unknown audio2motion model {name!r}; available: {', '.join(A2M_MODELS)}")

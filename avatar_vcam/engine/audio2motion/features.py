@@ -1,0 +1,122 @@
+"""Log-mel features for the learned Audio2Motion, the same at every sample rate, streamable.
+
+Frame ``j`` is a 25 ms Hann window that *ends* at ``t_j = j / 100`` s (a causal window: frame j
+uses no audio after t_j). Its power spectrum is pooled by a triangular mel filterbank built
+in Hz for each sample rate and scaled by Parseval so a band's value is the mean-square of
+the signal in that band whatever the rate (bands above Nyquist read as digital silence).
+
+Loudness normalisation (automatic gain) is causal and vectorised: a speech-peak tracker
+that jumps up and decays slowly (``p_j = max(l_j, p_{j-1} - D)``, computed as a running
+maximum of ``l_i + D i``) and a noise-floor tracker that falls at once and creeps up. The
+network sees mel bands relative to the peak, the level above the floor, and the absolute level.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import numpy as np
+
+FPS = 100
+WIN = 0.025  # s
+N_MELS = 40
+FMIN, FMAX = 60.0, 7600.0
+N_FEATURES = N_MELS + 3
+_EPS = 1e-10
+PEAK_MIN_DB = -70.0  # the peak tracker never goes below this: silence stays quiet
+PEAK_DECAY_DB = 6.0 / FPS  # per frame
+FLOOR_RISE_DB = 10.0 / FPS  # per frame
+
+
+def _mel(f: np.ndarray) -> np.ndarray:
+    return 2595.0 * np.log10(1.0 + f / 700.0)
+
+
+@lru_cache(maxsize=16)
+def analysis(sr: int) -> tuple[int, int, np.ndarray, np.ndarray]:
+    """Window length, FFT size, window and (bins, N_MELS + 1) filterbank for rate ``sr``.
+
+    The last filterbank column is the whole FMIN..FMAX band (the frame level).
+    """
+    w = max(16, round(WIN * sr))
+    n_fft = 1 << (w - 1).bit_length()
+    win = np.hanning(w + 2)[1:-1].astype(np.float32)
+    freqs = np.fft.rfftfreq(n_fft, 1.0 / sr)
+    edges = 700.0 * (10 ** (np.linspace(_mel(np.array(FMIN)), _mel(np.array(FMAX)),
+                                         N_MELS + 2) / 2595.0) - 1.0)
+    bank = np.zeros((len(freqs), N_MELS + 1))
+    for m in range(N_MELS):
+        lo, c, hi = edges[m : m + 3]
+        up = (freqs - lo) / (c - lo)
+        down = (hi - freqs) / (hi - c)
+        bank[:, m] = np.clip(np.minimum(up, down), 0.0, None)
+    bank[:, N_MELS] = (freqs >= FMIN) & (freqs < FMAX)
+    bank[freqs >= sr / 2.0] = 0.0
+    bank *= 2.0 / (n_fft * float(np.sum(win.astype(np.float64) ** 2)))
+    return w, n_fft, win, bank.astype(np.float32)
+
+
+def frame_powers(frames: np.ndarray, sr: int) -> np.ndarray:
+    """(F, w) windows -> (F, N_MELS + 1) band powers in dB (mel bands, then the level)."""
+    _, n_fft, win, bank = analysis(sr)
+    x = frames - frames.mean(axis=1, keepdims=True)  # DC offset is not sound
+    spec = np.fft.rfft(x * win, n_fft, axis=1)
+    p = (spec.real**2 + spec.imag**2).astype(np.float32) @ bank
+    return 10.0 * np.log10(p + _EPS)
+
+
+def windows(x: np.ndarray, sr: int, n_frames: int, first: int = 0) -> np.ndarray:
+    """(n_frames, w) causal windows of frames ``first ..`` from a signal starting at t=0.
+
+    Samples before 0 or past the end read as zeros.
+    """
+    w = analysis(sr)[0]
+    ends = np.round(np.arange(first, first + n_frames) * sr / FPS).astype(np.int64)
+    idx = ends[:, None] - w + np.arange(w)
+    pad = np.concatenate([np.zeros(w, np.float32), x.astype(np.float32),
+                          np.zeros(w, np.float32)])
+    return pad[np.clip(idx + w, 0, len(pad) - 1)]
+
+
+@dataclass
+class Normaliser:
+    """Causal loudness normalisation state (peak and floor trackers, in dB)."""
+
+    peak: float = PEAK_MIN_DB
+    floor: float = 0.0
+    started: bool = field(default=False)
+
+    def __call__(self, bands_db: np.ndarray) -> np.ndarray:
+        """(F, N_MELS + 1) band dB -> (F, N_FEATURES) network inputs; updates the state."""
+        n = len(bands_db)
+        if n == 0:
+            return np.zeros((0, N_FEATURES), np.float32)
+        lvl = bands_db[:, -1].astype(np.float64)
+        if not self.started:
+            self.floor = float(lvl[0])
+            self.started = True
+        i = np.arange(n)
+        peak = np.maximum(np.maximum.accumulate(np.maximum(lvl, PEAK_MIN_DB) + PEAK_DECAY_DB * i),
+                          self.peak - PEAK_DECAY_DB) - PEAK_DECAY_DB * i
+        floor = np.minimum(np.minimum.accumulate(lvl - FLOOR_RISE_DB * i),
+                           self.floor + FLOOR_RISE_DB) + FLOOR_RISE_DB * i
+        self.peak, self.floor = float(peak[-1]), float(floor[-1])
+        out = np.empty((n, N_FEATURES), np.float32)
+        out[:, :N_MELS] = np.clip(bands_db[:, :N_MELS] - peak[:, None], -60.0, 10.0) / 20.0
+        out[:, N_MELS] = np.clip(lvl - peak, -60.0, 10.0) / 20.0
+        out[:, N_MELS + 1] = np.clip(lvl - floor, 0.0, 60.0) / 20.0
+        out[:, N_MELS + 2] = np.clip(lvl + 50.0, -50.0, 50.0) / 20.0
+        return out
+
+
+def features(x: np.ndarray, sr: int, n_frames: int | None = None) -> np.ndarray:
+    """Whole-signal features (N, N_FEATURES), identical to what the streaming model computes."""
+    if n_frames is None:
+        n_frames = int(np.floor(len(x) * FPS / sr)) + 1
+    out = []
+    norm = Normaliser()
+    for a in range(0, n_frames, 4000):  # chunks bound the memory of the window gather
+        b = min(n_frames, a + 4000)
+        out.append(norm(frame_powers(windows(x, sr, b - a, a), sr)))
+    return np.concatenate(out) if out else np.zeros((0, N_FEATURES), np.float32)

@@ -1,0 +1,254 @@
+"""Audio2Motion v2: the learned causal TCN (see :mod:`.tcn`), streamed in numpy.
+
+Streaming works on the 100 frames/s grid of the audio sample clock: feature frame ``j`` is
+the 25 ms window ending at ``t_j = j / 100`` s (any sample rate: the window and filterbank are
+built per rate; a rate change mid-stream carries the retained samples over). Each push
+analyses every newly complete frame in one batch: one gather, one ``rfft``, one filterbank
+matmul, the causal normaliser, then per layer three matmuls over (new frames + the kept
+context of ``2 * dilation`` frames). No per-sample or per-frame Python loops.
+
+Look-ahead: head ``A`` frames gives the motion of frame ``j - A`` from features up to ``j``;
+``lookahead_ms`` picks the largest trained look-ahead not above it (``self.lookahead`` is
+the one used). Gaps read as silence; a gap of more than a second is skipped (0.7 s of
+silence flushes the network's memory, then the stream jumps ahead).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import EngineError
+from ..motion import MotionFrame, channel_index
+from .dsp import _as_float
+from .features import FPS, Normaliser, analysis, frame_powers
+from .tcn import TcnDims, load_npz
+
+WEIGHTS = Path(__file__).with_name("weights") / "tcn_a2m.npz"
+_CHUNK = 2000  # frames analysed per batch at most (bounds memory on huge pushes)
+_JAW, _CLOSE, _FUNNEL, _PUCKER, _STRETCH, _SPEAK = range(6)
+_CH = {name: channel_index(name) for name in (
+    "jawOpen", "mouthClose", "mouthFunnel", "mouthPucker", "mouthStretchLeft",
+    "mouthStretchRight")}
+
+
+class _NumpyTcn:
+    """Streaming inference of :class:`.tcn.CausalTcn` for one head; keeps layer contexts."""
+
+    def __init__(self, dims: TcnDims, w: dict[str, np.ndarray], head: int) -> None:
+        self.dims = dims
+        self.w_in = w["inp.weight"][:, :, 0].T.copy()  # (F, C)
+        self.b_in = w["inp.bias"]
+        self.convs = [(w[f"convs.{i}.weight"].transpose(2, 1, 0).copy(), w[f"convs.{i}.bias"],
+                       w[f"pws.{i}.weight"][:, :, 0].T.copy(), w[f"pws.{i}.bias"])
+                      for i in range(len(dims.dilations))]
+        rows = slice(head * dims.n_out, (head + 1) * dims.n_out)
+        self.w_head = w["heads.weight"][rows, :, 0].T.copy()  # (C, n_out)
+        self.b_head = w["heads.bias"][rows]
+        self.reset()
+
+    def reset(self) -> None:
+        c = self.dims.channels
+        self.ctx = [np.zeros(((self.dims.kernel - 1) * r, c), np.float32)
+                    for r in self.dims.dilations]
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        """(n, F) features -> (n, n_out) values in 0..1."""
+        n = len(x)
+        h = x @ self.w_in + self.b_in
+        for i, ((wc, bc, wp, bp), r) in enumerate(zip(self.convs, self.dims.dilations,
+                                                       strict=True)):
+            padded = np.concatenate([self.ctx[i], h])
+            y = bc + sum(padded[t * r : t * r + n] @ wc[t] for t in range(len(wc)))
+            h = h + np.maximum(y, 0.0) @ wp + bp
+            self.ctx[i] = padded[n:]
+        z = np.maximum(h, 0.0) @ self.w_head + self.b_head
+        return 1.0 / (1.0 + np.exp(-np.clip(z, -30.0, 30.0)))
+
+
+class LearnedAudio2Motion:
+    """Streaming Audio2Motion from the shipped TCN; implements the Audio2Motion protocol.
+
+    ``lookahead_ms``: audio after ``pts`` the motion may use (0-200 ms; the largest trained
+    look-ahead not above it is used). ``weights``: a ``.npz`` from the training script.
+    ``history_s``: how far back ``motion_at`` can answer.
+    """
+
+    hangover_s = 0.25  # speaking flag stays on through short pauses
+    dead_zone = 0.03  # channel values below this read as 0 (a closed mouth is closed)
+
+    def __init__(self, lookahead_ms: float = 60.0, weights: str | Path | None = None,
+                 history_s: float = 4.0) -> None:
+        if not 0 <= lookahead_ms <= 1000:
+            raise ValueError(f"lookahead_ms must be in 0..1000, got {lookahead_ms}")
+        path = Path(weights) if weights is not None else WEIGHTS
+        if not path.is_file():
+            raise EngineError(f"Audio2Motion weights not found: {path}; train them with "
+                              "`avatar-vcam train-a2m` or use --a2m dsp")
+        try:
+            dims, w, self.meta = load_npz(path)
+        except (OSError, ValueError, KeyError, SyntaxError) as e:
+            raise EngineError(f"Audio2Motion weights {path} are unreadable ({e}); "
+                              "retrain them with `avatar-vcam train-a2m`") from None
+        want = int(math.floor(lookahead_ms / 1000 * FPS + 1e-6))
+        head = max(i for i, a in enumerate(dims.lookaheads) if a <= want or i == 0)
+        self._ahead = dims.lookaheads[head]
+        self.lookahead = self._ahead / FPS
+        self._net = _NumpyTcn(dims, w, head)
+        self._norm = Normaliser()
+        self._cap = max(64, int(history_s * FPS))
+        self._hist = np.zeros((self._cap, 6), np.float32)
+        self._sr: int | None = None
+        self._buf = np.zeros(0, np.float32)
+        self._b0 = 0  # sample index (at self._sr) of self._buf[0]
+        self._next_j = 0  # next feature frame to analyse
+        self._first = 0  # first output frame of the stream
+        self._hist_end = 0  # output frames < this are final
+        self._last_act = -(10**9)
+
+    # ---------------------------------------------------------------- protocol
+    def push(self, pcm: np.ndarray, pts: float, sample_rate: int) -> None:
+        """Append mono audio whose first sample is at ``pts`` s; gaps read as silence."""
+        sr = int(sample_rate)
+        if sr <= 0:
+            raise ValueError(f"sample_rate must be positive, got {sample_rate}")
+        x = _as_float(pcm)
+        s = round(pts * sr)
+        if self._sr is None:
+            self._start(sr, pts)
+        elif sr != self._sr:
+            self._change_rate(sr)
+        end = self._b0 + len(self._buf)
+        if s > end + 1:
+            gap = s - end
+            if gap > sr:  # long gap: flush the network with silence, then jump
+                self._append(np.zeros(round(0.7 * sr), np.float32))
+                self._jump(s)
+            else:
+                self._append(np.zeros(gap, np.float32))
+        elif s < end - 1:  # overlap with audio already heard: keep the first copy
+            x = x[end - s :]
+        if len(x):
+            self._append(x)
+
+    def ready_until(self) -> float:
+        """Latest pts whose motion is final (audio up to pts + look-ahead has arrived)."""
+        return (self._hist_end - 1) / FPS
+
+    def motion_at(self, pts: float) -> MotionFrame:
+        """Mouth channels and speaking flag at ``pts`` (linear between 10 ms frames).
+
+        Before the stream: neutral. After ``ready_until``: the last final frame is held.
+        Older than the kept history: the oldest kept frame.
+        """
+        frame = MotionFrame(pts=float(pts))
+        f = pts * FPS
+        last = self._hist_end - 1
+        if last < self._first or f < self._first - 1:
+            return frame
+        oldest = max(self._first, self._hist_end - self._cap)
+        f = min(max(f, float(oldest)), float(last))
+        k0 = int(math.floor(f))
+        frac = f - k0
+        row = self._hist[k0 % self._cap].astype(np.float64)
+        if frac > 0 and k0 + 1 <= last:
+            row = row + frac * (self._hist[(k0 + 1) % self._cap] - row)
+        v = frame.values
+        jaw = float(row[_JAW])
+        v[_CH["jawOpen"]] = jaw
+        v[_CH["mouthClose"]] = min(float(row[_CLOSE]), jaw)
+        v[_CH["mouthFunnel"]] = row[_FUNNEL]
+        v[_CH["mouthPucker"]] = row[_PUCKER]
+        v[_CH["mouthStretchLeft"]] = row[_STRETCH]
+        v[_CH["mouthStretchRight"]] = row[_STRETCH]
+        frame.speaking = bool(row[_SPEAK] >= 0.5)
+        return frame
+
+    # ---------------------------------------------------------------- streaming internals
+    def _win_start(self, j: int | np.ndarray, sr: int) -> np.ndarray:
+        """First sample of feature frame j's window at rate sr."""
+        return np.round(np.asarray(j) * sr / FPS).astype(np.int64) - analysis(sr)[0]
+
+    def _start(self, sr: int, pts: float) -> None:
+        self._sr = sr
+        j = math.ceil(pts * FPS - 1e-6)
+        self._first = self._next_j = self._hist_end = j
+        s = round(pts * sr)
+        self._b0 = min(s, int(self._win_start(j, sr)))
+        self._buf = np.zeros(s - self._b0, np.float32)  # silence before the stream
+
+    def _change_rate(self, sr: int) -> None:
+        """Carry the retained samples over to the new rate (linear interpolation)."""
+        old = self._sr
+        assert old is not None
+        n = len(self._buf)
+        b0 = math.floor(self._b0 * sr / old)
+        end = round((self._b0 + n) * sr / old)
+        t = np.arange(b0, end) * (old / sr)
+        src = np.arange(self._b0, self._b0 + n)
+        self._buf = (np.interp(t, src, self._buf) if n else np.zeros(end - b0)).astype(
+            np.float32)
+        self._b0 = b0
+        self._sr = sr
+
+    def _jump(self, s: int) -> None:
+        """Skip a long gap: frames inside it are neutral; resume analysis just before ``s``."""
+        sr = self._sr
+        assert sr is not None
+        j = max(self._next_j, math.floor(s * FPS / sr))
+        new_end = j - self._ahead
+        for k in range(max(self._hist_end, new_end - self._cap), new_end):
+            self._hist[k % self._cap] = 0.0
+        self._hist_end = max(self._hist_end, new_end)
+        self._next_j = j
+        start = int(self._win_start(j, sr))
+        self._b0 = min(start, s)
+        self._buf = np.zeros(s - self._b0, np.float32)
+
+    def _append(self, x: np.ndarray) -> None:
+        self._buf = np.concatenate([self._buf, x]) if len(self._buf) else x.copy()
+        self._process()
+
+    def _process(self) -> None:
+        """Analyse every frame whose window is complete, then drop samples no longer needed."""
+        sr = self._sr
+        assert sr is not None
+        w = analysis(sr)[0]
+        end = self._b0 + len(self._buf)
+        while True:
+            j0 = self._next_j
+            js = np.arange(j0, min(math.floor(end * FPS / sr) + 2, j0 + _CHUNK))
+            starts = self._win_start(js, sr)
+            js, starts = js[starts + w <= end], starts[starts + w <= end]
+            if not len(js):
+                break
+            if starts[0] < self._b0:  # after a rate change a window may reach back
+                pad = int(self._b0 - starts[0])
+                self._buf = np.concatenate([np.zeros(pad, np.float32), self._buf])
+                self._b0 -= pad
+            idx = (starts - self._b0)[:, None] + np.arange(w)
+            out = self._net(self._norm(frame_powers(self._buf[idx], sr)))
+            self._emit(js - self._ahead, out)
+            self._next_j = int(js[-1]) + 1
+        keep_from = int(self._win_start(self._next_j, sr))
+        drop = min(keep_from - self._b0, len(self._buf))
+        if drop > 0:
+            self._buf = self._buf[drop:]
+            self._b0 += drop
+
+    def _emit(self, ks: np.ndarray, out: np.ndarray) -> None:
+        """Store network outputs for output frames ``ks`` (ascending) in the history ring."""
+        keep = ks >= self._first
+        ks, out = ks[keep], out[keep]
+        if not len(ks):
+            return
+        rows = np.clip((out - self.dead_zone) / (1.0 - self.dead_zone), 0.0, 1.0)
+        act = np.where(out[:, _SPEAK] >= 0.5, ks, -(10**9))
+        last = np.maximum.accumulate(np.maximum(act, self._last_act))
+        self._last_act = int(last[-1])
+        rows[:, _SPEAK] = last >= ks - round(self.hangover_s * FPS)
+        ks, rows = ks[-self._cap :], rows[-self._cap :]
+        self._hist[ks % self._cap] = rows
+        self._hist_end = int(ks[-1]) + 1

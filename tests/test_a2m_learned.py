@@ -1,0 +1,186 @@
+"""Learned Audio2Motion: phone-timed corpus, features, streaming == offline network, ONNX,
+training smoke run, lip-sync quality of the shipped weights on held-out voices."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from avatar_vcam.engine.audio2motion import make_audio2motion
+from avatar_vcam.engine.audio2motion.corpus import Clip, heldout_clips, resample
+from avatar_vcam.engine.audio2motion.espeak import Espeak
+from avatar_vcam.engine.audio2motion.evaluation import Scores, stream_clip
+from avatar_vcam.engine.audio2motion.features import (
+    N_FEATURES,
+    Normaliser,
+    features,
+    frame_powers,
+    windows,
+)
+from avatar_vcam.engine.audio2motion.learned import WEIGHTS, LearnedAudio2Motion
+from avatar_vcam.engine.audio2motion.phones import pose, target_curves
+from avatar_vcam.engine.audio2motion.tcn import export_onnx, torch_from_npz
+from avatar_vcam.engine.audio2motion.train import TrainConfig, build_dataset, fit, train
+from avatar_vcam.engine.errors import EngineError
+
+
+def _espeak_or_skip() -> Espeak:
+    try:
+        return Espeak.get()
+    except EngineError as e:
+        pytest.skip(str(e))
+
+
+@pytest.fixture(scope="module")
+def speech() -> Clip:
+    """Two held-out sentences by a held-out voice (espeak-ng, with phone timings)."""
+    _espeak_or_skip()
+    return next(heldout_clips(1))
+
+
+def test_espeak_phone_timings() -> None:
+    es = _espeak_or_skip()
+    u = es.synth("Bob may pay.", "en-us", rate=150)
+    names = [p.name for p in u.phones]
+    assert names.count("b") == 2 and "m" in names and "p" in names
+    starts = [p.start for p in u.phones]
+    assert starts == sorted(starts) and u.phones[-1].end <= len(u.pcm) / u.sr + 1e-9
+    # the first /b/ of "Bob" is a near-silent closure, the vowel after it is loud
+    b = u.phones[names.index("b")]
+    v = u.phones[names.index("b") + 1]
+    rms = [np.sqrt(np.mean(u.pcm[round(p.start * u.sr) : round(p.end * u.sr)] ** 2))
+           for p in (b, v)]
+    assert rms[1] > 2 * rms[0]
+    with pytest.raises(EngineError, match="voice"):
+        es.synth("x", "no-such-voice")
+
+
+def test_targets_from_phones(speech: Clip) -> None:
+    t = speech.targets()
+    assert t.shape == (math.floor(len(speech.pcm) / speech.sr * 100) + 1, 6)
+    assert t.min() >= 0 and t.max() <= 1
+    assert t[:40].max() < 0.01  # the 0.6 s lead-in is silent
+    for p in speech.phones:
+        k = round((p.start + p.end) / 2 * 100)
+        if p.name in ("p", "b", "m"):
+            assert t[k, 0] == 0.0 and t[k, 1] == 1.0  # lips shut at the closure's centre
+    assert pose("A:")[0] > pose("@")[0] > pose("i:")[0] > pose("m")[0] == 0.0
+    assert pose("u:")[3] > 0.5 and pose("i:")[4] > 0.5
+    assert target_curves([], 10).max() == 0.0
+
+
+def test_features_do_not_depend_on_sample_rate(speech: Clip) -> None:
+    ref = features(resample(speech.pcm, speech.sr, 16000), 16000)
+    for sr in (22050, 48000):
+        got = features(resample(speech.pcm, speech.sr, sr), sr)
+        n = min(len(ref), len(got))
+        assert np.median(np.abs(got[:n] - ref[:n])) < 0.05  # 1 dB in feature units
+    assert ref.shape[1] == N_FEATURES and np.isfinite(ref).all()
+
+
+def test_normaliser_is_streamable_and_levels_out(speech: Clip) -> None:
+    bands = frame_powers(windows(speech.pcm, speech.sr, 500), speech.sr)
+    whole = Normaliser()(bands)
+    n = Normaliser()
+    parts = np.concatenate([n(bands[a:b]) for a, b in ((0, 7), (7, 8), (8, 333), (333, 500))])
+    np.testing.assert_allclose(parts, whole, atol=1e-6)
+    quiet = features(speech.pcm * 0.01, speech.sr)  # -40 dB: same relative mel bands
+    loud = features(speech.pcm, speech.sr)
+    talk = loud[:, -2] > 1.0  # frames well above the floor
+    assert np.median(np.abs(quiet[talk, 40] - loud[talk, 40])) < 0.05  # level re peak
+    assert np.median(np.abs(quiet[talk, :40] - loud[talk, :40])) < 0.1
+
+
+def test_streaming_equals_offline_network(speech: Clip) -> None:
+    x, sr = speech.pcm, speech.sr
+    model = torch_from_npz(WEIGHTS)
+    with torch.no_grad():
+        ref = torch.sigmoid(model(torch.from_numpy(features(x, sr)).T[None]))[0].numpy()
+    for la_ms, head in ((0, 0), (60, 3), (200, 7)):
+        m = LearnedAudio2Motion(la_ms)
+        a = m._ahead  # noqa: SLF001
+        assert model.dims.lookaheads[head] == a == round(m.lookahead * 100)
+        rng = np.random.default_rng(la_ms)
+        i = 0
+        while i < len(x):
+            b = int(rng.integers(1, 3000))
+            m.push(x[i : i + b], i / sr, sr)
+            i += b
+        ks = np.arange(m._hist_end - 300, m._hist_end)  # noqa: SLF001
+        got = m._hist[ks % m._cap][:, :5]  # noqa: SLF001
+        want = np.clip((ref[head, :5, ks + a] - m.dead_zone) / (1 - m.dead_zone), 0, 1)
+        np.testing.assert_allclose(got, want, atol=2e-5)
+
+
+def test_lookahead_choice_and_bad_weights(tmp_path: Path) -> None:
+    assert make_audio2motion("learned", 60).lookahead == pytest.approx(0.06)
+    assert make_audio2motion("learned", 55).lookahead == pytest.approx(0.04)
+    assert make_audio2motion("learned", 0).lookahead == 0.0
+    assert make_audio2motion("learned", 500).lookahead == pytest.approx(0.2)
+    with pytest.raises(EngineError, match="train-a2m"):
+        LearnedAudio2Motion(weights=tmp_path / "missing.npz")
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"not a zip")
+    with pytest.raises(EngineError, match="unreadable"):
+        LearnedAudio2Motion(weights=bad)
+
+
+@pytest.mark.parametrize("lookahead_ms", [0.0, 60.0, 200.0])
+def test_learned_uses_no_audio_beyond_lookahead(speech: Clip, lookahead_ms: float) -> None:
+    x, sr = speech.pcm, speech.sr
+    y = x.copy()
+    cut = round(3.0 * sr)
+    y[cut:] = 0.0
+    n = 600
+    a = stream_clip(LearnedAudio2Motion(lookahead_ms), x, sr, n)
+    b = stream_clip(LearnedAudio2Motion(lookahead_ms), y, sr, n)
+    before = np.arange(n) / 100 <= 3.0 - lookahead_ms / 1000 + 1e-9
+    np.testing.assert_allclose(a[before], b[before], atol=1e-6)
+    assert np.abs(a[~before, 0] - b[~before, 0]).max() > 0.2  # they do differ afterwards
+
+
+def test_onnx_export_matches_torch(tmp_path: Path, speech: Clip) -> None:
+    ort = pytest.importorskip("onnxruntime")
+    out = export_onnx(WEIGHTS, tmp_path / "a2m.onnx")
+    f = features(speech.pcm, speech.sr)[None].transpose(0, 2, 1).copy()
+    sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    got = sess.run(None, {"features": f})[0]
+    with torch.no_grad():
+        want = torch.sigmoid(torch_from_npz(WEIGHTS)(torch.from_numpy(f))).numpy()
+    assert got.shape == want.shape and got.shape[-1] == f.shape[-1]
+    np.testing.assert_allclose(got, want, atol=1e-4)
+
+
+def test_tiny_training_run_learns_and_writes_usable_weights(tmp_path: Path) -> None:
+    _espeak_or_skip()
+    cfg = TrainConfig(clips=6, steps=60, batch=8, frames=128, channels=16, lr=1e-2)
+    x, y = build_dataset(cfg, log=lambda _: None)
+    assert x.shape[1] == N_FEATURES and len(x) == len(y) > 1000
+    losses: list[str] = []
+    _, final = fit(x, y, cfg, log=losses.append)
+    first = float(losses[0].split("loss ")[1].split()[0])
+    assert final < 0.8 * first, (first, final)
+    out = train(TrainConfig(clips=3, steps=3, batch=4, frames=128, channels=16),
+                tmp_path / "w.npz", log=lambda _: None)
+    assert out.stat().st_size < 200_000
+    m = make_audio2motion("learned", 60, weights=out)
+    m.push(np.zeros(16000, np.float32), 0.0, 16000)
+    assert m.ready_until() > 0.9 and math.isfinite(m.motion_at(0.5)["jawOpen"])
+
+
+def test_shipped_weights_are_small_and_track_heldout_speech() -> None:
+    _espeak_or_skip()
+    assert WEIGHTS.stat().st_size < 2_000_000
+    sc = Scores(lookahead=0.06)
+    for clip in heldout_clips(3):
+        sc.add(stream_clip(make_audio2motion("learned", 60), clip.pcm, clip.sr,
+                           len(clip.targets())), clip)
+    s = sc.summary()
+    assert s["r_jaw"] > 0.8, s
+    assert s["silence_closed"] == 1.0, s
+    assert s["closure_recall"] >= 0.8, s
+    assert abs(s["onset_lag_ms"]) <= 40, s
