@@ -19,6 +19,7 @@ from .. import __version__
 from ..engine.config import EngineConfig
 from ..engine.errors import EngineError
 from ..engine.renderers import RENDERERS
+from .cli_avatar import register as register_avatar_commands
 
 console = Console(stderr=True)
 EXAMPLES = """
@@ -130,26 +131,7 @@ def avatars_cmd(as_json: bool) -> None:
     console.print(f"user avatars folder: {user_avatar_dir()}")
 
 
-@cli.group("avatar")
-def avatar_group() -> None:
-    """Inspect and manage avatar packages."""
-
-
-@avatar_group.command("show")
-@click.argument("name")
-@user_errors
-def avatar_show(name: str) -> None:
-    """Print an avatar package's metadata."""
-    from ..avatars import load
-
-    a = load(name)
-    info = {
-        "name": a.name, "display_name": a.display_name, "path": str(a.root),
-        "resolution": a.resolution, "face_bbox": list(a.bbox), "landmarks": len(a.landmarks),
-        "mask": a.mask is not None, "renderer": a.renderer,
-        "expressions": sorted(a.expressions), "idle": a.idle, "credits": a.credits,
-    }
-    click.echo(json.dumps(info, indent=2))
+register_avatar_commands(cli)
 
 
 def main() -> None:
