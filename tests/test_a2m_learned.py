@@ -184,3 +184,22 @@ def test_shipped_weights_are_small_and_track_heldout_speech() -> None:
     assert s["silence_closed"] == 1.0, s
     assert s["closure_recall"] >= 0.8, s
     assert abs(s["onset_lag_ms"]) <= 40, s
+
+
+def test_train_a2m_command(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from avatar_vcam.vcam.cli_a2m import train_a2m
+
+    _espeak_or_skip()
+    out = tmp_path / "w.npz"
+    res = CliRunner().invoke(train_a2m, ["--out", str(out), "--clips", "3", "--steps", "2"])
+    assert res.exit_code == 0, res.output
+    assert out.is_file() and LearnedAudio2Motion(weights=out).lookahead == pytest.approx(0.06)
+    extra = tmp_path / "rec"
+    extra.mkdir()
+    (extra / "take1.wav").write_bytes(b"RIFF")
+    res = CliRunner().invoke(train_a2m, ["--out", str(out), "--clips", "3", "--steps", "2",
+                                         "--extra", str(extra)])
+    assert res.exit_code == 1
+    assert "take1.phones" in res.output and "Traceback" not in res.output

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .audio2motion import A2M_MODELS, DEFAULT_A2M
+
 
 @dataclass
 class EngineConfig:
@@ -14,6 +16,7 @@ class EngineConfig:
     renderer: ``"warp"`` (embedded, CPU) or ``"liveportrait"``.
     device: torch device for rendering (``"cpu"``, ``"cuda"``).
     lookahead_ms: Audio2Motion may use audio up to ``pts + lookahead`` for the motion at pts.
+    a2m: Audio2Motion model, ``"learned"`` (causal TCN) or ``"dsp"`` (signal features).
     idle: idle life (blinks, breathing, sway, saccades) on or off.
     seed: random seed of idle life, so runs are reproducible.
     expression_blend_ms: time to blend from one expression preset to the next.
@@ -24,6 +27,7 @@ class EngineConfig:
     renderer: str = "warp"
     device: str = "cpu"
     lookahead_ms: float = 60.0
+    a2m: str = DEFAULT_A2M
     idle: bool = True
     seed: int = 0
     expression_blend_ms: float = 200.0
@@ -35,6 +39,8 @@ class EngineConfig:
             raise ValueError(f"size must be an even number of pixels in 64..2048, got {self.size}")
         if not 0 <= self.lookahead_ms <= 500:
             raise ValueError(f"lookahead_ms must be in 0..500, got {self.lookahead_ms}")
+        if self.a2m not in A2M_MODELS:
+            raise ValueError(f"a2m must be one of {', '.join(A2M_MODELS)}, got {self.a2m!r}")
 
     @property
     def frame_duration(self) -> float:

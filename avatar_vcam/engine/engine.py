@@ -64,7 +64,8 @@ class Engine:
         self.config = config or EngineConfig()
         self.avatar = _load(avatar)
         self.renderer = renderer or make_renderer(self.config.renderer, self.config.device)
-        self.a2m = audio2motion or make_audio2motion(lookahead_ms=self.config.lookahead_ms)
+        self.a2m = audio2motion or make_audio2motion(self.config.a2m,
+                                                     lookahead_ms=self.config.lookahead_ms)
         idle_settings = IdleSettings.from_dict(self.avatar.idle)
         idle_settings.enabled = idle_settings.enabled and self.config.idle
         self.mixer = MotionMixer(

@@ -13,6 +13,7 @@ Weights are shipped as a small ``.npz`` (float16) that :mod:`.learned` runs in n
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -20,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..errors import EngineError
 from .features import N_FEATURES
 from .phones import N_TARGETS
 
@@ -97,6 +99,10 @@ def torch_from_npz(path: Path) -> CausalTcn:
 def export_onnx(npz: Path, out: Path, frames: int = 200) -> Path:
     """Export the network of ``npz`` to ONNX: input ``features`` (1, n_in, T), output
     ``motion`` (1, heads, n_out, T) as 0..1 values; T is a dynamic axis."""
+    try:
+        import onnx  # noqa: F401  (torch's exporter needs it)
+    except ImportError:
+        raise EngineError("ONNX export needs the onnx package: pip install onnx") from None
     model = torch_from_npz(npz)
 
     class _WithSigmoid(nn.Module):
@@ -109,9 +115,13 @@ def export_onnx(npz: Path, out: Path, frames: int = 200) -> Path:
 
     x = torch.zeros(1, model.dims.n_in, frames)
     out.parent.mkdir(parents=True, exist_ok=True)
-    torch.onnx.export(_WithSigmoid().eval(), (x,), str(out), input_names=["features"],
-                      output_names=["motion"], dynamic_axes={"features": {2: "frames"},
-                                                             "motion": {3: "frames"}},
-                      dynamo=False)
+    with warnings.catch_warnings():  # constant-folding notes about the causal pads
+        warnings.simplefilter("ignore", UserWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter: no
+        # onnxscript needed, and it handles the dynamic time axis of the causal convs
+        torch.onnx.export(_WithSigmoid().eval(), (x,), str(out), input_names=["features"],
+                          output_names=["motion"], dynamic_axes={"features": {2: "frames"},
+                                                                 "motion": {3: "frames"}},
+                          dynamo=False)
     return out
 

@@ -1,0 +1,48 @@
+"""``avatar-vcam train-a2m``: retrain the learned Audio2Motion (thin wrapper of its trainer)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+TRAIN_EXAMPLES = """
+\b
+Examples:
+  avatar-vcam train-a2m --out my_a2m.npz                 # ~4 min on 2 CPU cores
+  avatar-vcam train-a2m --extra recordings/ --onnx a2m.onnx
+  avatar-vcam --a2m learned ...                          # then use the shipped weights
+"""
+
+
+@click.command("train-a2m", epilog=TRAIN_EXAMPLES)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Weights file to write (.npz).")
+@click.option("--clips", default=600, show_default=True, type=click.IntRange(3),
+              help="Synthesised espeak-ng speech clips in the corpus.")
+@click.option("--steps", default=2000, show_default=True, type=click.IntRange(1),
+              help="Optimiser steps.")
+@click.option("--threads", default=2, show_default=True, type=click.IntRange(1),
+              help="Torch CPU threads.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--onnx", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also export the network to this ONNX file.")
+@click.option("--extra", type=click.Path(file_okay=False, exists=True, path_type=Path),
+              help="Folder of your own NAME.wav + NAME.phones (`start end phone` lines).")
+def train_a2m(out: Path, clips: int, steps: int, threads: int, seed: int, onnx: Path | None,
+              extra: Path | None) -> None:
+    """Train the learned lip-sync model on synthesised speech with phone timings."""
+    from ..engine.audio2motion.train import TrainConfig, train
+    from ..engine.errors import EngineError
+
+    cfg = TrainConfig(clips=clips, steps=steps, threads=threads, seed=seed)
+    try:
+        train(cfg, out, onnx, extra, log=lambda m: click.echo(m, err=True))
+    except EngineError as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(str(out))
+
+
+def register_a2m(cli_group: click.Group) -> None:
+    """Add ``train-a2m`` to the main command group."""
+    cli_group.add_command(train_a2m)
