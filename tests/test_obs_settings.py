@@ -97,21 +97,9 @@ def test_obs_settings_errors():
 
 
 def test_every_key_is_a_flag():
-    @click.command()
-    @click.option("--avatar", default="leo")
-    @click.option("--source", default="demo")
-    @click.option("--sink", "sinks", multiple=True)
-    @click.option("--fps", default=25, type=int)
-    @click.option("--size", default=512, type=int)
-    @click.option("--renderer", default="warp")
-    @click.option("--device", default="cpu")
-    @click.option("--lookahead-ms", default=60.0, type=float)
-    @click.option("--expression", default="neutral")
-    @daemon_options
-    def cmd(**kw):
-        pass
+    from avatar_vcam.vcam.cli import cli
 
-    params = {p.name for p in cmd.params}
+    params = {p.name for p in cli.params}
     missing = [k.name for k in KEYS.values() if k.param not in params]
     assert not missing
 

@@ -20,6 +20,7 @@ from ..engine.config import EngineConfig
 from ..engine.errors import EngineError
 from ..engine.renderers import RENDERERS
 from .cli_avatar import register as register_avatar_commands
+from .cli_control import daemon_options, register, resolve_settings
 
 console = Console(stderr=True)
 EXAMPLES = """
@@ -68,10 +69,20 @@ def default_sinks() -> list[str]:
              context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--avatar", default="leo", show_default=True, help="Avatar name or package folder.")
 @click.option("--source", default="demo", show_default=True,
-              help="Audio input: demo, file:PATH.")
+              help="Audio input: mic, system (what the computer plays), device:NAME, demo, "
+                   "file:PATH.")
 @click.option("--sink", "sinks", multiple=True,
               help="Output, repeatable: file:PATH.mp4, window, vcam, vcam:/dev/videoN. "
                    "Default: vcam if present, else window if a display exists, else an mp4.")
+@click.option("--vcam-device", metavar="PATH",
+              help="Virtual camera device for --sink vcam (e.g. /dev/video10).")
+@click.option("--voice-out", metavar="DEVICE|none",
+              help="Play the voice, delayed to match the lips, into this output (a virtual "
+                   "mic: a PulseAudio/PipeWire sink name or a device name); none: frames "
+                   "as early as possible.")
+@click.option("--delay-ms", type=click.FloatRange(0, 2000),
+              help="Voice delay D (default: look-ahead + capture block + render + margin, "
+                   "measured at start).")
 @click.option("--fps", default=25, show_default=True, type=click.IntRange(1, 120))
 @click.option("--size", default=512, show_default=True, type=click.IntRange(64, 2048),
               help="Output width and height in pixels.")
@@ -84,27 +95,35 @@ def default_sinks() -> list[str]:
               type=click.FloatRange(0, 200), help="Audio look-ahead of the lip motion.")
 @click.option("--expression", default="neutral", show_default=True,
               help="Expression preset to start with.")
+@daemon_options
 @click.option("-v", "--verbose", is_flag=True, help="Log details; show tracebacks on errors.")
 @click.version_option(__version__, prog_name="avatar-vcam")
 @click.pass_context
 @user_errors
-def cli(ctx: click.Context, avatar: str, source: str, sinks: tuple[str, ...], fps: int,
-        size: int, duration: float | None, renderer: str, device: str, realtime: bool,
-        lookahead_ms: float, expression: str, verbose: bool) -> None:
+def cli(ctx: click.Context, verbose: bool, **params: Any) -> None:
     """Turn a portrait into a talking head on a virtual webcam, driven by a voice."""
     logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     if ctx.invoked_subcommand is not None:
         return
     from .run import RunOptions, run_main
+    from .settings import ObsSettings
 
-    if size % 2:
+    v = resolve_settings(ctx)
+    if v["size"] % 2:
         raise click.BadParameter("must be even (video encoders need even sizes)",
                                  param_hint="--size")
-    config = EngineConfig(fps=fps, size=size, renderer=renderer, device=device,
-                          lookahead_ms=lookahead_ms)
-    opts = RunOptions(avatar=avatar, source=source, sinks=list(sinks) or default_sinks(),
-                      duration=duration, realtime=realtime, expression=expression)
+    config = EngineConfig(fps=v["fps"], size=v["size"], renderer=v["renderer"],
+                          device=v["device"], lookahead_ms=v["lookahead_ms"])
+    sinks = list(v.get("sinks") or [])
+    if v.get("vcam_device"):
+        sinks = [f"vcam:{v['vcam_device']}" if s == "vcam" else s for s in sinks] or \
+            [f"vcam:{v['vcam_device']}"]
+    opts = RunOptions(avatar=v["avatar"], source=v["source"], sinks=sinks or default_sinks(),
+                      duration=params["duration"], realtime=params["realtime"],
+                      expression=v["expression"], voice_out=v.get("voice_out"),
+                      delay_ms=v.get("delay_ms"), control=v["control.enabled"],
+                      control_port=v["control.port"], obs=ObsSettings.from_values(v))
     run_main(config, opts, console)
 
 
@@ -132,6 +151,9 @@ def avatars_cmd(as_json: bool) -> None:
 
 
 register_avatar_commands(cli)
+
+
+register(cli)
 
 
 def main() -> None:

@@ -1,23 +1,34 @@
-"""`avatar-vcam` main job: build engine, source and sinks, run, report."""
+"""`avatar-vcam` main job: build engine, source, sinks, voice output, control plane; run.
+
+Offline (a file rendered as fast as it goes) uses :func:`.pipeline.run`; live sources,
+``--realtime`` and a voice output use :func:`.live.run_live`. Everything opened is closed
+in reverse order whatever happens; Ctrl-C (or SIGTERM) stops within a second.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
 from dataclasses import dataclass, field
+from typing import Any
 
 from rich.console import Console
 
 from ..engine import Engine
 from ..engine.config import EngineConfig
+from ..engine.errors import EngineError
+from .live import LiveStats, measure_render_s, run_live
 from .pipeline import RunStats, run
 from .sinks import Mp4Sink, parse_sink
 from .sources import parse_source
+from .status import StatusLine, status_fields
+from .voiceout import VoiceOut, default_delay
 
 
 @dataclass
 class RunOptions:
-    """What to run: avatar, input, outputs and limits."""
+    """What to run: avatar, input, outputs, limits, voice output and control plane."""
 
     avatar: str = "leo"
     source: str = "demo"
@@ -25,51 +36,141 @@ class RunOptions:
     duration: float | None = None
     realtime: bool = False
     expression: str = "neutral"
+    voice_out: str | None = None  # device / sink name; None or "none": frames asap
+    delay_ms: float | None = None  # None: measured (look-ahead + block + render + margin)
+    control: bool = False
+    control_port: int = 0
+    obs: Any = None  # settings.ObsSettings or None
 
 
-def run_main(config: EngineConfig, opts: RunOptions, console: Console) -> RunStats:
-    """Run the pipeline with a progress line; Ctrl-C stops cleanly."""
+class _Stop:
+    """SIGINT/SIGTERM -> a flag the loops poll (restores the old handlers on exit)."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self._old: dict[int, Any] = {}
+
+    def __enter__(self) -> _Stop:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, lambda *_: self.event.set())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._old.items():
+            signal.signal(sig, handler)
+
+
+def run_main(config: EngineConfig, opts: RunOptions, console: Console) -> RunStats | LiveStats:
+    """Run the pipeline with a status line until the input ends, --duration, or Ctrl-C."""
     engine = Engine(opts.avatar, config)
     if opts.expression != "neutral":
         try:
             engine.set_expression(opts.expression, 0.0)
         except KeyError as e:
-            from ..engine.errors import EngineError
-
             raise EngineError(str(e.args[0])) from None
-    source = parse_source(opts.source, realtime=opts.realtime)
+    voice_spec = None if opts.voice_out in (None, "", "none") else opts.voice_out
+    source = parse_source(opts.source, realtime=opts.realtime or voice_spec is not None)
+    live = bool(getattr(source, "live", False) or opts.realtime or voice_spec)
     sinks = [parse_sink(s, title=f"avatar-vcam - {engine.avatar.display_name}")
              for s in opts.sinks]
-    opened = []
-    stop = threading.Event()
-    previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
-    try:
+    with contextlib.ExitStack() as stack, _Stop() as stop:
+        stack.callback(engine.close)
+        stack.callback(source.close)
+        if hasattr(source, "open"):
+            source.open()
         for s in sinks:
             s.open(config.size, config.size, config.fps)
-            opened.append(s)
-        console.print(f"[bold]{engine.avatar.display_name}[/] <- {source.name} -> "
-                      f"{', '.join(opts.sinks)} ({config.renderer}, {config.size}px, "
-                      f"{config.fps} fps)")
-        with console.status("rendering") as status:
-            def progress(st: RunStats) -> None:
-                status.update(f"{st.audio_seconds:6.1f} s audio, {st.frames} frames, "
-                              f"dropped {st.dropped}")
+            stack.callback(s.close)
+        voice = None
+        delay_s = 0.0
+        if voice_spec is not None:
+            from .audio_devices import resolve_output
 
-            stats = run(engine, source.chunks(), opened, duration=opts.duration,
-                        live=opts.realtime, on_progress=progress,
-                        should_stop=lambda: stop.is_set() or any(
-                            getattr(s, "closed_by_user", False) for s in opened))
-    finally:
-        signal.signal(signal.SIGINT, previous)
-        for s in opened:
-            s.close()
-        source.close()
-        engine.close()
-    render_fps = stats.frames / stats.render_seconds if stats.render_seconds else 0.0
-    console.print(f"{stats.frames} frames for {stats.audio_seconds:.2f} s of audio in "
-                  f"{stats.wall_seconds:.2f} s (render {render_fps:.0f} fps, "
-                  f"dropped {stats.dropped})")
-    for s in opened:
+            render_s = measure_render_s(engine)
+            block_s = getattr(source, "block", 480) / source.sample_rate
+            delay_s = (opts.delay_ms / 1000 if opts.delay_ms is not None else
+                       default_delay(engine.a2m.lookahead, block_s, render_s, config.fps))
+            out = resolve_output(voice_spec)
+            _refuse_feedback(source, out)
+            voice = VoiceOut(out, source.sample_rate, delay_s)
+            voice.open()
+            stack.callback(voice.close)
+        runtime = {"source": source, "voice": voice, "delay_s": delay_s, "config": config,
+                   "sinks": opts.sinks}
+        stats = LiveStats() if live else RunStats()
+        obs = _start_control(stack, engine, opts, lambda: status_fields(stats, runtime), console)
+        console.print(f"[bold]{engine.avatar.display_name}[/] <- {source.name} -> "
+                      f"{', '.join(opts.sinks)}"
+                      + (f" + voice -> {voice.endpoint.label} (D {1000 * delay_s:.0f} ms)"
+                         if voice else "")
+                      + f" ({config.renderer}, {config.size}px, {config.fps} fps)")
+        should_stop = _stopper(stop.event, sinks)
+        if live:
+            with StatusLine(console, lambda: status_fields(stats, runtime, engine)) as line:
+                def on_tick(st: LiveStats) -> None:
+                    if obs is not None:
+                        obs.on_speaking(st.speaking, st.audio_seconds)
+                    line.tick()
+
+                capture_time = getattr(source, "capture_time", lambda pts: None)
+                run_live(engine, source.chunks(), sinks, voice=voice, duration=opts.duration,
+                         capture_time=capture_time, stats=stats, should_stop=should_stop,
+                         on_tick=on_tick)
+            console.print(line.final())
+        else:
+            with console.status("rendering") as status:
+                def progress(st: RunStats) -> None:
+                    status.update(f"{st.audio_seconds:6.1f} s audio, {st.frames} frames")
+
+                stats = run(engine, source.chunks(), sinks, duration=opts.duration,
+                            on_progress=progress, should_stop=should_stop)
+            render_fps = stats.frames / stats.render_seconds if stats.render_seconds else 0.0
+            console.print(f"{stats.frames} frames for {stats.audio_seconds:.2f} s of audio in "
+                          f"{stats.wall_seconds:.2f} s (render {render_fps:.0f} fps)")
+    for s in sinks:
         if isinstance(s, Mp4Sink):
             console.print(f"wrote {s.path}")
     return stats
+
+
+def _refuse_feedback(source: Any, out: Any) -> None:
+    """The voice output must not be what the input listens to (the voice would echo)."""
+    endpoint = getattr(source, "endpoint", None)
+    heard = getattr(endpoint, "pulse_name", None)
+    if out.pulse_name and heard in (out.pulse_name + ".monitor", out.pulse_name):
+        raise EngineError(f"the input {heard} is the monitor of the voice output "
+                          f"{out.pulse_name}, so the voice would loop; choose another "
+                          "--source (e.g. device:NAME) or --voice-out")
+
+
+def _stopper(event: threading.Event, sinks: list) -> Any:
+    def should_stop() -> bool:
+        return event.is_set() or any(getattr(s, "closed_by_user", False) for s in sinks)
+
+    return should_stop
+
+
+def _start_control(stack: contextlib.ExitStack, engine: Engine, opts: RunOptions,
+                   extra_status: Any, console: Console) -> Any:
+    """Control API (and OBS controller) for this run; returns the OBS controller or None."""
+    from .control import ControlServer, EngineTarget
+
+    target = EngineTarget(engine, extra_status=extra_status)
+    obs = None
+    if opts.obs is not None:
+        from .obs import ObsController
+
+        o = opts.obs
+        obs = ObsController(o.url, o.password, target, scene_expressions=o.scenes,
+                            talking_scene=o.talking_scene, idle_scene=o.idle_scene,
+                            hold_s=o.hold_s, timeout=o.timeout,
+                            notify=lambda msg: console.print(f"[yellow]OBS:[/] {msg}"))
+        target.obs = obs
+        obs.start()
+        stack.callback(obs.close)
+    if opts.control:
+        server = ControlServer(target, port=opts.control_port).start()
+        stack.callback(server.close)
+    return obs
+

@@ -83,7 +83,8 @@ class Key:
 
 KEYS: dict[str, Key] = {k.name: k for k in [
     Key("avatar", "avatar", "--avatar", _str, "avatar name or package folder"),
-    Key("source", "source", "--source", _str, "audio input (demo, mic, file:PATH)"),
+    Key("source", "source", "--source", _str,
+        "audio input (mic, system, device:NAME, demo, file:PATH)"),
     Key("sinks", "sinks", "--sink", _str_list, "outputs (file:PATH.mp4, window, vcam)"),
     Key("fps", "fps", "--fps", _int, "frames per second"),
     Key("size", "size", "--size", _int, "output width and height in pixels"),
@@ -91,6 +92,10 @@ KEYS: dict[str, Key] = {k.name: k for k in [
     Key("device", "device", "--device", _str, "torch device"),
     Key("lookahead_ms", "lookahead_ms", "--lookahead-ms", _float, "lip look-ahead"),
     Key("expression", "expression", "--expression", _str, "expression to start with"),
+    Key("voice_out", "voice_out", "--voice-out", _str,
+        "virtual-mic output for the delayed voice (sink/device name, or none)"),
+    Key("delay_ms", "delay_ms", "--delay-ms", _float, "voice delay D in ms (default: measured)"),
+    Key("vcam_device", "vcam_device", "--vcam-device", _str, "virtual camera device path"),
     Key("control.enabled", "control", "--control/--no-control", _bool,
         "serve the local control API (avatar-vcam expr/status/scene)"),
     Key("control.port", "control_port", "--control-port", _int,

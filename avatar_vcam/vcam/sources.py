@@ -1,4 +1,4 @@
-"""Audio sources: ``demo``, ``file:PATH`` (live sources: ``mic``, ``system``, ``device:``).
+"""Audio sources: ``demo``, ``file:PATH``, and live ``mic``, ``system``, ``device:NAME``.
 
 A source yields :class:`AudioChunk` blocks whose pts come from its sample counter.
 File sources run as fast as the consumer takes them unless ``realtime`` paces them
@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ..engine.audio.decode import decode_audio
 from ..engine.frames import AudioChunk
+from .capture import LiveSource
 from .errors import DeviceError
 
 
@@ -53,8 +54,11 @@ class FileSource:
         pass
 
 
-def parse_source(spec: str, realtime: bool = False) -> FileSource:
-    """Build a source from its command-line form."""
+LIVE_KINDS = ("mic", "system", "device")
+
+
+def parse_source(spec: str, realtime: bool = False) -> FileSource | LiveSource:
+    """Build a source from its command-line form (live ones are opened by the caller)."""
     kind, _, arg = spec.partition(":")
     if spec == "demo":
         src = FileSource(demo_clip_path(), realtime=realtime)
@@ -62,4 +66,9 @@ def parse_source(spec: str, realtime: bool = False) -> FileSource:
         return src
     if kind == "file" and arg:
         return FileSource(arg, realtime=realtime)
-    raise DeviceError(f"unknown source {spec!r}; use demo or file:PATH")
+    if spec in ("mic", "system") or (kind == "device" and arg):
+        from .audio_devices import resolve_input
+
+        return LiveSource(resolve_input(spec))
+    raise DeviceError(f"unknown source {spec!r}; use mic, system, device:NAME, demo or "
+                      "file:PATH")

@@ -1,0 +1,261 @@
+"""The live loop: capture -> engine -> frames on the grid k/fps -> camera, voice -> mic.
+
+Two threads. The engine thread (the caller's) takes captured blocks, stores them in the
+voice delay line, and renders the newest frame whose audio (pts + look-ahead) has
+arrived; frames it cannot render in time are skipped, never queued. Without a voice
+output it sends each frame at once (minimal delay). With one, a presenter thread sends
+one frame per tick of the *output's* audio clock: at the moment pts k/fps is heard it
+sends frame k, or the newest ready frame if k is late (counted), so picture and voice
+leave together and latency cannot accumulate.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..engine import Engine
+from ..engine.frames import AudioChunk, VideoFrame
+from ..engine.motion import MotionFrame
+from .sinks.base import Sink
+from .voiceout import VoiceOut
+
+
+@dataclass
+class LiveStats:
+    """What the live loop did so far: the status line, `avatar-vcam status` and tests."""
+
+    frames: int = 0  # frames sent to the sinks
+    rendered: int = 0
+    skipped: int = 0  # frames never rendered because the engine was behind
+    late: int = 0  # ticks at which the due frame was not ready (newest one shown)
+    audio_seconds: float = 0.0
+    render_ms: deque = field(default_factory=lambda: deque(maxlen=100))
+    av_offset_ms: deque = field(default_factory=lambda: deque(maxlen=250))
+    delay_ms: deque = field(default_factory=lambda: deque(maxlen=250))
+    sent_at: deque = field(default_factory=lambda: deque(maxlen=100))
+    speaking: bool = False
+
+    def fps(self) -> float:
+        """Frames sent per second over the last ~4 s."""
+        t = list(self.sent_at)
+        if len(t) < 2 or t[-1] == t[0]:
+            return 0.0
+        return (len(t) - 1) / (t[-1] - t[0])
+
+    def summary(self) -> dict[str, Any]:
+        def med(d: deque) -> float | None:
+            return round(statistics.median(d), 1) if d else None
+
+        def spread(d: deque) -> float | None:
+            return round(statistics.pstdev(d), 1) if len(d) > 1 else None
+
+        return {
+            "fps": round(self.fps(), 1), "frames": self.frames, "late": self.late,
+            "skipped": self.skipped, "render_ms": med(self.render_ms),
+            "av_offset_ms": med(self.av_offset_ms), "av_offset_sd_ms": spread(self.av_offset_ms),
+            "e2e_delay_ms": med(self.delay_ms), "audio_seconds": round(self.audio_seconds, 2),
+            "speaking": self.speaking,
+        }
+
+
+class Presenter(threading.Thread):
+    """Sends one frame per tick of the voice output's clock."""
+
+    def __init__(self, voice: VoiceOut, sinks: list[Sink], fps: int, stats: LiveStats,
+                 capture_time: Callable[[float], float | None]) -> None:
+        super().__init__(name="avatar-vcam-presenter", daemon=True)
+        self.voice, self.sinks, self.fps, self.stats = voice, sinks, fps, stats
+        self.capture_time = capture_time
+        self.ready: deque[VideoFrame] = deque(maxlen=8)
+        self.stop = threading.Event()
+        self.errors: list[BaseException] = []
+
+    def offer(self, frame: VideoFrame) -> None:
+        self.ready.append(frame)
+
+    def drain(self, last_index: int, timeout: float) -> None:
+        """Wait until frame ``last_index`` has had its tick (the voice caught up)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not self.errors:
+            heard = self.voice.heard_pts()
+            if heard is not None and heard * self.fps >= last_index + 1:
+                return
+            time.sleep(0.005)
+
+    def run(self) -> None:
+        try:
+            self._loop()
+        except BaseException as e:  # surfaced by the engine thread
+            self.errors.append(e)
+
+    def _newest_upto(self, k: int) -> VideoFrame | None:
+        best = None
+        for f in list(self.ready):
+            if f.index <= k and (best is None or f.index > best.index):
+                best = f
+        return best
+
+    def _loop(self) -> None:
+        last_tick = -1
+        shown: VideoFrame | None = None
+        while not self.stop.is_set():
+            now = time.monotonic()
+            heard = self.voice.heard_pts(now)
+            if heard is None or heard < 0:
+                self.stop.wait(0.005)
+                continue
+            k = math.floor(heard * self.fps + 1e-9)
+            if k > last_tick:
+                frame = self._newest_upto(k) or shown
+                if frame is not None:
+                    if frame.index < k:
+                        self.stats.late += 1
+                    self._send(VideoFrame(k / self.fps, k, frame.image), frame, heard, now)
+                    shown = frame
+                last_tick = k
+            due = self.voice.wall_time_of((last_tick + 1) / self.fps)
+            wait = 0.005 if due is None else min(max(due - time.monotonic(), 0.0005), 0.05)
+            self.stop.wait(wait)
+
+    def _send(self, out: VideoFrame, frame: VideoFrame, heard: float, now: float) -> None:
+        for s in self.sinks:
+            s.send(out)
+        st = self.stats
+        st.frames += 1
+        st.sent_at.append(now)
+        st.av_offset_ms.append(1000 * (heard - frame.pts))
+        captured = self.capture_time(frame.pts)
+        if captured is not None:
+            st.delay_ms.append(1000 * (now - captured))
+
+
+def measure_render_s(engine: Engine, frames: int = 6) -> float:
+    """Worst of the last few warm renders of a frame (seconds): the D budget's render part."""
+    times = []
+    for _ in range(frames):
+        t0 = time.perf_counter()
+        engine.render([MotionFrame(0.0)])
+        times.append(time.perf_counter() - t0)
+    return max(times[frames // 2:])
+
+
+def run_live(engine: Engine, chunks: Iterable[AudioChunk], sinks: list[Sink], *,
+             voice: VoiceOut | None = None,
+             capture_time: Callable[[float], float | None] = lambda pts: None,
+             duration: float | None = None, stats: LiveStats | None = None,
+             should_stop: Callable[[], bool] = lambda: False,
+             on_tick: Callable[[LiveStats], None] | None = None) -> LiveStats:
+    """Run until ``chunks`` end, the frames of ``duration`` seconds are out, or a stop."""
+    fps = engine.config.fps
+    stats = stats or LiveStats()
+    last_k = None if duration is None else math.ceil(duration * fps - 1e-9) - 1
+    presenter = None
+    if voice is not None:
+        presenter = Presenter(voice, sinks, fps, stats, capture_time)
+        presenter.start()
+    loop = _Loop(engine, sinks, stats, presenter, capture_time)
+    end, rate = 0.0, 16000
+    try:
+        for chunk in chunks:
+            if voice is not None:
+                voice.write(chunk)
+            engine.push_audio(chunk.pcm, chunk.pts, chunk.sample_rate)
+            _audio_to_sinks(sinks, chunk, duration)
+            end, rate = chunk.end, chunk.sample_rate
+            stats.audio_seconds = end if duration is None else min(end, duration)
+            loop.render_newest(engine.ready_until(), last_k)
+            if on_tick is not None:
+                on_tick(stats)
+            if presenter is not None and presenter.errors:
+                raise presenter.errors[0]
+            if should_stop() or (last_k is not None and loop.next_k > last_k):
+                break
+        else:  # the input ended: its look-ahead window is silence; render what is left
+            tail = engine.a2m.lookahead + 2.0 / fps
+            engine.push_audio(np.zeros(math.ceil(tail * rate), np.float32), end, rate)
+            final = math.ceil(end * fps - 1e-9) - 1
+            loop.render_all(final if last_k is None else min(final, last_k))
+        if presenter is not None and not should_stop():
+            presenter.drain(loop.next_k - 1, timeout=(voice.delay_s if voice else 0) + 1.0)
+    finally:
+        if presenter is not None:
+            presenter.stop.set()
+            presenter.join(2.0)
+    return stats
+
+
+class _Loop:
+    """Renders frames for the engine thread and hands them on."""
+
+    def __init__(self, engine: Engine, sinks: list[Sink], stats: LiveStats,
+                 presenter: Presenter | None,
+                 capture_time: Callable[[float], float | None]) -> None:
+        self.engine, self.sinks, self.stats = engine, sinks, stats
+        self.presenter, self.capture_time = presenter, capture_time
+        self.next_k = 0
+
+    def render_newest(self, ready_until: float, last_k: int | None) -> None:
+        """The newest frame the audio allows; the ones before it are skipped, not queued."""
+        last = math.floor(ready_until * self.engine.config.fps + 1e-9)
+        if last_k is not None:
+            last = min(last, last_k)
+        if last >= self.next_k:
+            self.stats.skipped += last - self.next_k
+            self._render(last)
+
+    def render_all(self, last: int) -> None:
+        while self.next_k <= last:
+            self._render(self.next_k)
+
+    def _render(self, k: int) -> None:
+        fps = self.engine.config.fps
+        t0 = time.perf_counter()
+        motion = self.engine.motion_at(k / fps)
+        frame = self.engine.render([motion])[0]
+        self.stats.render_ms.append(1000 * (time.perf_counter() - t0))
+        self.stats.rendered += 1
+        self.stats.speaking = motion.speaking
+        self.next_k = k + 1
+        if self.presenter is not None:
+            self.presenter.offer(frame)
+        else:
+            _send_now(frame, self.sinks, self.stats, self.capture_time)
+
+
+def _audio_to_sinks(sinks: list[Sink], chunk: AudioChunk, duration: float | None) -> None:
+    if duration is not None and chunk.end > duration:
+        keep = max(0, round((duration - chunk.pts) * chunk.sample_rate))
+        if keep == 0:
+            return
+        chunk = AudioChunk(chunk.pts, chunk.pcm[:keep], chunk.sample_rate)
+    for s in sinks:
+        s.audio(chunk)
+
+
+def _send_now(frame: VideoFrame, sinks: list[Sink], stats: LiveStats,
+              capture_time: Callable[[float], float | None]) -> None:
+    now = time.monotonic()
+    for s in sinks:
+        s.send(frame)
+    stats.frames += 1
+    stats.sent_at.append(now)
+    captured = capture_time(frame.pts)
+    if captured is not None:
+        stats.delay_ms.append(1000 * (now - captured))
+
+
+def level_dbfs(pcm: np.ndarray) -> float:
+    """RMS level of a block in dBFS (-120 for silence)."""
+    if len(pcm) == 0:
+        return -120.0
+    rms = float(np.sqrt(np.mean(np.square(pcm, dtype=np.float64))))
+    return 20 * math.log10(max(rms, 1e-6))
