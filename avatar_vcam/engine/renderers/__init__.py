@@ -1,20 +1,55 @@
-"""Renderers: ``warp`` (embedded, no weights, CPU) and ``liveportrait`` (GPU, weights)."""
+"""Renderers: ``warp`` (embedded, no weights, CPU) and ``liveportrait`` (GPU, weights).
+
+``auto`` picks ``liveportrait`` when its weights are installed and a CUDA GPU is there,
+else ``warp``. Asking for ``liveportrait`` without either falls back to ``warp`` with a
+logged warning that says what is missing and how to get it.
+"""
 
 from __future__ import annotations
+
+import logging
 
 from ..errors import EngineError
 from .base import Renderer
 
-RENDERERS = ("warp",)
+RENDERERS = ("warp", "liveportrait", "auto")
+log = logging.getLogger(__name__)
+
+
+def liveportrait_unavailable(device: str = "cuda") -> str | None:
+    """Why the liveportrait renderer cannot run here (None when it can)."""
+    import torch
+
+    from .liveportrait.weights import default_dir, installed
+
+    if not installed():
+        return (f"LivePortrait weights are not installed in {default_dir()}; run "
+                f"`avatar-vcam models fetch liveportrait`")
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        return "LivePortrait needs a CUDA GPU and torch sees none"
+    return None
 
 
 def make_renderer(name: str, device: str = "cpu") -> Renderer:
-    """Build the renderer called ``name`` on torch ``device``."""
-    if name == "warp":
-        from .warp import WarpRenderer
+    """Build the renderer called ``name`` on torch ``device``.
 
-        return WarpRenderer(device=device)
-    raise EngineError(f"unknown renderer {name!r}; available: {', '.join(RENDERERS)}")
+    liveportrait/auto run on CUDA when the device is ``cpu`` (the default) and a GPU exists.
+    """
+    if name not in RENDERERS:
+        raise EngineError(f"unknown renderer {name!r}; available: {', '.join(RENDERERS)}")
+    if name in ("liveportrait", "auto"):
+        lp_device = "cuda" if device == "cpu" else device
+        reason = liveportrait_unavailable(lp_device)
+        if reason is None:
+            from .liveportrait.renderer import LivePortraitRenderer
+
+            return LivePortraitRenderer(device=lp_device)
+        if name == "liveportrait":
+            log.warning("%s; falling back to the warp renderer", reason)
+        device = "cpu" if lp_device.startswith("cuda") and "GPU" in reason else device
+    from .warp import WarpRenderer
+
+    return WarpRenderer(device=device)
 
 
-__all__ = ["RENDERERS", "Renderer", "make_renderer"]
+__all__ = ["RENDERERS", "Renderer", "liveportrait_unavailable", "make_renderer"]

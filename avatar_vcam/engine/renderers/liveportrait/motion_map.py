@@ -1,0 +1,180 @@
+"""MotionFrame channels -> LivePortrait driving keypoints, for one prepared source.
+
+The recipe (all offsets relative to the source's own motion, so a neutral MotionFrame
+reproduces the source keypoints, before stitching, exactly):
+
+1. **Expression-row offsets** (``EXP_ROWS``): named controls add fixed vectors to rows
+   (keypoints) of the expression code, before rotation. Rows and scales per unit of each
+   control are those of the expression editor ``calc_fe`` of ComfyUI-AdvancedLivePortrait
+   (PowerHouseMan), which edits the official LivePortrait codes: ``smile`` (editor range
+   -0.3..1.3), ``eee`` / ``woo`` (-20..15), ``brow`` (-10..15), ``pupil_x`` / ``pupil_y``
+   (-15..15). ``CONTROL_SCALE`` maps a channel value of 1.0 to the strength used here.
+2. **Lips** through the lip retargeting MLP: lip-open ratio ``source + LIP_GAIN * open``
+   (``open = jawOpen - mouthClose``), and **eyes** through the eye retargeting MLP:
+   eye-open ratio ``source * (1 - blink) * (1 + 0.3 * wide)``. The ratios are LivePortrait's
+   (``calc_eye_close_ratio`` / ``calc_lip_close_ratio``: lid or lip gap over eye or mouth
+   width), measured here on the avatar's 478 face-mesh landmarks (``ratios_from_mesh``).
+   Each MLP delta is taken minus its delta at the source's own ratios, so zero motion adds
+   nothing.
+3. **Head pose** added to the source's pitch/yaw/roll and rotated into R; ``tx``/``ty``
+   (fractions of the face width) shift t.
+4. **Stitching**: the stitching MLP corrects the keypoints so the shoulders stay put.
+
+The pose signs (``POSE_SIGN``) follow the editor's convention (its yaw is negated); they
+could not be checked against the real weights here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ...motion import CHANNEL_INDEX, N_CHANNELS
+from .keypoints import rotation_matrix
+from .stitching import Retargeting
+
+NUM_KP = 21
+
+# control -> [(keypoint row, axis 0=x 1=y 2=z, offset per editor unit)]
+EXP_ROWS: dict[str, list[tuple[int, int, float]]] = {
+    "smile": [(20, 1, -0.01), (14, 1, -0.02), (17, 1, 0.0065), (17, 2, 0.003),
+              (13, 1, -0.00275), (16, 1, -0.00275), (3, 1, -0.0035), (7, 1, -0.0035)],
+    "eee": [(20, 2, -0.001), (20, 1, -0.001), (14, 1, -0.001)],
+    "woo": [(14, 1, 0.001), (3, 1, -0.0005), (7, 1, -0.0005), (17, 2, -0.0005)],
+    "brow_up": [(1, 1, 0.001), (2, 1, -0.001)],
+    # the editor's negative eyebrow branch, written per unit of a positive "down" control
+    "brow_down": [(1, 0, 0.001), (2, 0, -0.001), (1, 1, -0.0003), (2, 1, 0.0003)],
+    "pupil_right": [(11, 0, 0.0007), (15, 0, 0.001)],
+    "pupil_left": [(11, 0, -0.001), (15, 0, -0.0007)],  # per unit of leftward gaze
+    "pupil_up": [(11, 1, -0.001), (15, 1, -0.001)],
+}
+# editor units at channel value 1.0
+CONTROL_SCALE = {"smile": 1.0, "eee": 12.0, "woo": 12.0, "brow_up": 12.0, "brow_down": 8.0,
+                 "pupil_right": 12.0, "pupil_left": 12.0, "pupil_up": 12.0}
+CONTROLS = tuple(EXP_ROWS)
+
+LIP_GAIN = 0.5  # lip-open ratio added at jawOpen 1 (the editor's slider spans 0..0.8)
+EYE_WIDE_GAIN = 0.3
+POSE_SIGN = {"pitch": 1.0, "yaw": -1.0, "roll": 1.0}
+
+
+def control_basis() -> np.ndarray:
+    """(len(CONTROLS), 21 * 3) expression offsets at channel value 1.0."""
+    basis = np.zeros((len(CONTROLS), NUM_KP, 3), np.float32)
+    for i, name in enumerate(CONTROLS):
+        for row, axis, per_unit in EXP_ROWS[name]:
+            basis[i, row, axis] += per_unit * CONTROL_SCALE[name]
+    return basis.reshape(len(CONTROLS), -1)
+
+
+def _ch(m: np.ndarray, name: str) -> np.ndarray:
+    return m[:, CHANNEL_INDEX[name]]
+
+
+def controls_from_channels(m: np.ndarray) -> np.ndarray:
+    """(N, N_CHANNELS) MotionFrame values -> (N, len(CONTROLS)) control strengths."""
+    c = np.clip(m[:, :52], 0.0, 1.0)
+    full = np.concatenate([c, m[:, 52:]], axis=1)
+
+    def both(a: str) -> np.ndarray:
+        return 0.5 * (_ch(full, a + "Left") + _ch(full, a + "Right"))
+
+    gaze_right = 0.5 * (_ch(full, "eyeLookOutLeft") + _ch(full, "eyeLookInRight")
+                        - _ch(full, "eyeLookInLeft") - _ch(full, "eyeLookOutRight"))
+    gaze_up = both("eyeLookUp") - both("eyeLookDown")
+    out = {
+        "smile": both("mouthSmile") - 0.3 * both("mouthFrown"),
+        "eee": both("mouthStretch"),
+        "woo": np.maximum(_ch(full, "mouthPucker"), _ch(full, "mouthFunnel")),
+        "brow_up": np.maximum(_ch(full, "browInnerUp"), both("browOuterUp")),
+        "brow_down": both("browDown"),
+        "pupil_right": np.maximum(gaze_right, 0.0),
+        "pupil_left": np.maximum(-gaze_right, 0.0),
+        "pupil_up": gaze_up,
+    }
+    return np.stack([out[k] for k in CONTROLS], axis=1).astype(np.float32)
+
+
+def ratios_from_mesh(landmarks: np.ndarray) -> tuple[float, float, float]:
+    """(eye-open ratio of image-left eye, of image-right eye, lip-open ratio) from the 478
+    face-mesh points: lid gap / eye width (points 159-145 over 33-133, 386-374 over
+    362-263), inner-lip gap / mouth width (13-14 over 61-291)."""
+    p = np.asarray(landmarks, np.float64)[:, :2]
+
+    def ratio(a: int, b: int, c: int, d: int) -> float:
+        return float(np.linalg.norm(p[a] - p[b]) / (np.linalg.norm(p[c] - p[d]) + 1e-6))
+
+    return ratio(159, 145, 33, 133), ratio(386, 374, 362, 263), ratio(13, 14, 61, 291)
+
+
+@dataclass
+class SourceMotion:
+    """The source's LivePortrait motion, on the render device (float32)."""
+
+    kp: Tensor  # (1, 21, 3) canonical keypoints
+    exp: Tensor  # (1, 21, 3)
+    pitch: float
+    yaw: float
+    roll: float
+    t: Tensor  # (1, 3)
+    scale: Tensor  # (1, 1)
+    x_s: Tensor  # (1, 21, 3) transformed source keypoints
+    eye_ratios: tuple[float, float]  # image-left, image-right
+    lip_ratio: float
+    face_frac: float  # face width / crop side (for tx, ty)
+
+
+class MotionMapper:
+    """Batch of MotionFrame vectors -> driving keypoints (B, 21, 3) for one source."""
+
+    def __init__(self, src: SourceMotion, retargeting: Retargeting, stitch: bool = True) -> None:
+        self.src = src
+        self.net = retargeting
+        self.stitch = stitch
+        dev = src.kp.device
+        self.basis = torch.from_numpy(control_basis()).to(dev)
+        x_s = src.x_s
+        eyes = torch.tensor([[*src.eye_ratios, float(np.mean(src.eye_ratios))]], device=dev)
+        lips = torch.tensor([[src.lip_ratio, src.lip_ratio]], device=dev)
+        with torch.no_grad():
+            self.eye_zero = self.net.eye_delta(x_s, eyes)
+            self.lip_zero = self.net.lip_delta(x_s, lips)
+
+    @torch.no_grad()
+    def __call__(self, motions: np.ndarray) -> Tensor:
+        m = np.asarray(motions, np.float32).reshape(-1, N_CHANNELS)
+        src, dev, b = self.src, self.src.kp.device, m.shape[0]
+        ctrl = torch.from_numpy(controls_from_channels(m)).to(dev)
+        exp = src.exp + (ctrl @ self.basis).reshape(b, NUM_KP, 3)
+        deg = {k: torch.from_numpy(_ch(m, k).copy()).to(dev) for k in ("pitch", "yaw", "roll")}
+        rot = rotation_matrix(src.pitch + POSE_SIGN["pitch"] * deg["pitch"],
+                              src.yaw + POSE_SIGN["yaw"] * deg["yaw"],
+                              src.roll + POSE_SIGN["roll"] * deg["roll"])
+        shift = torch.from_numpy(np.stack([_ch(m, "tx"), _ch(m, "ty"), np.zeros(b, np.float32)],
+                                          1)).to(dev) * (2.0 * src.face_frac)
+        t = (src.t + shift)
+        x_d = src.scale.reshape(1, 1, 1) * (src.kp @ rot + exp)
+        x_d = x_d + torch.nn.functional.pad(t[:, :2], (0, 1)).unsqueeze(1)
+        x_d = x_d + self._retarget(m, b)
+        if self.stitch:
+            x_d = self.net.stitch(src.x_s.expand(b, -1, -1), x_d)
+        return x_d
+
+    def _retarget(self, m: np.ndarray, b: int) -> Tensor:
+        src, dev = self.src, self.src.kp.device
+        c = np.clip(m[:, :52], 0.0, 1.0)
+        blink = 0.5 * (c[:, CHANNEL_INDEX["eyeBlinkLeft"]] + c[:, CHANNEL_INDEX["eyeBlinkRight"]])
+        wide = 0.5 * (c[:, CHANNEL_INDEX["eyeWideLeft"]] + c[:, CHANNEL_INDEX["eyeWideRight"]])
+        eye_open = float(np.mean(src.eye_ratios)) * (1 - blink) * (1 + EYE_WIDE_GAIN * wide)
+        opened = np.clip(c[:, CHANNEL_INDEX["jawOpen"]] - c[:, CHANNEL_INDEX["mouthClose"]], 0, 1)
+        lip = src.lip_ratio + LIP_GAIN * opened
+        x_s = src.x_s.expand(b, -1, -1)
+        eyes = torch.tensor(np.stack([np.full(b, src.eye_ratios[0]), np.full(b, src.eye_ratios[1]),
+                                      eye_open], 1), dtype=torch.float32, device=dev)
+        lips = torch.tensor(np.stack([np.full(b, src.lip_ratio), lip], 1), dtype=torch.float32,
+                            device=dev)
+        return (self.net.eye_delta(x_s, eyes) - self.eye_zero
+                + self.net.lip_delta(x_s, lips) - self.lip_zero)

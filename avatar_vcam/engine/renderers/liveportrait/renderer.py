@@ -1,0 +1,185 @@
+"""``liveportrait``: the LivePortrait networks behind the Renderer protocol.
+
+``prepare`` crops a square around the avatar's face (``crop_scale`` x the face box, shifted
+up by ``crop_shift`` of the side, as LivePortrait's cropper does; parts outside the photo
+are edge-padded), resizes it to the networks' input (256), runs the appearance extractor F
+and the motion extractor M once, and keeps the feature volume and source motion on the
+device. ``render`` maps MotionFrame vectors to driving keypoints (``motion_map``), warps and
+decodes (``runtime``: fp16 + CUDA graphs on a GPU) to 512x512 crops, and pastes them over the
+avatar frame through a feathered square mask. ``render_native`` replays native motion.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ...avatar import Avatar
+from .keypoints import pose_to_degrees, rotation_matrix, transform_keypoints
+from .loader import LivePortraitNetworks, load_networks
+from .motion_map import MotionMapper, SourceMotion, ratios_from_mesh
+from .native import NativeMotion
+from .runtime import RuntimeOptions, WarpDecodeRuntime
+
+log = logging.getLogger(__name__)
+
+CROP_SCALE = 2.0  # crop side / face-box side (the face box includes the forehead)
+CROP_SHIFT = -0.06  # crop centre shift, fraction of the side (negative: up)
+FEATHER = 0.08  # width of the mask's soft edge, fraction of the crop side
+
+
+@dataclass
+class LivePortraitState:
+    """Everything ``render`` needs for one avatar at one output size."""
+
+    size: int
+    input_size: int
+    background: Tensor  # (1, 3, S, S) float32 0..1, the avatar at the output size
+    f_s: Tensor  # (1, 32, 16, h, w) feature volume
+    source: SourceMotion
+    mapper: MotionMapper
+    paste_grid: Tensor  # (1, y1-y0, x1-x0, 2): output pixel -> crop coordinates
+    paste_mask: Tensor  # (1, 1, y1-y0, x1-x0) 0..1
+    roi: tuple[int, int, int, int]  # x0, y0, x1, y1 of the pasted region in the output
+
+
+class LivePortraitRenderer:
+    """Photoreal talking head from the LivePortrait networks (see module docstring)."""
+
+    name = "liveportrait"
+
+    def __init__(self, device: str | torch.device = "cuda", weights: str | Path | None = None,
+                 nets: LivePortraitNetworks | None = None, input_size: int = 256,
+                 options: RuntimeOptions | None = None) -> None:
+        self.device = torch.device(device)
+        if nets is None:
+            from .weights import default_dir
+
+            nets = load_networks(weights or default_dir(), device="cpu")
+        self.nets = nets
+        self.input_size = input_size
+        for net in (nets.appearance, nets.motion, nets.retargeting):
+            net.to(self.device)
+        self.runtime = WarpDecodeRuntime(nets.warping, nets.spade, input_size // 4,
+                                         self.device, options)
+
+    # ------------------------------------------------------------------ prepare
+    @torch.no_grad()
+    def prepare(self, avatar: Avatar, size: int) -> LivePortraitState:
+        """Crop, extract the feature volume and source motion, build the paste mapping."""
+        cfg = avatar.renderer.get("liveportrait", {}) if isinstance(avatar.renderer, dict) else {}
+        dev, n = self.device, self.input_size
+        img = torch.from_numpy(np.array(avatar.image)).permute(2, 0, 1)[None].float() / 255
+        r = avatar.resolution
+        x0, y0, x1, y1 = avatar.bbox
+        side = float(cfg.get("crop_scale", CROP_SCALE)) * max(x1 - x0, y1 - y0)
+        cx = (x0 + x1) / 2
+        cy = (y0 + y1) / 2 + float(cfg.get("crop_shift", CROP_SHIFT)) * side
+        box = (cx - side / 2, cy - side / 2, side)  # in avatar pixels
+        src = _sample_square(img, box, n).to(dev)
+        f_s = self.nets.appearance(src)
+        m = self.nets.motion(src)
+        deg = [float(pose_to_degrees(m[k])[0]) for k in ("pitch", "yaw", "roll")]
+        kp, exp = m["kp"].reshape(1, -1, 3), m["exp"].reshape(1, -1, 3)
+        rot = rotation_matrix(*(torch.tensor([d], device=dev) for d in deg))
+        x_s = transform_keypoints(kp, exp, rot, m["t"], m["scale"])
+        eye_l, eye_r, lip = ratios_from_mesh(avatar.landmarks)
+        source = SourceMotion(kp=kp, exp=exp, pitch=deg[0], yaw=deg[1], roll=deg[2], t=m["t"],
+                              scale=m["scale"], x_s=x_s, eye_ratios=(eye_l, eye_r),
+                              lip_ratio=lip, face_frac=(x1 - x0) / side)
+        background = img if r == size else F.interpolate(
+            img, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+        k = size / r
+        grid, mask, roi = _paste_mapping(tuple(v * k for v in box), size, FEATHER)
+        return LivePortraitState(size, n, background.to(dev), f_s, source,
+                                 MotionMapper(source, self.nets.retargeting), grid.to(dev),
+                                 mask.to(dev), roi)
+
+    # ------------------------------------------------------------------ render
+    @torch.no_grad()
+    def render(self, state: LivePortraitState, motions: np.ndarray) -> np.ndarray:
+        """(N, N_CHANNELS) MotionFrame values -> (N, size, size, 3) uint8 RGB."""
+        motions = np.asarray(motions, np.float32)
+        if len(motions) == 0:
+            return np.zeros((0, state.size, state.size, 3), np.uint8)
+        return self._frames(state, state.mapper(motions))
+
+    @torch.no_grad()
+    def render_native(self, state: LivePortraitState, motion: NativeMotion) -> np.ndarray:
+        """Native LivePortrait motion (codes or driving keypoints) -> uint8 frames."""
+        motion = motion.to(self.device)
+        x_d = motion.keypoints(state.source.kp)
+        if motion.stitch:
+            x_d = self.nets.retargeting.stitch(state.source.x_s.expand(len(x_d), -1, -1), x_d)
+        return self._frames(state, x_d)
+
+    def crops(self, state: LivePortraitState, x_d: Tensor) -> Tensor:
+        """Driving keypoints (B, 21, 3) -> decoded crops (B, 3, 2n, 2n) float 0..1."""
+        b = x_d.shape[0]
+        out = self.runtime(state.f_s.expand(b, -1, -1, -1, -1), x_d,
+                           state.source.x_s.expand(b, -1, -1))
+        return out.float()
+
+    def _frames(self, state: LivePortraitState, x_d: Tensor) -> np.ndarray:
+        crops = self.crops(state, x_d)
+        b = crops.shape[0]
+        x0, y0, x1, y1 = state.roi
+        frames = state.background.expand(b, -1, -1, -1).clone()
+        pasted = F.grid_sample(crops, state.paste_grid.expand(b, -1, -1, -1), mode="bilinear",
+                               padding_mode="border", align_corners=False)
+        region = frames[:, :, y0:y1, x0:x1]
+        frames[:, :, y0:y1, x0:x1] = region + state.paste_mask * (pasted - region)
+        out = (frames * 255).round_().clamp_(0, 255).to(torch.uint8)
+        return out.permute(0, 2, 3, 1).cpu().numpy()
+
+
+def _sample_square(img: Tensor, box: tuple[float, float, float], n: int) -> Tensor:
+    """The square ``box`` = (left, top, side) of ``img`` (1, 3, H, W), resampled to n x n,
+    edge-padded outside the image; antialiased when shrinking."""
+    left, top, side = box
+    h, w = img.shape[-2:]
+    if side > 2 * n:  # prefilter so bilinear sampling does not alias
+        f = side / (2 * n)
+        img = F.interpolate(img, size=(max(1, round(h / f)), max(1, round(w / f))),
+                            mode="bilinear", antialias=True, align_corners=False)
+        left, top, side = left / f, top / f, side / f
+        h, w = img.shape[-2:]
+    px = left + (torch.arange(n, dtype=torch.float32) + 0.5) * side / n
+    py = top + (torch.arange(n, dtype=torch.float32) + 0.5) * side / n
+    gx = (2 * px / w - 1).expand(n, n)
+    gy = (2 * py / h - 1)[:, None].expand(n, n)
+    grid = torch.stack([gx, gy], -1)[None]
+    return F.grid_sample(img, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def _paste_mapping(box: tuple[float, float, float], size: int, feather: float
+                   ) -> tuple[Tensor, Tensor, tuple[int, int, int, int]]:
+    """For the output pixels covered by ``box`` (left, top, side; output pixels): where
+    they sample the crop (grid_sample coordinates) and the feathered blend weight."""
+    left, top, side = box
+    x0, y0 = max(0, int(np.floor(left))), max(0, int(np.floor(top)))
+    x1, y1 = min(size, int(np.ceil(left + side))), min(size, int(np.ceil(top + side)))
+    xs = (torch.arange(x0, x1, dtype=torch.float32) + 0.5 - left) / side  # 0..1 in the crop
+    ys = (torch.arange(y0, y1, dtype=torch.float32) + 0.5 - top) / side
+    grid = torch.stack([(2 * xs - 1).expand(len(ys), -1),
+                        (2 * ys - 1)[:, None].expand(-1, len(xs))], -1)[None]
+
+    def ramp(u: Tensor, lo_edge: bool, hi_edge: bool) -> Tensor:
+        # only edges of the crop that lie inside the frame need a soft border
+        r = torch.ones_like(u)
+        if lo_edge:
+            r = r * (u / feather).clamp(0, 1)
+        if hi_edge:
+            r = r * ((1 - u) / feather).clamp(0, 1)
+        return r * r * (3 - 2 * r)
+
+    wx = ramp(xs, left > 0, left + side < size)
+    wy = ramp(ys, top > 0, top + side < size)
+    mask = (wy[:, None] * wx[None, :])[None, None]
+    return grid, mask, (x0, y0, x1, y1)
