@@ -21,6 +21,7 @@ from ..engine.errors import EngineError
 from ..engine.renderers import RENDERERS
 from .cli_avatar import register as register_avatar_commands
 from .cli_control import daemon_options, register, resolve_settings
+from .cli_models import register as register_models_commands
 
 console = Console(stderr=True)
 EXAMPLES = """
@@ -151,6 +152,7 @@ def avatars_cmd(as_json: bool) -> None:
 
 
 register_avatar_commands(cli)
+register_models_commands(cli)
 
 
 register(cli)
