@@ -149,7 +149,10 @@ def graphed(fn: Fn, inputs: tuple[Tensor, ...]) -> Fn:
 
 # --------------------------------------------------------------------------- sections
 @torch.no_grad()
-def section_check(nets: LivePortraitNetworks, device: torch.device, results: dict) -> None:
+def section_check(nets: LivePortraitNetworks, device: torch.device, args: argparse.Namespace,
+                  results: dict) -> None:
+    torch.backends.cudnn.allow_tf32 = False  # fp32 means fp32 here (TF32 is ~1e-3 off)
+    torch.backends.cuda.matmul.allow_tf32 = False
     with np.load(FIXTURES / "fixtures.npz") as data:
         fx = {k: torch.from_numpy(data[k]) for k in data.files}
     args32 = tuple(fx[k] for k in ("W_in_feature_3d", "W_in_kp_driving", "W_in_kp_source"))
@@ -180,6 +183,14 @@ def section_check(nets: LivePortraitNetworks, device: torch.device, results: dic
         name = str(dtype).removeprefix("torch.")
         rows[name] = errs
         print(f"  {name:<8} " + "  ".join(f"{k} {v:.2e}" for k, v in errs.items()), flush=True)
+    if args.compile and device.type == "cuda":
+        a = tuple(x.to(device, torch.float16) for x in args32)
+        rt = WarpDecodeRuntime(nets.warping, nets.spade, hw, device,
+                               RuntimeOptions(channels_last=False, compile=True))
+        rows["float16"]["compiled W->G vs fp32 W->G"] = rel(rt(*a), ref_frame)
+        print(f"  float16  compiled W->G vs fp32 W->G "
+              f"{rows['float16']['compiled W->G vs fp32 W->G']:.2e}", flush=True)
+    torch.backends.cudnn.allow_tf32 = True
     results["check"] = rows
 
 
@@ -212,6 +223,12 @@ def section_variants(nets: LivePortraitNetworks, device: torch.device, args: arg
             ("fast fp16 cl cl3d + graph", f16,
              fast(channels_last=True, channels_last_3d=True), True),
         ]
+        if args.compile:
+            variants += [
+                ("fast fp16 compile + graph", f16, fast(channels_last=False, compile=True), True),
+                ("fast fp16 cl compile + graph", f16, fast(channels_last=True, compile=True),
+                 True),
+            ]
     else:
         variants.append(("fast fp32 cl", torch.float32, fast(channels_last=True), False))
     print(f"\n[variants] W+G, {args.size}x{args.size} source -> {2 * args.size}x{2 * args.size}"
@@ -285,9 +302,20 @@ def section_batch(nets: LivePortraitNetworks, device: torch.device, args: argpar
     cuda = device.type == "cuda"
     hw = args.size // 4
     out = {}
-    print("\n[batch] best eager variant (fast fp16 channels_last + CUDA graph)")
-    rt = WarpDecodeRuntime(nets.warping, nets.spade, hw, device,
-                           RuntimeOptions(channels_last=True, cuda_graphs=cuda))
+    configs = [("fast fp16 + graph", RuntimeOptions(channels_last=False, cuda_graphs=cuda))]
+    if args.compile and cuda:
+        configs.append(("fast fp16 compile + graph",
+                        RuntimeOptions(channels_last=False, compile=True)))
+    for label, opts in configs:
+        out[label] = _throughput(nets, device, args, hw, label, opts)
+    results["batch"] = out
+
+
+def _throughput(nets, device, args, hw, label, opts) -> dict:
+    cuda = device.type == "cuda"
+    out = {}
+    print(f"\n[batch] {label}")
+    rt = WarpDecodeRuntime(nets.warping, nets.spade, hw, device, opts)
     for batch in args.throughput_batches:
         sets = input_sets(batch, hw, device, rt.dtype, n=2)
         try:
@@ -301,7 +329,7 @@ def section_batch(nets: LivePortraitNetworks, device: torch.device, args: argpar
         rt._graphs.clear()
         if cuda:
             torch.cuda.empty_cache()
-    results["batch"] = out
+    return out
 
 
 def section_restart(args: argparse.Namespace, results: dict) -> None:
@@ -312,12 +340,14 @@ def section_restart(args: argparse.Namespace, results: dict) -> None:
     write_weights(weights)
     out = {}
     print("\n[restart] fresh process -> first frame (s); compile cache in", tmp / "cache")
-    runs = [("eager + graph", False, "cold"), ("eager + graph", False, "warm")]
+    runs = [("eager + graph", [], "first"), ("eager + graph", [], "again")]
     if args.compile:
-        runs += [("compile + graph", True, "cold"), ("compile + graph", True, "warm")]
-    for label, comp, phase in runs:
+        runs += [("compile + graph", ["--compile"], "cold"),
+                 ("compile + graph", ["--compile"], "warm"),
+                 ("background compile", ["--compile", "--background"], "warm")]
+    for label, flags, phase in runs:
         cmd = [sys.executable, __file__, "--probe", str(weights), "--cache", str(tmp / "cache"),
-               "--size", str(args.size)] + (["--compile"] if comp else [])
+               "--size", str(args.size)] + flags
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.probe_timeout,
                                   env={**os.environ, "PYTHONUNBUFFERED": "1"})
@@ -348,14 +378,28 @@ def probe(args: argparse.Namespace) -> None:
     src = torch.rand(1, 3, args.size, args.size, device=device)
     f_s = nets.appearance(src)
     x_s = keypoints_from_motion(nets.motion(src))
+    x_s.sum().item()
+    marks["prepare_FM"] = time.perf_counter() - T_START
     rt = WarpDecodeRuntime(nets.warping, nets.spade, args.size // 4, device,
-                           RuntimeOptions(dtype=dtype, compile=args.compile,
-                                          cache_dir=Path(args.cache)))
+                           RuntimeOptions(dtype=dtype, channels_last=False, compile=args.compile,
+                                          cache_dir=Path(args.cache),
+                                          background_compile=args.background))
+    marks["build"] = time.perf_counter() - T_START
     frame = rt(f_s, x_s + 0.01, x_s)
     frame.float().mean().item()
     marks["first_frame"] = time.perf_counter() - T_START
-    marks["compile_call"] = rt.compile_seconds
     sets = [(f_s, x_s + 0.01 * i, x_s) for i in range(3)]
+    if args.background:
+        marks["ms_b1_eager_while_compiling"] = time_ms(rt, sets, 2, 20)
+        n = 0
+        while rt.fn is not rt.compiled and rt._thread.is_alive() or (
+                rt.compiled_ready.is_set() and rt.fn is not rt.compiled):
+            rt(*sets[n % 3])
+            n += 1
+            time.sleep(0.005)
+        marks["frames_before_switch"] = n
+        marks["compiled_active"] = time.perf_counter() - T_START
+    marks["compile_call"] = rt.compile_seconds
     marks["ms_b1"] = time_ms(rt, sets, 5, 50)
     print(json.dumps(marks))
 
@@ -370,12 +414,13 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=10)
     ap.add_argument("--iters", type=int, default=50)
     ap.add_argument("--sections", nargs="+",
-                    default=["check", "variants", "parts", "batch", "restart"])
+                    default=["check", "variants", "batch", "restart", "parts"])
     ap.add_argument("--compile", action="store_true", help="include torch.compile variants")
     ap.add_argument("--probe-timeout", type=int, default=420)
     ap.add_argument("--json", type=Path, help="write all results here")
     ap.add_argument("--probe", help=argparse.SUPPRESS)
     ap.add_argument("--cache", help=argparse.SUPPRESS)
+    ap.add_argument("--background", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.probe:
         probe(args)
@@ -396,7 +441,7 @@ def main() -> None:
     print(f"synthesised networks in {time.perf_counter() - t0:.1f} s; torch {torch.__version__};"
           f" {name}")
     results: dict = {"device": name, "torch": torch.__version__, "size": args.size}
-    steps = {"check": lambda: section_check(nets, device, results),
+    steps = {"check": lambda: section_check(nets, device, args, results),
              "variants": lambda: section_variants(nets, device, args, results),
              "parts": lambda: section_parts(nets, device, args, results),
              "batch": lambda: section_batch(nets, device, args, results),

@@ -100,14 +100,23 @@ class _Stage(nn.Module):
         return [tuple(t.split(w, dim=1)) for t, w in zip(gbs, self.widths, strict=True)]
 
 
+def _inorm(x: Tensor) -> Tensor:
+    """Instance norm (no affine, eps 1e-5) that keeps a channels_last layout (F.instance_norm
+    would copy to NCHW and back)."""
+    if x.is_contiguous() or not x.is_contiguous(memory_format=torch.channels_last):
+        return F.instance_norm(x, eps=1e-5)
+    var, mean = torch.var_mean(x.float(), dim=(2, 3), keepdim=True, correction=0)
+    return ((x.float() - mean) * torch.rsqrt(var + 1e-5)).to(x.dtype)
+
+
 def _modulate(x: Tensor, gb: tuple[Tensor, Tensor]) -> Tensor:
-    return F.leaky_relu(F.instance_norm(x, eps=1e-5) * gb[0] + gb[1], 0.2)
+    return F.leaky_relu(_inorm(x) * gb[0] + gb[1], 0.2)
 
 
 def _block(blk: SPADEResBlock, x: Tensor, mods: list[tuple[Tensor, Tensor]]) -> Tensor:
     """A SPADE residual block with precomputed modulations ``[norm_0, norm_1, (norm_s)]``."""
     if blk.learned_shortcut:
-        shortcut = blk.conv_s(F.instance_norm(x, eps=1e-5) * mods[2][0] + mods[2][1])
+        shortcut = blk.conv_s(_inorm(x) * mods[2][0] + mods[2][1])
     else:
         shortcut = x
     dx = blk.conv_0(_modulate(x, mods[0]))
@@ -230,7 +239,8 @@ class GraphRunner:
                 fn(*self.static)
         torch.cuda.current_stream().wait_stream(side)
         self.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.graph), torch.no_grad():
+        # thread_local: a background compile may use the GPU from another thread meanwhile
+        with torch.cuda.graph(self.graph, capture_error_mode="thread_local"), torch.no_grad():
             self.out = fn(*self.static)
 
     def __call__(self, *xs: Tensor) -> Tensor:

@@ -8,8 +8,10 @@ captured graph per batch size, so a frame costs one graph launch.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +37,8 @@ class RuntimeOptions:
     compile: ``torch.compile`` the module (fuses norm + modulation + activation).
     cuda_graphs: capture one CUDA graph per batch size and replay it.
     cache_dir: Inductor cache folder (kept between runs); None: Inductor's default.
+    background_compile: serve frames from the eager path (graphed) at once and compile in a
+        thread; the compiled graph takes over once it is built (fast first frame).
     """
 
     dtype: torch.dtype | None = None
@@ -44,6 +48,7 @@ class RuntimeOptions:
     compile: bool = False
     cuda_graphs: bool = True
     cache_dir: Path | None = None
+    background_compile: bool = False
 
 
 def set_compile_cache(cache_dir: Path | None) -> None:
@@ -53,6 +58,10 @@ def set_compile_cache(cache_dir: Path | None) -> None:
     cache_dir.mkdir(parents=True, exist_ok=True)
     os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(cache_dir / "inductor")
     os.environ["TRITON_CACHE_DIR"] = str(cache_dir / "triton")
+
+
+def _nullctx() -> contextlib.AbstractContextManager:
+    return contextlib.nullcontext()
 
 
 class WarpDecodeRuntime:
@@ -74,15 +83,21 @@ class WarpDecodeRuntime:
         self.module = module
         self.fn = module
         self.compile_seconds = 0.0
+        self.compiled_ready = threading.Event()
+        self._thread: threading.Thread | None = None
         if opts.compile:
             set_compile_cache(opts.cache_dir)
-            self.fn = torch.compile(module, dynamic=False)
+            self.compiled = torch.compile(module, dynamic=False)
+            if not opts.background_compile:
+                self.fn = self.compiled
         self.use_graphs = cuda and opts.cuda_graphs
         self._graphs: dict[int, GraphRunner] = {}
 
     @torch.no_grad()
     def __call__(self, feature: Tensor, kp_driving: Tensor, kp_source: Tensor) -> Tensor:
         args = tuple(x.to(self.device, self.dtype) for x in (feature, kp_driving, kp_source))
+        if self.opts.compile and self.opts.background_compile:
+            self._maybe_switch(args)
         if not self.use_graphs:
             return self._run(*args)
         b = args[0].shape[0]
@@ -95,8 +110,35 @@ class WarpDecodeRuntime:
                      time.perf_counter() - t0)
         return runner(*args)
 
+    def _maybe_switch(self, args: tuple[Tensor, ...]) -> None:
+        """Start the background compile on first use; swap it in once it is built."""
+        if self._thread is None:
+            example = tuple(x.clone() for x in args)
+            self._thread = threading.Thread(target=self._compile_worker, args=(example,),
+                                            name="lp-compile", daemon=True)
+            self._thread.start()
+        elif self.fn is not self.compiled and self.compiled_ready.is_set():
+            self.fn = self.compiled
+            self._graphs.clear()  # recaptured from the compiled function on next use
+
+    def _compile_worker(self, example: tuple[Tensor, ...]) -> None:
+        t0 = time.perf_counter()
+        stream = torch.cuda.Stream(self.device) if self.device.type == "cuda" else None
+        try:
+            with torch.no_grad(), (torch.cuda.stream(stream) if stream else _nullctx()):
+                self.compiled(*example)
+                if stream is not None:
+                    stream.synchronize()
+        except Exception:  # keep serving the eager path; say why once
+            log.warning("torch.compile of the LivePortrait decoder failed; staying on the "
+                        "eager path", exc_info=True)
+            return
+        self.compile_seconds = time.perf_counter() - t0
+        log.info("compiled warp+decode in %.1f s", self.compile_seconds)
+        self.compiled_ready.set()
+
     def _run(self, feature: Tensor, kp_d: Tensor, kp_s: Tensor) -> Tensor:
-        if self.opts.compile and not self.compile_seconds:
+        if self.fn is getattr(self, "compiled", None) and not self.compile_seconds:
             t0 = time.perf_counter()
             out = self.fn(feature, kp_d, kp_s)
             if self.device.type == "cuda":
