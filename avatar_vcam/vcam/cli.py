@@ -16,9 +16,11 @@ from rich.console import Console
 from rich.table import Table
 
 from .. import __version__
+from ..engine.audio2motion import A2M_MODELS, DEFAULT_A2M
 from ..engine.config import EngineConfig
 from ..engine.errors import EngineError
 from ..engine.renderers import RENDERERS
+from .cli_a2m import register_a2m
 from .cli_avatar import register as register_avatar_commands
 from .cli_control import daemon_options, register, resolve_settings
 from .cli_models import register as register_models_commands
@@ -94,6 +96,8 @@ def default_sinks() -> list[str]:
 @click.option("--realtime", is_flag=True, help="Pace file sources like a live input.")
 @click.option("--lookahead-ms", default=60.0, show_default=True,
               type=click.FloatRange(0, 200), help="Audio look-ahead of the lip motion.")
+@click.option("--a2m", default=DEFAULT_A2M, show_default=True, type=click.Choice(A2M_MODELS),
+              help="Lip-sync model: learned (causal TCN) or dsp (signal features).")
 @click.option("--expression", default="neutral", show_default=True,
               help="Expression preset to start with.")
 @daemon_options
@@ -115,7 +119,7 @@ def cli(ctx: click.Context, verbose: bool, **params: Any) -> None:
         raise click.BadParameter("must be even (video encoders need even sizes)",
                                  param_hint="--size")
     config = EngineConfig(fps=v["fps"], size=v["size"], renderer=v["renderer"],
-                          device=v["device"], lookahead_ms=v["lookahead_ms"])
+                          device=v["device"], lookahead_ms=v["lookahead_ms"], a2m=v["a2m"])
     sinks = list(v.get("sinks") or [])
     if v.get("vcam_device"):
         sinks = [f"vcam:{v['vcam_device']}" if s == "vcam" else s for s in sinks] or \
@@ -153,6 +157,7 @@ def avatars_cmd(as_json: bool) -> None:
 
 register_avatar_commands(cli)
 register_models_commands(cli)
+register_a2m(cli)
 
 
 register(cli)

@@ -91,6 +91,7 @@ KEYS: dict[str, Key] = {k.name: k for k in [
     Key("renderer", "renderer", "--renderer", _str, "renderer name"),
     Key("device", "device", "--device", _str, "torch device"),
     Key("lookahead_ms", "lookahead_ms", "--lookahead-ms", _float, "lip look-ahead"),
+    Key("a2m", "a2m", "--a2m", _str, "lip-sync model (learned, dsp)"),
     Key("expression", "expression", "--expression", _str, "expression to start with"),
     Key("voice_out", "voice_out", "--voice-out", _str,
         "virtual-mic output for the delayed voice (sink/device name, or none)"),
