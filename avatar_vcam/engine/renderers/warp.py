@@ -31,6 +31,7 @@ from .warp_rig import BASIS_NAMES, Face, Rig, smoothstep
 _I = CHANNEL_INDEX
 _NB = len(BLENDSHAPES)
 _MAX_DEG = 30.0
+_EVEN = [BASIS_NAMES.index(n) for n in ("yaw_cos", "pitch_cos", "roll_cos")]
 
 
 @dataclass
@@ -65,7 +66,7 @@ class WarpRenderer:
     name = "warp"
 
     def __init__(self, device: str | torch.device = "cpu", cell_px: float = 3.0,
-                 inverse_steps: int = 4) -> None:
+                 inverse_steps: int = 8) -> None:
         self.device = torch.device(device)
         self.cell_px = cell_px
         self.inverse_steps = inverse_steps
@@ -174,7 +175,7 @@ class WarpRenderer:
             return out
         gh, gw = state.grid_hw
         fwd = (coef @ state.bases).view(n, 2, gh, gw)
-        bwd = self._invert(state, fwd)
+        bwd = self._invert(state, fwd, coef)
         # Sampling positions, normalised for grid_sample, built on the coarse grid (the
         # pixel position is linear in the node index, so upsampling it is exact); the
         # permuted (N, h, w, 2) view goes to grid_sample without a copy, and so does the
@@ -192,10 +193,19 @@ class WarpRenderer:
         out[:, y0:y1, x0:x1].copy_(roi.permute(0, 2, 3, 1))
         return out
 
-    def _invert(self, state: WarpState, fwd: torch.Tensor) -> torch.Tensor:
+    def _invert(self, state: WarpState, fwd: torch.Tensor,
+                coef: torch.Tensor | None = None) -> torch.Tensor:
         """Backward field b with q + b(q) + fwd(q + b(q)) = q, by damped fixed-point steps
-        on the coarse grid (exact 0 where fwd is 0, stable where the warp stretches)."""
+        on the coarse grid (exact 0 where fwd is 0, stable where the warp stretches).
+
+        The start is the motion played backwards: every term negated except the pose
+        (cos - 1) terms, which are even in the angle, so a rotation starts from its exact
+        inverse (plain -fwd converges slowly for roll, whose Jacobian is a rotation)."""
         bwd = -fwd
+        if coef is not None:
+            gh, gw = state.grid_hw
+            even = coef[:, _EVEN] @ state.bases[_EVEN]
+            bwd = bwd + 2.0 * even.view(-1, 2, gh, gw)
         for _ in range(self.inverse_steps):
             pos = torch.addcmul(state.nodes, bwd, state.grid_norm).permute(0, 2, 3, 1)
             f_at = TF.grid_sample(fwd, pos, mode="bilinear", padding_mode="border",
