@@ -182,7 +182,7 @@ class Rig:
 
     def depth(self, X: np.ndarray) -> np.ndarray:
         """Depth used by head rotation: :meth:`raw_depth` with its slope capped at
-        DEPTH_SLOPE (its largest DEPTH_SLOPE-Lipschitz minorant, on a 3 px grid).
+        DEPTH_SLOPE (its largest DEPTH_SLOPE-Lipschitz minorant, on a 6 px grid).
 
         Rotating a depth map moves points by sin(angle) * depth; where depth falls faster
         than 1 / sin(angle) per pixel (the face's silhouette, the hairline, under the
@@ -200,7 +200,7 @@ class Rig:
         bot = grid[iy + 1, ix] * (1 - fx) + grid[iy + 1, ix + 1] * fx
         return top * (1 - fy) + bot * fy
 
-    def _limited_depth_grid(self, step: float = 3.0):
+    def _limited_depth_grid(self, step: float = 6.0):
         f = self.f
         ext = DEPTH_FADE * 1.05 * np.sqrt((self.head_a * f.ex) ** 2 + (self.head_b * f.ey) ** 2)
         x0, y0 = self.head_c - ext
