@@ -99,3 +99,13 @@ def test_mixer_adds_idle_blinks_to_speech_and_clips():
     onset = _blink_onsets(IdleLife(seed=3), 30)[0]
     out = mixer.mix(MotionFrame(onset + 0.08, motion.vector({"jawOpen": 0.5}), True))
     assert out["eyeBlinkRight"] > 0.5 and out["eyeBlinkLeft"] == 1.0 and out["jawOpen"] == 0.5
+
+
+@pytest.mark.parametrize("start", [0.0, 600.0, 3600.0])
+def test_breathing_keeps_a_human_rate_on_long_runs(start):
+    idle = IdleLife(seed=0)
+    ty = motion.CHANNEL_INDEX["ty"]
+    v = np.array([idle.value_at(start + k / FPS)[ty] for k in range(60 * FPS)])
+    breaths = int((np.sign(v[1:]) != np.sign(v[:-1])).sum()) / 2
+    assert 8 <= breaths <= 25, (start, breaths)  # per minute
+    assert np.abs(v).max() <= 1.3 * IdleSettings().breathing

@@ -19,6 +19,7 @@ from . import motion
 
 _BLINK_CLOSE, _BLINK_HOLD, _BLINK_OPEN = 0.07, 0.04, 0.15
 _SACCADE_SEG = 0.6
+_BREATH_S = 4.0  # mean breathing period
 
 
 @dataclass
@@ -110,8 +111,12 @@ class IdleLife:
         v[ix["yaw"]] = s.sway_deg * value_noise(pts, 0.25, self.seed, 1)
         v[ix["pitch"]] = 0.6 * s.sway_deg * value_noise(pts, 0.2, self.seed, 2)
         v[ix["roll"]] = 0.5 * s.sway_deg * value_noise(pts, 0.15, self.seed, 3)
-        v[ix["ty"]] = s.breathing * math.sin(2 * math.pi * pts / (4.0 + value_noise(
-            pts, 0.05, self.seed, 4)))
+        # Breathing: ~15 breaths a minute whose phase wanders (phase, not period, is
+        # modulated: dividing pts by a varying period speeds breathing up without bound
+        # as pts grows), with a slowly varying depth.
+        phase = pts / _BREATH_S + 0.6 * value_noise(pts, 0.05, self.seed, 4)
+        depth = 1.0 + 0.25 * value_noise(pts, 0.07, self.seed, 8)
+        v[ix["ty"]] = s.breathing * depth * math.sin(2 * math.pi * phase)
         # Saccades: gaze holds a random target and jumps at random segment boundaries
         # (each 0.6 s boundary switches with probability 0.35).
         seg = math.floor(pts / _SACCADE_SEG)
