@@ -109,3 +109,19 @@ def test_breathing_keeps_a_human_rate_on_long_runs(start):
     breaths = int((np.sign(v[1:]) != np.sign(v[:-1])).sum()) / 2
     assert 8 <= breaths <= 25, (start, breaths)  # per minute
     assert np.abs(v).max() <= 1.3 * IdleSettings().breathing
+
+
+def test_bad_avatar_expression_or_idle_settings_are_one_clear_line():
+    from avatar_vcam.engine.errors import AvatarError
+
+    with pytest.raises(AvatarError, match="expression 'smirk'.*unknown motion channel"):
+        preset_table({"smirk": {"mouthSmirkLeft": 0.5}})
+    with pytest.raises(AvatarError, match="expression 'smile'.*numbers"):
+        preset_table({"smile": {"mouthSmileLeft": "lots"}})
+    with pytest.raises(AvatarError, match="unknown key 'blink_rate'; known: blink_min_s"):
+        IdleSettings.from_dict({"blink_rate": 3})
+    with pytest.raises(AvatarError, match="'enabled' must be true or false"):
+        IdleSettings.from_dict({"enabled": "no"})
+    with pytest.raises(AvatarError, match="blink_min_s <= blink_max_s"):
+        IdleSettings.from_dict({"blink_min_s": 5, "blink_max_s": 2})
+    assert IdleSettings.from_dict({"sway_deg": 1, "enabled": False}).sway_deg == 1

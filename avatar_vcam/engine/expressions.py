@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import motion
+from .errors import AvatarError
 
 PRESETS: dict[str, dict[str, float]] = {
     "neutral": {},
@@ -35,9 +36,21 @@ PRESETS: dict[str, dict[str, float]] = {
 
 
 def preset_table(overrides: dict[str, dict[str, float]] | None = None) -> dict[str, np.ndarray]:
-    """Channel vectors of every preset, with an avatar's overrides applied."""
+    """Channel vectors of every preset, with an avatar's overrides applied.
+
+    A bad override (unknown channel, non-number weight) raises AvatarError naming it."""
     merged = {**PRESETS, **(overrides or {})}
-    return {name: motion.vector(weights) for name, weights in merged.items()}
+    table = {}
+    for name, weights in merged.items():
+        try:
+            if not all(isinstance(w, (int, float)) and not isinstance(w, bool)
+                       for w in weights.values()):
+                raise ValueError("weights must be numbers")
+            table[name] = motion.vector(weights)
+        except (KeyError, ValueError, AttributeError) as e:
+            msg = e.args[0] if e.args else str(e)
+            raise AvatarError(f"expression {name!r} in avatar.json: {msg}") from None
+    return table
 
 
 def _smoothstep(x: float) -> float:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import motion
+from .errors import AvatarError
 
 _BLINK_CLOSE, _BLINK_HOLD, _BLINK_OPEN = 0.07, 0.04, 0.15
 _SACCADE_SEG = 0.6
@@ -36,8 +37,23 @@ class IdleSettings:
 
     @classmethod
     def from_dict(cls, data: dict) -> IdleSettings:
-        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
-        return cls(**known)
+        """Settings from avatar.json's ``idle`` section; a typo or a wrong type raises
+        AvatarError naming the key and the known ones."""
+        fields = cls.__dataclass_fields__
+        for key, value in data.items():
+            if key not in fields:
+                raise AvatarError(f"avatar.json 'idle': unknown key {key!r}; known: "
+                                  f"{', '.join(fields)}")
+            flag = key == "enabled"
+            ok = isinstance(value, bool) if flag else (
+                isinstance(value, (int, float)) and not isinstance(value, bool))
+            if not ok:
+                raise AvatarError(f"avatar.json 'idle': {key!r} must be "
+                                  f"{'true or false' if flag else 'a number'}, got {value!r}")
+        out = cls(**data)
+        if not 0 < out.blink_min_s <= out.blink_max_s:
+            raise AvatarError("avatar.json 'idle': need 0 < blink_min_s <= blink_max_s")
+        return out
 
 
 def _hash_uniform(seed: int, stream: int, i: np.ndarray) -> np.ndarray:
