@@ -61,15 +61,26 @@ class WarpState:
 
 
 class WarpRenderer:
-    """Dense landmark-driven warp of the avatar photo (see module docstring)."""
+    """Dense landmark-driven warp of the avatar photo (see module docstring).
+
+    device: torch device; cell_px: spacing of the coarse displacement grid (pixels);
+    inverse_steps: fixed-point steps that turn the forward field into a backward one;
+    cpu_threads: on a CPU device, torch's intra-op threads (process-wide: torch has one
+    pool). 1 by default: the warp is many small memory-bound ops, which a second thread
+    barely speeds up on an idle machine and slows down ~10x when other processes share
+    the cores (each op waits for a descheduled worker; see BENCHMARKS.md). None keeps
+    torch's setting.
+    """
 
     name = "warp"
 
     def __init__(self, device: str | torch.device = "cpu", cell_px: float = 3.0,
-                 inverse_steps: int = 8) -> None:
+                 inverse_steps: int = 8, cpu_threads: int | None = 1) -> None:
         self.device = torch.device(device)
         self.cell_px = cell_px
         self.inverse_steps = inverse_steps
+        if self.device.type == "cpu" and cpu_threads and torch.get_num_threads() != cpu_threads:
+            torch.set_num_threads(cpu_threads)
 
     # ------------------------------------------------------------------ prepare
     def prepare(self, avatar: Avatar, size: int) -> WarpState:
