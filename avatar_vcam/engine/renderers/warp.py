@@ -45,6 +45,7 @@ class WarpState:
     roi: tuple[int, int, int, int]  # x0, y0, x1, y1 (exclusive) of the warped region
     grid_hw: tuple[int, int]
     bases: torch.Tensor  # (K, 2 * gh * gw) forward displacement, pixels
+    bases_even: torch.Tensor  # (3, 2 * gh * gw) the pose (cos - 1) rows of ``bases``
     nodes: torch.Tensor  # (1, 2, gh, gw) node positions, normalised over the grid
     grid_norm: torch.Tensor  # (1, 2, 1, 1) pixels -> grid-normalised units
     base_norm: torch.Tensor  # (1, 2, gh, gw) node positions, normalised over the image
@@ -145,7 +146,8 @@ class WarpRenderer:
             src_half=src_u8.permute(2, 0, 1)[None].float().add(0.5).contiguous(),
             src_u8=src_u8,
             roi=(int(x0), int(y0), int(x1), int(y1)), grid_hw=(gh, gw),
-            bases=t32(bases.reshape(len(BASIS_NAMES), -1)), nodes=t32(nodes),
+            bases=t32(bases.reshape(len(BASIS_NAMES), -1)),
+            bases_even=t32(bases.reshape(len(BASIS_NAMES), -1)[_EVEN]), nodes=t32(nodes),
             grid_norm=t32(grid_norm.reshape(1, 2, 1, 1)), base_norm=t32(base_norm),
             px_norm=t32(np.full((1, 2, 1, 1), 2.0 / size)),
             lip_src=t32(lip_src), lip_up=t32(lip_up), lip_lo=t32(lip_lo),
@@ -215,7 +217,7 @@ class WarpRenderer:
         bwd = -fwd
         if coef is not None:
             gh, gw = state.grid_hw
-            even = coef[:, _EVEN] @ state.bases[_EVEN]
+            even = coef[:, _EVEN] @ state.bases_even
             bwd = bwd + 2.0 * even.view(-1, 2, gh, gw)
         for _ in range(self.inverse_steps):
             pos = torch.addcmul(state.nodes, bwd, state.grid_norm).permute(0, 2, 3, 1)
