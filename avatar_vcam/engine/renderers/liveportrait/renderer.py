@@ -66,6 +66,11 @@ class LivePortraitRenderer:
         self.input_size = input_size
         for net in (nets.appearance, nets.motion, nets.retargeting):
             net.to(self.device)
+        if options is None and self.device.type == "cuda":
+            from .weights import models_root
+
+            options = RuntimeOptions(channels_last=False, compile=True, background_compile=True,
+                                     cache_dir=models_root() / "compile-cache")
         self.runtime = WarpDecodeRuntime(nets.warping, nets.spade, input_size // 4,
                                          self.device, options)
 

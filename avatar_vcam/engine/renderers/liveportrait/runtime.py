@@ -28,10 +28,10 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class RuntimeOptions:
-    """How the warp + decode runs. Defaults: what measured fastest on an H100 (BENCHMARKS.md).
+    """How the warp + decode runs (measurements on an H100 in BENCHMARKS.md).
 
     dtype: float16 on CUDA (within 1e-2 of float32 on the fixtures), float32 on the CPU.
-    channels_last: NHWC for the 2-D decoder (faster fp16 convolutions on tensor cores).
+    channels_last: NHWC for the 2-D decoder (measured: slower eager, equal once compiled).
     channels_last_3d: NDHWC for the 3-D hourglass of the dense-motion network.
     grouped: the 12 middle SPADE gamma/beta convs as one grouped conv.
     compile: ``torch.compile`` the module (fuses norm + modulation + activation).
@@ -42,7 +42,7 @@ class RuntimeOptions:
     """
 
     dtype: torch.dtype | None = None
-    channels_last: bool = True
+    channels_last: bool = False
     channels_last_3d: bool = False
     grouped: bool = False
     compile: bool = False
@@ -85,10 +85,11 @@ class WarpDecodeRuntime:
         self.compile_seconds = 0.0
         self.compiled_ready = threading.Event()
         self._thread: threading.Thread | None = None
+        self.compiled = None
         if opts.compile:
             set_compile_cache(opts.cache_dir)
-            self.compiled = torch.compile(module, dynamic=False)
-            if not opts.background_compile:
+            if not opts.background_compile:  # importing Inductor alone takes seconds:
+                self.compiled = torch.compile(module, dynamic=False)  # in the thread if so
                 self.fn = self.compiled
         self.use_graphs = cuda and opts.cuda_graphs
         self._graphs: dict[int, GraphRunner] = {}
@@ -117,7 +118,7 @@ class WarpDecodeRuntime:
             self._thread = threading.Thread(target=self._compile_worker, args=(example,),
                                             name="lp-compile", daemon=True)
             self._thread.start()
-        elif self.fn is not self.compiled and self.compiled_ready.is_set():
+        elif self.compiled_ready.is_set() and self.fn is not self.compiled:
             self.fn = self.compiled
             self._graphs.clear()  # recaptured from the compiled function on next use
 
@@ -125,20 +126,22 @@ class WarpDecodeRuntime:
         t0 = time.perf_counter()
         stream = torch.cuda.Stream(self.device) if self.device.type == "cuda" else None
         try:
+            compiled = torch.compile(self.module, dynamic=False)
             with torch.no_grad(), (torch.cuda.stream(stream) if stream else _nullctx()):
-                self.compiled(*example)
+                compiled(*example)
                 if stream is not None:
                     stream.synchronize()
         except Exception:  # keep serving the eager path; say why once
             log.warning("torch.compile of the LivePortrait decoder failed; staying on the "
                         "eager path", exc_info=True)
             return
+        self.compiled = compiled
         self.compile_seconds = time.perf_counter() - t0
         log.info("compiled warp+decode in %.1f s", self.compile_seconds)
         self.compiled_ready.set()
 
     def _run(self, feature: Tensor, kp_d: Tensor, kp_s: Tensor) -> Tensor:
-        if self.fn is getattr(self, "compiled", None) and not self.compile_seconds:
+        if self.compiled is not None and self.fn is self.compiled and not self.compile_seconds:
             t0 = time.perf_counter()
             out = self.fn(feature, kp_d, kp_s)
             if self.device.type == "cuda":
