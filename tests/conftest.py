@@ -53,8 +53,9 @@ def xvfb_display():
 def fake_v4l2(tmp_path_factory):
     """Build the LD_PRELOAD shim that makes a device path behave like v4l2loopback.
 
-    Returns a function ``env(device, out_file) -> dict`` of environment variables under
-    which pyvirtualcam's own v4l2loopback backend writes its frames into ``out_file``.
+    Returns a function ``env(device, out_file, times=None, base=None) -> dict`` of
+    environment variables under which pyvirtualcam's own v4l2loopback backend writes its
+    frames into ``out_file`` (and, with ``times``, the monotonic time of each frame there).
     """
     if not sys.platform.startswith("linux"):
         pytest.skip("the v4l2 shim is Linux-only")
@@ -63,8 +64,24 @@ def fake_v4l2(tmp_path_factory):
     subprocess.run([gcc, "-shared", "-fPIC", "-O2", "-o", str(so), str(SUPPORT / "fakev4l2.c"),
                     "-ldl"], check=True)
 
-    def env(device: str, out: Path) -> dict[str, str]:
-        return {**os.environ, "FAKE_V4L2_DEVICE": device, "FAKE_V4L2_OUT": str(out),
-                "LD_PRELOAD": str(so)}
+    def env(device: str, out: Path, times: Path | None = None,
+            base: dict[str, str] | None = None) -> dict[str, str]:
+        extra = {"FAKE_V4L2_TIMES": str(times)} if times is not None else {}
+        return {**(base or os.environ), "FAKE_V4L2_DEVICE": device, "FAKE_V4L2_OUT": str(out),
+                "LD_PRELOAD": str(so), **extra}
 
     return env
+
+
+@pytest.fixture(scope="session")
+def pulse_server():
+    """A private PulseAudio server with null sinks ``sysaudio`` and ``avatar_mic``."""
+    require("pulseaudio", "sound server for the live tests")
+    require("pactl", "sound server control")
+    require("parecord", "records the virtual microphone")
+    sys.path.insert(0, str(SUPPORT))
+    from pulse_server import PulseServer
+
+    server = PulseServer().start()
+    yield server
+    server.stop()

@@ -132,10 +132,12 @@ def resolve_output(spec: str) -> Endpoint:
     try:
         return Endpoint(spec, _by_name(spec, "output"))
     except DeviceError as e:
-        if spec == pulse.VIRTUAL_MIC_SINK or "mic" in spec.lower():
-            raise DeviceError(f"{e}; create the virtual microphone with "
-                              "`avatar-vcam setup-virtual-mic`") from None
-        raise
+        if sys.platform.startswith("linux"):
+            raise DeviceError(f"{e}; to make a virtual microphone run `avatar-vcam "
+                              f"setup-virtual-mic` and use --voice-out "
+                              f"{pulse.VIRTUAL_MIC_SINK}") from None
+        raise DeviceError(f"{e}; install a virtual audio cable (VB-Cable on Windows, "
+                          "BlackHole on macOS) and name its input") from None
 
 
 def describe_devices() -> dict[str, Any]:

@@ -39,6 +39,7 @@ class LiveSource:
         self.block = block
         self.stall_s = stall_s
         self.startup_s = startup_s  # a stream may take this long to deliver its first block
+        self.fill_after_s = 0.25  # silence stands in after this long without a callback
         self.retry_s = retry_s
         self.name = name or endpoint.label
         self.ring = RingBuffer(rate * 4)
@@ -127,7 +128,9 @@ class LiveSource:
         if not self._node_present():
             return False
         try:
+            t0 = time.monotonic()
             self.open()
+            log.debug("reopened in %.3f s", time.monotonic() - t0)
         except DeviceError as e:
             self.problem = str(e)
             return False
@@ -143,27 +146,40 @@ class LiveSource:
         return wall - self.input_latency + (pts * self.sample_rate - clock) / self.sample_rate
 
     def chunks(self) -> Iterator[AudioChunk]:
-        """Captured audio forever (until :meth:`close`), silence while the input is lost."""
+        """Captured audio forever (until :meth:`close`), silence while the input is lost.
+
+        Silence also covers a stalled device and the wait for a (re)opened stream's
+        first block, so the clock, and with it the avatar, never stops; samples that
+        arrive late after such a stall are dropped but for the newest block.
+        """
         if self._stream is None and not self._closed.is_set():
             self.open()
         rate = self.sample_rate
         clock = 0  # samples handed out: the pts clock
         watch_every, next_watch = 1.0, time.monotonic() + 1.0
-        lost_since: tuple[float, int] | None = None
+        filler: tuple[float, int] | None = (time.monotonic(), 0)  # (wall, clock) anchor
         next_retry = 0.0
         while not self._closed.is_set():
-            now = time.monotonic()
             if self.state == "live":
-                self._data.wait(0.05)
+                self._data.wait(0.02)
                 self._data.clear()
                 cb_wall, cb_written = self._last_callback
                 _, pcm = self.ring.read_into()
+                if len(pcm) and filler is not None:
+                    # Silence already stood in for the wait up to ``clock``: samples captured
+                    # before that would push the clock ahead of the wall; drop them.
+                    covered_until = filler[0] + (clock - filler[1]) / rate  # wall time
+                    keep = round((cb_wall - covered_until) * rate)
+                    pcm = pcm[len(pcm) - min(len(pcm), max(self.block, keep)):]
+                    filler = None
                 if len(pcm):
                     self._anchor = (cb_wall, clock + len(pcm) + (cb_written - self.ring.read))
-                    peak = float(np.sqrt(np.mean(pcm.astype(np.float64) ** 2)))
-                    self.level_db = 20 * np.log10(max(peak, 1e-6))
+                    self.level_db = level_dbfs(pcm)
                     yield AudioChunk(clock / rate, pcm, rate)
                     clock += len(pcm)
+                now = time.monotonic()
+                if filler is None and now - self._last_callback[0] > self.fill_after_s:
+                    filler = (self._last_callback[0], clock)  # the device stalled
                 why = self._gone()
                 if why is None and now >= next_watch:
                     next_watch = now + watch_every
@@ -171,19 +187,23 @@ class LiveSource:
                         why = f"{self.endpoint.pulse_name} disappeared"
                 if why is not None:
                     self._lose(why)
-                    lost_since = (time.monotonic(), clock)
-                    next_retry = time.monotonic() + self.retry_s
-                continue
-            # Lost: keep the clock going on silence at the wall clock's pace.
-            assert lost_since is not None
-            self._closed.wait(0.02)
-            now = time.monotonic()
-            due = lost_since[1] + round((now - lost_since[0]) * rate)
-            if due > clock:
-                self.level_db = -120.0
-                yield AudioChunk(clock / rate, np.zeros(due - clock, np.float32), rate)
-                clock = due
-            if now >= next_retry:
-                next_retry = now + self.retry_s
-                if self._try_reopen():
-                    lost_since = None
+                    filler = filler or (now, clock)
+                    next_retry = now + self.retry_s
+            else:
+                self._closed.wait(0.02)
+                now = time.monotonic()
+                if now >= next_retry:
+                    next_retry = now + self.retry_s
+                    self._try_reopen()
+            if filler is not None:  # keep the clock going on silence at the wall's pace
+                due = filler[1] + round((time.monotonic() - filler[0]) * rate)
+                if due > clock:
+                    self.level_db = -120.0
+                    yield AudioChunk(clock / rate, np.zeros(due - clock, np.float32), rate)
+                    clock = due
+
+
+def level_dbfs(pcm: np.ndarray) -> float:
+    """RMS level of a block in dBFS (-120 for silence)."""
+    rms = float(np.sqrt(np.mean(np.square(pcm, dtype=np.float64)))) if len(pcm) else 0.0
+    return 20 * float(np.log10(max(rms, 1e-6)))

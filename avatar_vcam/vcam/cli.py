@@ -23,6 +23,7 @@ from ..engine.renderers import RENDERERS
 from .cli_a2m import register_a2m
 from .cli_avatar import register as register_avatar_commands
 from .cli_control import daemon_options, register, resolve_settings
+from .cli_live import register as register_live_commands
 from .cli_models import register as register_models_commands
 
 console = Console(stderr=True)
@@ -161,6 +162,7 @@ register_a2m(cli)
 
 
 register(cli)
+register_live_commands(cli)
 
 
 def main() -> None:

@@ -132,7 +132,9 @@ class Presenter(threading.Thread):
         st = self.stats
         st.frames += 1
         st.sent_at.append(now)
-        st.av_offset_ms.append(1000 * (heard - frame.pts))
+        # Audio ahead of the picture (> 0) as the camera got it: after the send returned.
+        after = self.voice.heard_pts()
+        st.av_offset_ms.append(1000 * ((after if after is not None else heard) - frame.pts))
         captured = self.capture_time(frame.pts)
         if captured is not None:
             st.delay_ms.append(1000 * (now - captured))
@@ -203,14 +205,17 @@ class _Loop:
         self.presenter, self.capture_time = presenter, capture_time
         self.next_k = 0
 
-    def render_newest(self, ready_until: float, last_k: int | None) -> None:
-        """The newest frame the audio allows; the ones before it are skipped, not queued."""
+    def render_newest(self, ready_until: float, last_k: int | None, catch_up: int = 2) -> None:
+        """Every frame the audio allows, unless more than ``catch_up`` are due at once:
+        then only the newest (the older ones are skipped, never queued)."""
         last = math.floor(ready_until * self.engine.config.fps + 1e-9)
         if last_k is not None:
             last = min(last, last_k)
-        if last >= self.next_k:
+        if last - self.next_k >= catch_up:
             self.stats.skipped += last - self.next_k
-            self._render(last)
+            self.next_k = last
+        while self.next_k <= last:
+            self._render(self.next_k)
 
     def render_all(self, last: int) -> None:
         while self.next_k <= last:
@@ -252,10 +257,3 @@ def _send_now(frame: VideoFrame, sinks: list[Sink], stats: LiveStats,
     if captured is not None:
         stats.delay_ms.append(1000 * (now - captured))
 
-
-def level_dbfs(pcm: np.ndarray) -> float:
-    """RMS level of a block in dBFS (-120 for silence)."""
-    if len(pcm) == 0:
-        return -120.0
-    rms = float(np.sqrt(np.mean(np.square(pcm, dtype=np.float64))))
-    return 20 * math.log10(max(rms, 1e-6))

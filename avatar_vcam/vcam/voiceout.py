@@ -164,10 +164,9 @@ class VoiceOut:
             pcm = np.interp(np.linspace(0, take - 1, frames), np.arange(take), pcm)
         outdata[:, 0] = pcm
         self.stats.fill_error_ms = 1000 * self._err / self.rate
-        dac = getattr(time_info, "outputBufferDacTime", 0.0)
-        cur = getattr(time_info, "currentTime", 0.0)
-        latency = dac - cur if dac and cur and 0 < dac - cur < 1 else self.output_latency
-        self._heard = (now + latency, start)
+        # PortAudio's stream latency, not the per-callback DAC time: through the ALSA pulse
+        # plugin the latter read ~10 ms late against a recording of the sink's monitor.
+        self._heard = (now + self.output_latency, start)
 
     def heard_pts(self, now: float | None = None) -> float | None:
         """The input pts being heard at the output at monotonic time ``now``."""

@@ -55,3 +55,50 @@ def write_wav(path: Path, pcm: np.ndarray, sr: int) -> Path:
         w.setframerate(sr)
         w.writeframes((np.clip(pcm, -1, 1) * 32767).astype("<i2").tobytes())
     return path
+
+
+def espeak(text: str, sr: int, voice: str = "en-us", wpm: int = 150) -> np.ndarray:
+    """``text`` spoken by espeak-ng (installed by .ci/run), mono float32 at ``sr`` Hz."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    from scipy.signal import resample_poly
+
+    exe = shutil.which("espeak-ng")
+    if exe is None:
+        raise FileNotFoundError("espeak-ng")
+    with tempfile.TemporaryDirectory() as tmp:
+        wav = Path(tmp) / "say.wav"
+        subprocess.run([exe, "-v", voice, "-s", str(wpm), "-w", str(wav), text], check=True,
+                       capture_output=True)
+        with wave.open(str(wav)) as w:
+            rate = w.getframerate()
+            x = np.frombuffer(w.readframes(w.getnframes()), "<i2").astype(np.float32) / 32768
+    g = math.gcd(rate, sr)
+    return resample_poly(x, sr // g, rate // g).astype(np.float32)
+
+
+def phrases(sr: int, script: list[tuple[float, str]], total: float, voice: str = "en-us"
+            ) -> tuple[np.ndarray, list[tuple[float, float]]]:
+    """Silence of ``total`` s with espeak-ng saying each ``(start, text)``.
+
+    Returns the audio and where speech really is: (start, end) of each voiced stretch,
+    measured on the signal (10 ms RMS above -40 dBFS, gaps under 150 ms bridged).
+    """
+    x = np.zeros(round(total * sr), np.float32)
+    for start, text in script:
+        seg = espeak(text, sr, voice)
+        i = round(start * sr)
+        x[i:i + len(seg)] += seg[: len(x) - i]
+    hop = sr // 100
+    rms = np.sqrt(np.mean(x[: len(x) // hop * hop].reshape(-1, hop) ** 2, axis=1))
+    active = rms > 0.01
+    spans: list[list[float]] = []
+    for k in np.flatnonzero(active):
+        t = k / 100
+        if spans and t - spans[-1][1] < 0.15:
+            spans[-1][1] = t + 0.01
+        else:
+            spans.append([t, t + 0.01])
+    return x, [(a, b) for a, b in spans]

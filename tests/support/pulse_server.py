@@ -1,0 +1,136 @@
+"""A private PulseAudio server with null sinks: "system audio", a virtual mic, recorders.
+
+Started by the live tests (and usable by hand: ``python tests/support/pulse_server.py``
+prints the environment to export). Null sinks stand in for sound cards: speech played
+into ``sysaudio`` is what the computer plays; the daemon captures ``sysaudio.monitor``
+and plays the delayed voice into ``avatar_mic``, whose monitor is what Zoom would hear.
+
+:class:`Recorder` captures a source with ``parecord`` and timestamps every read with
+``time.monotonic()``, so recorded samples can be placed on the same clock as the camera
+frames (the v4l2 shim stamps each frame with CLOCK_MONOTONIC).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+SINKS = ("sysaudio", "avatar_mic")
+
+
+class PulseServer:
+    """``pulseaudio`` with its own runtime folder; ``env`` reaches it from subprocesses."""
+
+    def __init__(self, root: Path | None = None) -> None:
+        self.root = Path(root or tempfile.mkdtemp(prefix="avatar-vcam-pulse-"))
+        self.env = {**os.environ, "XDG_RUNTIME_DIR": str(self.root),
+                    "PULSE_RUNTIME_PATH": str(self.root / "pulse")}
+        self.env.pop("PULSE_SERVER", None)
+        self.proc: subprocess.Popen | None = None
+        self.modules: dict[str, str] = {}
+
+    def pactl(self, *args: str) -> str:
+        return subprocess.run(["pactl", *args], env=self.env, capture_output=True, text=True,
+                              check=True, timeout=10).stdout
+
+    def start(self) -> PulseServer:
+        exe = shutil.which("pulseaudio")
+        if exe is None:
+            raise FileNotFoundError("pulseaudio")
+        config = self.root / "test.pa"
+        config.write_text("load-module module-native-protocol-unix\n"
+                          "load-module module-always-sink\n")
+        self.proc = subprocess.Popen(
+            [exe, "--daemonize=no", "-n", "-F", str(config), "--exit-idle-time=-1",
+             "--disallow-exit", "--disable-shm=yes",
+             f"--log-target=file:{self.root / 'pulse.log'}"],
+            env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                self.pactl("info")
+                break
+            except subprocess.CalledProcessError as e:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"pulseaudio did not start; see {self.root}/pulse.log"
+                                       ) from e
+                time.sleep(0.05)
+        for name in SINKS:
+            self.load_sink(name)
+        self.pactl("set-default-sink", "sysaudio")
+        return self
+
+    def load_sink(self, name: str) -> None:
+        channels = "1" if name == "avatar_mic" else "2"
+        self.modules[name] = self.pactl("load-module", "module-null-sink", f"sink_name={name}",
+                                        f"channels={channels}", "rate=48000").strip()
+
+    def unload_sink(self, name: str) -> None:
+        self.pactl("unload-module", self.modules.pop(name))
+
+    def play(self, wav: Path, sink: str = "sysaudio") -> subprocess.Popen:
+        return subprocess.Popen(["paplay", "-d", sink, "--latency-msec=10", str(wav)],
+                                env=self.env)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+            self.proc = None
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+class Recorder:
+    """Record a PulseAudio source (mono, 48 kHz) with a monotonic time for every sample."""
+
+    def __init__(self, server: PulseServer, source: str, rate: int = 48000) -> None:
+        self.rate = rate
+        self.proc = subprocess.Popen(
+            ["parecord", "-d", source, "--raw", "--format=s16le", f"--rate={rate}",
+             "--channels=1", "--latency-msec=10"], env=server.env, stdout=subprocess.PIPE)
+        self.blocks: list[bytes] = []
+        self.arrivals: list[tuple[float, int]] = []  # (monotonic, samples so far)
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        total = 0
+        fd = self.proc.stdout.fileno()
+        while True:
+            data = os.read(fd, 4096)
+            now = time.monotonic()
+            if not data:
+                return
+            self.blocks.append(data)
+            total += len(data)
+            self.arrivals.append((now, total // 2))
+
+    def stop(self) -> tuple[np.ndarray, float]:
+        """(samples float32, monotonic time of sample 0)."""
+        self.proc.terminate()
+        self.proc.wait(5)
+        self._thread.join(5)
+        pcm = np.frombuffer(b"".join(self.blocks), "<i2").astype(np.float32) / 32768
+        # Data arrives no earlier than it was captured: the earliest arrival relative to its
+        # sample count bounds the capture clock (lower envelope of arrival - n / rate).
+        t0 = min(t - n / self.rate for t, n in self.arrivals[10:] or self.arrivals)
+        return pcm, t0
+
+
+if __name__ == "__main__":
+    s = PulseServer().start()
+    print(f"export XDG_RUNTIME_DIR={s.root}  # pulseaudio pid {s.proc.pid}; Ctrl-C stops it")
+    try:
+        s.proc.wait()
+    except KeyboardInterrupt:
+        s.stop()

@@ -1,0 +1,158 @@
+"""The live path's clock logic without devices: delay line, drift compensation, presenter.
+
+The PortAudio callbacks are called directly with simulated device clocks, so a
+10-minute run of two sound cards 300 ppm apart takes seconds and is exact.
+"""
+
+from __future__ import annotations
+
+import time
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from avatar_vcam.engine.frames import AudioChunk, VideoFrame
+from avatar_vcam.vcam.audio_devices import Endpoint
+from avatar_vcam.vcam.live import LiveStats, Presenter
+from avatar_vcam.vcam.voiceout import DelayLine, VoiceOut, default_delay
+
+RATE = 48000
+
+
+def test_delay_line_reads_by_absolute_index_and_zero_fills():
+    line = DelayLine(1000)
+    line.write(0, np.arange(1, 301, dtype=np.float32))
+    assert np.array_equal(line.read(100, 5), [101, 102, 103, 104, 105])
+    assert np.array_equal(line.read(-3, 5), [0, 0, 0, 1, 2])
+    assert np.array_equal(line.read(298, 4), [299, 300, 0, 0])
+    line.write(500, np.ones(10, np.float32))  # a gap reads as silence
+    assert np.array_equal(line.read(295, 10), [296, 297, 298, 299, 300, 0, 0, 0, 0, 0])
+    line.write(5000, np.full(10, 7, np.float32))  # far ahead: old data is gone, not wrong
+    assert np.array_equal(line.read(500, 3), [0, 0, 0])
+    assert np.array_equal(line.read(5005, 3), [7, 7, 7])
+
+
+def simulate(ppm: float, minutes: float, delay: float = 0.1, block: int = 480,
+             jitter: int = 3) -> tuple[VoiceOut, list[float]]:
+    """Input clock ``ppm`` faster than the output; returns the voice and its fill errors."""
+    voice = VoiceOut(Endpoint("sim", None), RATE, delay, block=block)
+    rng = np.random.default_rng(0)
+    in_rate = RATE * (1 + ppm * 1e-6)
+    written = 0
+    out = np.zeros((block, 1), np.float32)
+    errors = []
+    info = SimpleNamespace(outputBufferDacTime=0.0, currentTime=0.0)
+    steps = int(minutes * 60 * RATE / block)
+    for k in range(steps):
+        # The input has delivered what its faster clock produced by now (in whole
+        # blocks, a few callbacks early or late).
+        due = int((k + rng.integers(-jitter, jitter + 1)) * block * in_rate / RATE)
+        while written + block <= due:
+            voice.write(AudioChunk(written / RATE, np.full(block, 0.1, np.float32), RATE))
+            written += block
+        voice._callback(out, block, info, None)
+        if k % 500 == 0:  # read point against the input's true (jitter-free) position
+            errors.append((k * block * in_rate / RATE - voice._read) / RATE - delay)
+    return voice, errors
+
+
+@pytest.mark.parametrize("ppm", [-300.0, 0.0, 300.0])
+def test_ten_minutes_of_drifting_clocks_keep_the_delay(ppm):
+    voice, errors = simulate(ppm, minutes=10)
+    # One per 5 s. The set point sits up to ~3 blocks off D (delivery jitter runs ahead);
+    # what matters is that it does not walk.
+    errors = np.array(errors)
+    assert abs(errors).max() < 0.035
+    walk = errors[-12:].mean() - errors[:12].mean()
+    assert abs(walk) < 0.003, f"delay walked by {1000 * walk:.1f} ms in 10 min"
+    assert np.ptp(errors[1:]) < 0.02  # after the first 5 s; the input jitters +-30 ms
+    assert voice.stats.resyncs == 0
+    # 300 ppm over 10 min = 8640 samples to drop (or repeat), in single samples.
+    expected = ppm * 1e-6 * RATE * 600
+    assert voice.stats.drift_samples == pytest.approx(expected, abs=0.025 * RATE)
+
+
+def test_a_stall_resyncs_instead_of_playing_late_forever():
+    voice = VoiceOut(Endpoint("sim", None), RATE, 0.1)
+    out = np.zeros((480, 1), np.float32)
+    info = SimpleNamespace()
+    for k in range(100):
+        voice.write(AudioChunk(k * 0.01, np.zeros(480, np.float32), RATE))
+        voice._callback(out, 480, info, None)
+    for k in range(100, 160):  # the input jumps 0.6 s ahead (a burst after a stall)
+        voice.write(AudioChunk(k * 0.01, np.zeros(480, np.float32), RATE))
+    voice._callback(out, 480, info, None)
+    assert voice.stats.resyncs == 1
+    assert abs((voice.line.end - voice._read) / RATE - 0.1) < 0.011
+
+
+def test_voice_is_the_input_delayed_by_d():
+    voice = VoiceOut(Endpoint("sim", None), RATE, 0.05)
+    d = round(0.05 * RATE)
+    out = np.zeros((480, 1), np.float32)
+    ramp = (np.arange(RATE) + 1).astype(np.float32)
+    for k in range(50):
+        end = (k + 1) * 480
+        voice.write(AudioChunk(k * 0.01, ramp[k * 480:end], RATE))
+        voice._callback(out, 480, SimpleNamespace(), None)
+        idx = np.arange(end - d, end - d + 480)
+        expected = np.where(idx >= 0, idx + 1, 0).astype(np.float32)
+        assert np.array_equal(out[:, 0], expected), k
+        # The clock says which pts is being heard: the first sample of this block.
+        assert voice._heard[1] == end - d
+
+
+def test_default_delay_budget():
+    d = default_delay(lookahead_s=0.06, block_s=0.01, render_s=0.008, fps=25)
+    assert d == pytest.approx(0.06 + 0.01 + 0.008 + 0.010, abs=0.0011)
+
+
+class _Voice:
+    """A voice output whose clock is the wall clock (heard pts = now - t0)."""
+
+    delay_s = 0.0
+
+    def __init__(self) -> None:
+        self.t0 = time.monotonic()
+
+    def heard_pts(self, now: float | None = None) -> float:
+        return (time.monotonic() if now is None else now) - self.t0
+
+    def wall_time_of(self, pts: float) -> float:
+        return self.t0 + pts
+
+
+class _Camera:
+    name = "cam"
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[float, int, int]] = []
+
+    def send(self, frame: VideoFrame) -> None:
+        self.sent.append((time.monotonic(), frame.index, int(frame.image[0, 0, 0])))
+
+    def audio(self, chunk: AudioChunk) -> None:
+        pass
+
+
+def test_presenter_sends_one_frame_per_tick_of_the_audio_clock_and_replaces_late_ones():
+    cam, stats = _Camera(), LiveStats()
+    p = Presenter(None, [cam], 25, stats, lambda pts: None)
+    for k in range(10):
+        p.offer(VideoFrame(k / 25, k, np.full((4, 4, 3), k, np.uint8)))
+    p.voice = voice = _Voice()
+    p.start()
+    time.sleep(0.5)  # ticks 0..12: frames 10, 11, 12 never came (late)
+    p.stop.set()
+    p.join(1)
+    indices = [i for _, i, _ in cam.sent]
+    contents = [c for _, _, c in cam.sent]
+    first = indices[0]
+    assert first <= 2, "the first tick came late"
+    assert indices == list(range(first, first + len(indices))) and indices[-1] >= 12
+    assert contents[:10 - first] == list(range(first, 10))
+    assert all(c == 9 for c in contents[10 - first:]), "late ticks show the newest ready frame"
+    assert stats.late == indices[-1] - 9
+    lateness = [t - (voice.t0 + i / 25) for t, i, _ in cam.sent]
+    assert max(lateness) < 0.02, f"a frame went out {1000 * max(lateness):.0f} ms late"
