@@ -8,8 +8,9 @@ warm-up; several input sets rotated so caches do not flatter):
 2. variants ms/frame at batch 1 and 8: plain PyTorch baseline (fp32, fp16, + CUDA graph)
             and each optimisation of the fast path added in turn
 3. parts    per network at batch 1 (F, M, MLPs, W, G)
-4. batch    frames/s of the best variant over batch sizes (several streams in one call)
+4. batch    frames/s over batch sizes (several streams in one call), eager and compiled
 5. restart  time from a fresh process to the first frame, cold and warm compile cache
+6. renderer the whole renderer on the bundled avatar: MotionFrames -> uint8 frames
 
     python bench/liveportrait_speed.py                     # everything, on a CUDA machine
     python bench/liveportrait_speed.py --sections check variants
@@ -332,6 +333,38 @@ def _throughput(nets, device, args, hw, label, opts) -> dict:
     return out
 
 
+@torch.no_grad()
+def section_renderer(nets: LivePortraitNetworks, device: torch.device,
+                     args: argparse.Namespace, results: dict) -> None:
+    """The whole renderer: MotionFrame batch -> uint8 frames of the bundled avatar (512)."""
+    from avatar_vcam.avatars import load
+    from avatar_vcam.engine.motion import N_CHANNELS, channel_index
+    from avatar_vcam.engine.renderers.liveportrait.renderer import LivePortraitRenderer
+
+    opts = RuntimeOptions(channels_last=False, cuda_graphs=device.type == "cuda")
+    r = LivePortraitRenderer(device=device, nets=nets, input_size=args.size, options=opts)
+    t0 = time.perf_counter()
+    state = r.prepare(load("leo"), 2 * args.size)
+    prep = time.perf_counter() - t0
+    out = {"prepare_s": prep}
+    print(f"\n[renderer] leo, {2 * args.size}px frames; prepare {prep:.2f} s")
+    for batch in (1, 8):
+        m = np.zeros((batch, N_CHANNELS), np.float32)
+        m[:, channel_index("jawOpen")] = np.linspace(0, 1, batch)
+        r.render(state, m)
+        ts = []
+        for i in range(max(3, args.iters // 5)):
+            m[:, channel_index("yaw")] = i % 10
+            t = time.perf_counter()
+            frames = r.render(state, m)
+            ts.append((time.perf_counter() - t) * 1e3)
+        ms = statistics.median(ts)
+        out[f"b{batch}_ms_per_frame"] = ms / batch
+        print(f"  batch {batch}: {ms / batch:.2f} ms/frame wall (mapping, W+G, paste, to host),"
+              f" frames {frames.shape} {frames.dtype}", flush=True)
+    results["renderer"] = out
+
+
 def section_restart(args: argparse.Namespace, results: dict) -> None:
     """Fresh processes: weights from disk -> F, M -> runtime -> first frame; compile on/off,
     cold then warm cache."""
@@ -414,7 +447,7 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=10)
     ap.add_argument("--iters", type=int, default=50)
     ap.add_argument("--sections", nargs="+",
-                    default=["check", "variants", "batch", "restart", "parts"])
+                    default=["check", "variants", "batch", "restart", "parts", "renderer"])
     ap.add_argument("--compile", action="store_true", help="include torch.compile variants")
     ap.add_argument("--probe-timeout", type=int, default=420)
     ap.add_argument("--json", type=Path, help="write all results here")
@@ -445,7 +478,8 @@ def main() -> None:
              "variants": lambda: section_variants(nets, device, args, results),
              "parts": lambda: section_parts(nets, device, args, results),
              "batch": lambda: section_batch(nets, device, args, results),
-             "restart": lambda: section_restart(args, results)}
+             "restart": lambda: section_restart(args, results),
+             "renderer": lambda: section_renderer(nets, device, args, results)}
     for s in args.sections:
         t = time.perf_counter()
         steps[s]()
