@@ -337,14 +337,14 @@ def _throughput(nets, device, args, hw, label, opts) -> dict:
 def section_renderer(nets: LivePortraitNetworks, device: torch.device,
                      args: argparse.Namespace, results: dict) -> None:
     """The whole renderer: MotionFrame batch -> uint8 frames of the bundled avatar (512)."""
-    from avatar_vcam.avatars import load
+    from avatar_vcam.engine.avatar import load_avatar
     from avatar_vcam.engine.motion import N_CHANNELS, channel_index
     from avatar_vcam.engine.renderers.liveportrait.renderer import LivePortraitRenderer
 
     opts = RuntimeOptions(channels_last=False, cuda_graphs=device.type == "cuda")
     r = LivePortraitRenderer(device=device, nets=nets, input_size=args.size, options=opts)
     t0 = time.perf_counter()
-    state = r.prepare(load("leo"), 2 * args.size)
+    state = r.prepare(load_avatar(ROOT / "avatar_vcam" / "avatars" / "leo"), 2 * args.size)
     prep = time.perf_counter() - t0
     out = {"prepare_s": prep}
     print(f"\n[renderer] leo, {2 * args.size}px frames; prepare {prep:.2f} s")
