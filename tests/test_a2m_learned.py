@@ -203,3 +203,28 @@ def test_train_a2m_command(tmp_path: Path) -> None:
                                          "--extra", str(extra)])
     assert res.exit_code == 1
     assert "take1.phones" in res.output and "Traceback" not in res.output
+
+
+def test_learned_opens_on_source_filter_vowels_too() -> None:
+    """Not only espeak-ng: vowels from the tests' own glottal-pulse + formant synthesiser."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent / "support"))
+    from speech import syllables
+
+    sr = 16000
+    x = syllables(sr, [(0.8, 0.4), (1.8, 0.25), (2.4, 0.5)], 3.4, v="a")
+    out = stream_clip(make_audio2motion("learned", 60), x, sr, 340)
+    for start, dur in [(0.8, 0.4), (1.8, 0.25), (2.4, 0.5)]:
+        a, b = round((start + 0.06) * 100), round((start + dur - 0.03) * 100)
+        assert out[a:b, 0].min() > 0.3 and out[a:b, 5].all()
+    assert out[:70, 0].max() < 0.02 and out[300:, 0].max() < 0.02
+    for v in "iu":  # other vowels open the jaw less than /a/
+        y = syllables(sr, [(0.5, 0.5)], 1.5, v=v)
+        o = stream_clip(make_audio2motion("learned", 60), y, sr, 150)
+        assert 0.1 < o[60:95, 0].mean() < out[88:115, 0].mean()
+        shape = o[60:95].mean(axis=0)
+        if v == "i":  # spread lips
+            assert shape[4] > 0.3 and shape[3] < 0.1
+        else:  # rounded lips
+            assert shape[3] > 0.3 and shape[2] > 0.2 and shape[4] < 0.1

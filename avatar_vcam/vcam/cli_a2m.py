@@ -9,7 +9,7 @@ import click
 TRAIN_EXAMPLES = """
 \b
 Examples:
-  avatar-vcam train-a2m --out my_a2m.npz                 # ~4 min on 2 CPU cores
+  avatar-vcam train-a2m --out my_a2m.npz                 # ~7 min on 2 CPU cores
   avatar-vcam train-a2m --extra recordings/ --onnx a2m.onnx
   avatar-vcam --a2m learned ...                          # then use the shipped weights
 """
@@ -18,9 +18,9 @@ Examples:
 @click.command("train-a2m", epilog=TRAIN_EXAMPLES)
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="Weights file to write (.npz).")
-@click.option("--clips", default=600, show_default=True, type=click.IntRange(3),
+@click.option("--clips", default=1500, show_default=True, type=click.IntRange(3),
               help="Synthesised espeak-ng speech clips in the corpus.")
-@click.option("--steps", default=2000, show_default=True, type=click.IntRange(1),
+@click.option("--steps", default=4000, show_default=True, type=click.IntRange(1),
               help="Optimiser steps.")
 @click.option("--threads", default=2, show_default=True, type=click.IntRange(1),
               help="Torch CPU threads.")

@@ -10,7 +10,7 @@ from .dsp import DspAudio2Motion
 __all__ = ["A2M_MODELS", "DEFAULT_A2M", "Audio2Motion", "DspAudio2Motion", "make_audio2motion"]
 
 A2M_MODELS = ("dsp", "learned")
-DEFAULT_A2M = "dsp"  # chosen by bench/lipsync_eval.py (BENCHMARKS.md)
+DEFAULT_A2M = "learned"  # chosen by bench/lipsync_eval.py: see BENCHMARKS.md
 
 
 def make_audio2motion(name: str = DEFAULT_A2M, lookahead_ms: float = 60.0,

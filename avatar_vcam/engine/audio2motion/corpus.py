@@ -4,7 +4,9 @@ Training clips are random word sequences spoken by the *training* voices; the he
 (:func:`heldout_clips`) uses other voices and fixed sentences that never occur in training.
 Augmentation (training only): level, resampling to 8-48 kHz, noise of several colours at
 0-40 dB SNR, reverb, clipping, DC offset, and negative clips (noise, hum, synthetic music)
-whose target is a closed, silent mouth.
+whose target is a closed, silent mouth. A second synthesiser, source-filter vowel syllables
+(:func:`formant_clip`: glottal pulses through formant resonators), keeps the model from
+learning espeak-ng's voice alone.
 """
 
 from __future__ import annotations
@@ -238,6 +240,60 @@ def augment(clip: Clip, rng: np.random.Generator) -> Clip:
         x = x + rng.uniform(-0.3, 0.3)
     x = np.clip(x, -1.0, 1.0)
     return Clip(x.astype(np.float32), sr, clip.phones, clip.voice, clip.text)
+
+
+# Source-filter vowels (a second synthesiser besides espeak-ng): (F1, F2, F3) Hz -> phone.
+_VOWELS = {"A:": (730, 1090, 2440), "E": (530, 1840, 2480), "i:": (270, 2290, 3010),
+           "O:": (570, 840, 2410), "u:": (300, 870, 2240), "@": (500, 1500, 2500),
+           "V": (640, 1190, 2390), "I": (390, 1990, 2550)}
+
+
+def formant_vowel(formants: tuple[float, float, float], dur: float, sr: int, f0: float,
+                  rng: np.random.Generator) -> np.ndarray:
+    """A glottal pulse train with jitter and vibrato through three formant resonators."""
+    from scipy.signal import lfilter
+
+    n = round(dur * sr)
+    t = np.arange(n) / sr
+    glide = np.linspace(1.0, rng.uniform(0.8, 1.2), n)  # intonation
+    vib = 1 + rng.uniform(0, 0.03) * np.sin(2 * np.pi * rng.uniform(3, 7) * t)
+    phase = np.cumsum(f0 * glide * vib) / sr
+    src = np.diff(np.floor(phase), prepend=0.0)
+    src = lfilter([1.0], [1.0, -rng.uniform(0.9, 0.99)], src)
+    y = np.diff(src, prepend=0.0) + rng.uniform(0, 0.02) * rng.standard_normal(n)  # breath
+    scale = rng.uniform(0.9, 1.2)  # vocal tract length
+    for f, bw in zip(formants, (rng.uniform(60, 120), rng.uniform(80, 140), 170.0),
+                     strict=True):
+        r = np.exp(-np.pi * bw / sr)
+        fc = min(f * scale, 0.45 * sr)
+        y = lfilter([1 - r], [1.0, -2 * r * np.cos(2 * np.pi * fc / sr), r * r], y)
+    ramp = np.minimum(1.0, np.minimum(t, t[::-1]) / rng.uniform(0.01, 0.05))
+    return (y / (np.abs(y).max() + 1e-9) * ramp).astype(np.float32)
+
+
+def formant_clip(rng: np.random.Generator) -> Clip:
+    """Syllables of source-filter vowels separated by silences (stop closures, pauses)."""
+    sr = int(rng.choice(RATES))
+    f0 = rng.uniform(80, 260)
+    parts, phones, t = [], [], 0.0
+    pre = rng.uniform(0.1, 1.0)
+    parts.append(np.zeros(round(pre * sr), np.float32))
+    phones.append(Phone("_", 0.0, pre))
+    t = pre
+    for _ in range(int(rng.integers(2, 9))):
+        name = str(rng.choice(list(_VOWELS)))
+        dur = rng.uniform(0.08, 0.6)
+        v = formant_vowel(_VOWELS[name], dur, sr, f0, rng) * rng.uniform(0.3, 1.0)
+        parts.append(v)
+        phones.append(Phone(name, t, t + dur))
+        t += dur
+        gap = rng.uniform(0.04, 0.8)
+        closure = "p" if gap < 0.15 else "_"
+        parts.append(np.zeros(round(gap * sr), np.float32))
+        phones.append(Phone(closure, t, t + gap))
+        t += gap
+    x = np.concatenate(parts)
+    return Clip(x, sr, phones, "formant", "")
 
 
 def negative_clip(rng: np.random.Generator) -> Clip:

@@ -107,6 +107,7 @@ class LearnedAudio2Motion:
         self._first = 0  # first output frame of the stream
         self._hist_end = 0  # output frames < this are final
         self._last_act = -(10**9)
+        self._cond = np.zeros(2, bool)  # speech condition of the last two frames
 
     # ---------------------------------------------------------------- protocol
     def push(self, pcm: np.ndarray, pts: float, sample_rate: int) -> None:
@@ -202,6 +203,7 @@ class LearnedAudio2Motion:
         for k in range(max(self._hist_end, new_end - self._cap), new_end):
             self._hist[k % self._cap] = 0.0
         self._hist_end = max(self._hist_end, new_end)
+        self._cond[:] = False
         self._next_j = j
         start = int(self._win_start(j, sr))
         self._b0 = min(start, s)
@@ -245,7 +247,12 @@ class LearnedAudio2Motion:
         if not len(ks):
             return
         rows = np.clip((out - self.dead_zone) / (1.0 - self.dead_zone), 0.0, 1.0)
-        act = np.where(out[:, _SPEAK] >= 0.5, ks, -(10**9))
+        # Speaking: the network says speech *and* moves the jaw, for 3 frames in a row (a
+        # 10-20 ms blip in noise must not flip the flag, e.g. an OBS "talking" scene).
+        cond = np.concatenate([self._cond, (out[:, _SPEAK] >= 0.5) & (out[:, _JAW] >= 0.1)])
+        self._cond = cond[-2:]
+        held = cond[2:] & cond[1:-1] & cond[:-2]
+        act = np.where(held, ks, -(10**9))
         last = np.maximum.accumulate(np.maximum(act, self._last_act))
         self._last_act = int(last[-1])
         rows[:, _SPEAK] = last >= ks - round(self.hangover_s * FPS)

@@ -1,6 +1,6 @@
 """Train the learned Audio2Motion on a synthesised espeak-ng corpus (CPU, a few minutes).
 
-    python -m avatar_vcam.engine.audio2motion.train [--clips 900] [--steps 2500] \
+    python -m avatar_vcam.engine.audio2motion.train [--clips 1500] [--steps 4000] \
         [--out weights.npz] [--onnx model.onnx] [--extra DIR]
 
 Builds the corpus (:mod:`.corpus`: training voices only, augmented, plus negative clips),
@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from ..errors import EngineError
-from .corpus import Clip, augment, negative_clip, training_clips
+from .corpus import Clip, augment, formant_clip, negative_clip, training_clips
 from .espeak import Phone
 from .features import features
 from .learned import WEIGHTS
@@ -42,10 +42,11 @@ CHANNEL_WEIGHTS = (3.0, 1.5, 1.0, 1.0, 1.0, 0.5)  # jaw, close, funnel, pucker, 
 class TrainConfig:
     """Corpus and optimiser settings; the defaults made the shipped weights."""
 
-    clips: int = 600
+    clips: int = 1500
     negatives: float = 0.15  # fraction of extra clips without speech
+    formant: float = 0.15  # fraction of extra clips of source-filter vowel syllables
     clean: float = 0.25  # fraction of speech clips left unaugmented
-    steps: int = 2000
+    steps: int = 4000
     batch: int = 16
     frames: int = 256  # crop length (2.56 s)
     lr: float = 3e-3
@@ -87,6 +88,12 @@ def build_dataset(cfg: TrainConfig, extra: list[Clip] | None = None,
     t0 = time.time()
     clips = list(training_clips(cfg.clips, seed=cfg.seed)) + list(extra or [])
     for c in clips:
+        y = c.targets()
+        a = c if rng.random() < cfg.clean else augment(c, rng)
+        xs.append(features(a.pcm, a.sr, len(y)))
+        ys.append(y)
+    for _ in range(round(cfg.formant * len(clips))):
+        c = formant_clip(rng)
         y = c.targets()
         a = c if rng.random() < cfg.clean else augment(c, rng)
         xs.append(features(a.pcm, a.sr, len(y)))
