@@ -271,3 +271,11 @@ def test_cli_create_and_one_line_errors(tmp_path, model, monkeypatch) -> None:
     res = runner.invoke(cli, ["avatar", "create", str(blank), "--name", "b",
                               "--landmarker", str(model)])
     assert res.exit_code == 1 and "no face found" in res.output
+
+
+def test_without_mediapipe_the_error_says_what_to_install(tmp_path, monkeypatch) -> None:
+    from avatar_vcam.engine.landmarker import FaceLandmarker
+
+    monkeypatch.setitem(sys.modules, "mediapipe.tasks.python", None)  # import fails
+    with pytest.raises(LandmarkerError, match=r"pip install 'avatar-vcam\[create\]'"):
+        FaceLandmarker(tmp_path / "face_landmarker.task")
