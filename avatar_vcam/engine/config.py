@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .audio2motion import A2M_MODELS, DEFAULT_A2M
+from .audio2motion import A2M_MODELS, DEFAULT_A2M, DEFAULT_LOOKAHEAD_MS
 
 
 @dataclass
@@ -26,7 +26,7 @@ class EngineConfig:
     size: int = 512
     renderer: str = "warp"
     device: str = "cpu"
-    lookahead_ms: float = 60.0
+    lookahead_ms: float = DEFAULT_LOOKAHEAD_MS
     a2m: str = DEFAULT_A2M
     idle: bool = True
     seed: int = 0

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .. import __version__
-from ..engine.audio2motion import A2M_MODELS, DEFAULT_A2M
+from ..engine.audio2motion import A2M_MODELS, DEFAULT_A2M, DEFAULT_LOOKAHEAD_MS
 from ..engine.config import EngineConfig
 from ..engine.errors import EngineError
 from ..engine.renderers import RENDERERS
@@ -95,7 +95,7 @@ def default_sinks() -> list[str]:
 @click.option("--renderer", default="warp", show_default=True, type=click.Choice(RENDERERS))
 @click.option("--device", default="cpu", show_default=True, help="Torch device for rendering.")
 @click.option("--realtime", is_flag=True, help="Pace file sources like a live input.")
-@click.option("--lookahead-ms", default=60.0, show_default=True,
+@click.option("--lookahead-ms", default=DEFAULT_LOOKAHEAD_MS, show_default=True,
               type=click.FloatRange(0, 200), help="Audio look-ahead of the lip motion.")
 @click.option("--a2m", default=DEFAULT_A2M, show_default=True, type=click.Choice(A2M_MODELS),
               help="Lip-sync model: learned (causal TCN) or dsp (signal features).")
