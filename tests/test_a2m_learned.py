@@ -228,3 +228,21 @@ def test_learned_opens_on_source_filter_vowels_too() -> None:
             assert shape[4] > 0.3 and shape[3] < 0.1
         else:  # rounded lips
             assert shape[3] > 0.3 and shape[2] > 0.2 and shape[4] < 0.1
+
+
+def test_a2m_choice_in_config_and_cli(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from avatar_vcam.engine.config import EngineConfig
+    from avatar_vcam.vcam.cli import cli
+
+    assert EngineConfig().a2m == "learned" and EngineConfig().lookahead_ms == 40.0
+    assert EngineConfig(a2m="dsp").a2m == "dsp"
+    with pytest.raises(ValueError, match="npz"):
+        EngineConfig(a2m="bogus")
+    own = tmp_path / "mine.npz"
+    own.write_bytes(WEIGHTS.read_bytes())
+    m = make_audio2motion(str(own), 60)
+    assert isinstance(m, LearnedAudio2Motion) and m.lookahead == pytest.approx(0.06)
+    res = CliRunner().invoke(cli, ["--a2m", str(tmp_path / "missing.npz"), "--duration", "1"])
+    assert res.exit_code == 2 and "train-a2m" in res.output and "Traceback" not in res.output

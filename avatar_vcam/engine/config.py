@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .audio2motion import A2M_MODELS, DEFAULT_A2M, DEFAULT_LOOKAHEAD_MS
+from .audio2motion import A2M_MODELS, DEFAULT_A2M, DEFAULT_LOOKAHEAD_MS, is_weights_file
 
 
 @dataclass
@@ -16,7 +16,8 @@ class EngineConfig:
     renderer: ``"warp"`` (embedded, CPU) or ``"liveportrait"``.
     device: torch device for rendering (``"cpu"``, ``"cuda"``).
     lookahead_ms: Audio2Motion may use audio up to ``pts + lookahead`` for the motion at pts.
-    a2m: Audio2Motion model, ``"learned"`` (causal TCN) or ``"dsp"`` (signal features).
+    a2m: Audio2Motion model, ``"learned"`` (causal TCN), ``"dsp"`` (signal features) or a
+        weights file (``.npz``) of the learned model from ``avatar-vcam train-a2m``.
     idle: idle life (blinks, breathing, sway, saccades) on or off.
     seed: random seed of idle life, so runs are reproducible.
     expression_blend_ms: time to blend from one expression preset to the next.
@@ -39,8 +40,9 @@ class EngineConfig:
             raise ValueError(f"size must be an even number of pixels in 64..2048, got {self.size}")
         if not 0 <= self.lookahead_ms <= 500:
             raise ValueError(f"lookahead_ms must be in 0..500, got {self.lookahead_ms}")
-        if self.a2m not in A2M_MODELS:
-            raise ValueError(f"a2m must be one of {', '.join(A2M_MODELS)}, got {self.a2m!r}")
+        if self.a2m not in A2M_MODELS and not is_weights_file(self.a2m):
+            raise ValueError(f"a2m must be one of {', '.join(A2M_MODELS)} or a .npz weights "
+                             f"file, got {self.a2m!r}")
 
     @property
     def frame_duration(self) -> float:

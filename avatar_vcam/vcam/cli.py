@@ -16,7 +16,12 @@ from rich.console import Console
 from rich.table import Table
 
 from .. import __version__
-from ..engine.audio2motion import A2M_MODELS, DEFAULT_A2M, DEFAULT_LOOKAHEAD_MS
+from ..engine.audio2motion import (
+    A2M_MODELS,
+    DEFAULT_A2M,
+    DEFAULT_LOOKAHEAD_MS,
+    is_weights_file,
+)
 from ..engine.config import EngineConfig
 from ..engine.errors import EngineError
 from ..engine.renderers import RENDERERS
@@ -50,6 +55,14 @@ def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             raise click.ClickException(str(e)) from None
 
     return wrapper
+
+
+def _check_a2m(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """--a2m: a model name or an existing .npz weights file."""
+    if value in A2M_MODELS or (is_weights_file(value) and Path(value).is_file()):
+        return value
+    raise click.BadParameter(f"{value!r}: use {', '.join(A2M_MODELS)} or an existing .npz "
+                             "weights file (avatar-vcam train-a2m --out FILE.npz)")
 
 
 def default_sinks() -> list[str]:
@@ -97,8 +110,10 @@ def default_sinks() -> list[str]:
 @click.option("--realtime", is_flag=True, help="Pace file sources like a live input.")
 @click.option("--lookahead-ms", default=DEFAULT_LOOKAHEAD_MS, show_default=True,
               type=click.FloatRange(0, 200), help="Audio look-ahead of the lip motion.")
-@click.option("--a2m", default=DEFAULT_A2M, show_default=True, type=click.Choice(A2M_MODELS),
-              help="Lip-sync model: learned (causal TCN) or dsp (signal features).")
+@click.option("--a2m", default=DEFAULT_A2M, show_default=True, callback=_check_a2m,
+              metavar="learned|dsp|FILE.npz",
+              help="Lip-sync model: learned (causal TCN), dsp (signal features), or weights "
+                   "from `avatar-vcam train-a2m`.")
 @click.option("--expression", default="neutral", show_default=True,
               help="Expression preset to start with.")
 @daemon_options
