@@ -160,10 +160,11 @@ def import_from(src: Path, dest: Path | None = None,
         raise WeightsError(f"LivePortrait weights: {src} is not a folder; pass the folder "
                            f"that holds the .pth files (or liveportrait/base_models/)")
     found = {name: find_checkpoint(src, name) for name in NETWORKS}  # raises: names the file
-    records = []
-    for name, path in found.items():
+    for name, path in found.items():  # every file checked before any is copied
         log(f"{name}: {path}")
         _check_structure(name, path)
+    records = []
+    for name, path in found.items():
         target = dest / REPO_PATHS[name]
         target.parent.mkdir(parents=True, exist_ok=True)
         if path.resolve() != target.resolve():
