@@ -189,3 +189,15 @@ def test_fallback_without_gpu(weights_dir, monkeypatch, caplog) -> None:
     with caplog.at_level(logging.WARNING):
         r = make_renderer("liveportrait", "cpu")
     assert isinstance(r, WarpRenderer) and "CUDA GPU" in caplog.text
+
+
+def test_engine_drives_the_liveportrait_renderer(nets) -> None:
+    """Engine + mixer + Audio2Motion -> the liveportrait renderer through the protocol."""
+    from avatar_vcam.engine import Engine, EngineConfig
+
+    lp = LivePortraitRenderer(device="cpu", nets=nets, input_size=128)
+    with Engine("leo", EngineConfig(size=128, idle=False), renderer=lp) as engine:
+        engine.push_audio(np.zeros(1600, np.float32), pts=0.0, sample_rate=16000)
+        frame = engine.frame_at(0.0)
+    assert frame.image.shape == (128, 128, 3) and frame.image.dtype == np.uint8
+    assert frame.image.std() > 5  # a picture, not a constant fill
