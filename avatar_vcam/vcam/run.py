@@ -117,7 +117,7 @@ def run_main(config: EngineConfig, opts: RunOptions, console: Console) -> RunSta
                 run_live(engine, source.chunks(), sinks, voice=voice, duration=opts.duration,
                          capture_time=capture_time, stats=stats, should_stop=should_stop,
                          on_tick=on_tick)
-            console.print(line.final())
+            console.print(line.final(), soft_wrap=True)
         else:
             with console.status("rendering") as status:
                 def progress(st: RunStats) -> None:

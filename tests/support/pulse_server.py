@@ -30,6 +30,7 @@ class PulseServer:
 
     def __init__(self, root: Path | None = None) -> None:
         self.root = Path(root or tempfile.mkdtemp(prefix="avatar-vcam-pulse-"))
+        self.root.mkdir(parents=True, exist_ok=True)
         self.env = {**os.environ, "XDG_RUNTIME_DIR": str(self.root),
                     "PULSE_RUNTIME_PATH": str(self.root / "pulse")}
         self.env.pop("PULSE_SERVER", None)
