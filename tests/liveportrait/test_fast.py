@@ -59,3 +59,16 @@ def test_fast_warp_decode_channels_last(nets, fixtures) -> None:
     fast = FastWarpDecode(nets.warping, nets.spade, feature_hw=args[0].shape[-1],
                           channels_last=True, channels_last_3d=True)
     assert rel_l2(fast(*args), want) < TOL
+
+
+@pytest.mark.parametrize("pad8, unfold3d", [(True, False), (False, True), (True, True)])
+@torch.no_grad()
+def test_fast_warping_padded_and_unfolded(nets, fixtures, pad8: bool, unfold3d: bool) -> None:
+    fast = FastWarping(nets.warping, feature_hw=fixtures["W_in_feature_3d"].shape[-1],
+                       pad8=pad8, unfold3d=unfold3d)
+    if pad8:
+        dm = fast.net.dense_motion_network
+        assert dm.hourglass.encoder.down_blocks[0].conv.in_channels == 112
+    got = fast(fixtures["W_in_feature_3d"], fixtures["W_in_kp_driving"],
+               fixtures["W_in_kp_source"])
+    assert rel_l2(got, fixtures["W_out_out"]) < TOL

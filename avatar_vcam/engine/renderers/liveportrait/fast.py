@@ -155,11 +155,67 @@ class FastSPADE(nn.Module):
         return torch.sigmoid(self.conv_img(F.leaky_relu(x, 0.2)))
 
 
-class FastWarping(nn.Module):
-    """WarpingNetwork with BatchNorm folded and the coordinate grid held as a buffer."""
+def pad_conv(conv: nn.Conv2d | nn.Conv3d, n_in: int | None = None, n_out: int | None = None
+             ) -> nn.Conv2d | nn.Conv3d:
+    """Copy of ``conv`` with zero input/output channels appended up to ``n_in`` / ``n_out``:
+    extra inputs are ignored, extra outputs are 0 (same numbers in the original channels)."""
+    w = conv.weight
+    o, i = w.shape[:2]
+    n_in, n_out = n_in or i, n_out or o
+    new = type(conv)(n_in, n_out, conv.kernel_size, padding=conv.padding,
+                     device=w.device, dtype=w.dtype)
+    weight = torch.zeros((n_out, n_in, *w.shape[2:]), device=w.device, dtype=w.dtype)
+    weight[:o, :i] = w
+    bias = torch.zeros(n_out, device=w.device, dtype=w.dtype)
+    if conv.bias is not None:
+        bias[:o] = conv.bias
+    new.weight = nn.Parameter(weight.detach(), requires_grad=False)
+    new.bias = nn.Parameter(bias.detach(), requires_grad=False)
+    return new
 
-    def __init__(self, warp: WarpingNetwork, feature_hw: int, channels_last_3d: bool = False
-                 ) -> None:
+
+def _up8(n: int) -> int:
+    return -(-n // 8) * 8
+
+
+class DepthUnfoldConv3d(nn.Module):
+    """A stride-1 Conv3d computed as one Conv2d over the (B * D) depth slices, whose input
+    channels are each slice's ``kd`` depth neighbours (same numbers; 2-D kernels are the
+    better-tuned ones). Returns (B, O, D, H, W) as a permuted view of (B, D, O, H, W)."""
+
+    def __init__(self, conv: nn.Conv3d) -> None:
+        super().__init__()
+        kd, kh, kw = conv.kernel_size
+        self.kd, self.pd = kd, conv.padding[0]
+        w = conv.weight
+        o, c = w.shape[:2]
+        self.conv = nn.Conv2d(kd * c, o, (kh, kw), padding=conv.padding[1:], device=w.device,
+                              dtype=w.dtype)
+        # input channel index of the 2-D conv = depth tap * C + channel
+        self.conv.weight = nn.Parameter(w.permute(0, 2, 1, 3, 4).reshape(o, kd * c, kh, kw)
+                                        .detach().contiguous(), requires_grad=False)
+        self.conv.bias = nn.Parameter(conv.bias.detach(), requires_grad=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        b, c, d, h, w = x.shape
+        xp = F.pad(x, (0, 0, 0, 0, self.pd, self.pd))
+        cols = torch.stack([xp[:, :, k:k + d] for k in range(self.kd)], 1)  # B, kd, C, D, H, W
+        cols = cols.permute(0, 3, 1, 2, 4, 5).reshape(b * d, self.kd * c, h, w)
+        out = self.conv(cols)
+        return out.reshape(b, d, -1, h, w).transpose(1, 2)
+
+
+class FastWarping(nn.Module):
+    """WarpingNetwork with BatchNorm folded and the coordinate grid held as a buffer.
+
+    ``pad8``: the dense-motion channels that are not multiples of 8 (hourglass input 110,
+    its output 142, the mask's 22) are zero-padded to 112 / 144 / 24, the widths fp16
+    tensor-core kernels want. ``unfold3d``: the two full-resolution 3-D convolutions (the
+    hourglass's last and the 7x7x7 mask) run as :class:`DepthUnfoldConv3d`.
+    """
+
+    def __init__(self, warp: WarpingNetwork, feature_hw: int, channels_last_3d: bool = False,
+                 pad8: bool = False, unfold3d: bool = False) -> None:
         super().__init__()
         self.net = fold_warping_batchnorm(warp)
         dm = self.net.dense_motion_network
@@ -168,6 +224,21 @@ class FastWarping(nn.Module):
         p = next(warp.parameters())
         self.register_buffer("grid", dm.grids.get(depth, feature_hw, feature_hw, p.device,
                                                   p.dtype).clone(), persistent=False)
+        self.n_in = dm.hourglass.encoder.down_blocks[0].conv.in_channels
+        self.n_mask = dm.mask.out_channels
+        self.pad_in = 0
+        if pad8:
+            hg = dm.hourglass
+            n_pred = hg.out_channels
+            self.pad_in = _up8(self.n_in) - self.n_in
+            first = hg.encoder.down_blocks[0]
+            first.conv = pad_conv(first.conv, n_in=_up8(self.n_in))
+            hg.decoder.conv = pad_conv(hg.decoder.conv, n_in=_up8(n_pred), n_out=_up8(n_pred))
+            dm.mask = pad_conv(dm.mask, n_in=_up8(n_pred), n_out=_up8(self.n_mask))
+            dm.occlusion = pad_conv(dm.occlusion, n_in=_up8(n_pred) * depth)
+        if unfold3d:
+            dm.hourglass.decoder.conv = DepthUnfoldConv3d(dm.hourglass.decoder.conv)
+            dm.mask = DepthUnfoldConv3d(dm.mask)
         self.cl3d = channels_last_3d
         if channels_last_3d:
             dm.hourglass.to(memory_format=torch.channels_last_3d)
@@ -189,10 +260,12 @@ class FastWarping(nn.Module):
         g_s = torch.exp((grid - ks).square().sum(-1) * (-0.5 / KP_VARIANCE))
         heatmap = F.pad(g_d - g_s, (0, 0, 0, 0, 0, 0, 1, 0)).unsqueeze(2)
         x = torch.cat([heatmap, deformed], dim=2).reshape(b, -1, d, h, w)
+        if self.pad_in:
+            x = F.pad(x, (0, 0, 0, 0, 0, 0, 0, self.pad_in))
         if self.cl3d:
             x = x.contiguous(memory_format=torch.channels_last_3d)
         prediction = dm.hourglass(x)
-        mask = F.softmax(dm.mask(prediction), dim=1)
+        mask = F.softmax(dm.mask(prediction)[:, :self.n_mask], dim=1)
         deformation = (sparse * mask.unsqueeze(-1)).sum(dim=1)
         occlusion = torch.sigmoid(dm.occlusion(prediction.contiguous().reshape(b, -1, h, w)))
         out = F.grid_sample(feature_3d, deformation, align_corners=False)
@@ -205,9 +278,9 @@ class FastWarpDecode(nn.Module):
 
     def __init__(self, warp: WarpingNetwork, spade: SPADEGenerator, feature_hw: int = 64,
                  channels_last: bool = False, channels_last_3d: bool = False,
-                 grouped: bool = False) -> None:
+                 grouped: bool = False, pad8: bool = False, unfold3d: bool = False) -> None:
         super().__init__()
-        self.warp = FastWarping(warp, feature_hw, channels_last_3d)
+        self.warp = FastWarping(warp, feature_hw, channels_last_3d, pad8, unfold3d)
         self.spade = FastSPADE(spade, grouped)
         self.channels_last = channels_last
         if channels_last:

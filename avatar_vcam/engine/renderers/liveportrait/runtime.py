@@ -34,6 +34,8 @@ class RuntimeOptions:
     channels_last: NHWC for the 2-D decoder (measured: slower eager, equal once compiled).
     channels_last_3d: NDHWC for the 3-D hourglass of the dense-motion network.
     grouped: the 12 middle SPADE gamma/beta convs as one grouped conv.
+    pad8: zero-pad dense-motion channel counts to multiples of 8 (tensor-core widths).
+    unfold3d: the two full-resolution 3-D convs as 2-D convs over depth-unfolded input.
     compile: ``torch.compile`` the module (fuses norm + modulation + activation).
     cuda_graphs: capture one CUDA graph per batch size and replay it.
     cache_dir: Inductor cache folder (kept between runs); None: Inductor's default.
@@ -45,6 +47,8 @@ class RuntimeOptions:
     channels_last: bool = False
     channels_last_3d: bool = False
     grouped: bool = False
+    pad8: bool = False
+    unfold3d: bool = False
     compile: bool = False
     cuda_graphs: bool = True
     cache_dir: Path | None = None
@@ -78,7 +82,8 @@ class WarpDecodeRuntime:
         # not modified: FastWarpDecode works on copies)
         module = FastWarpDecode(
             warping, spade, feature_hw, channels_last=opts.channels_last,
-            channels_last_3d=opts.channels_last_3d, grouped=opts.grouped,
+            channels_last_3d=opts.channels_last_3d, grouped=opts.grouped, pad8=opts.pad8,
+            unfold3d=opts.unfold3d,
         ).to(self.device, self.dtype).eval().requires_grad_(False)
         self.module = module
         self.fn = module
