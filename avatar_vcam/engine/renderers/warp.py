@@ -109,7 +109,7 @@ class WarpRenderer:
         xs = np.linspace(x0, x1 - 1, gw)
         ys = np.linspace(y0, y1 - 1, gh)
         X = np.stack(np.meshgrid(xs, ys), -1).reshape(-1, 2)
-        basis = rig.fields(X)  # (K, gh*gw, 2)
+        basis = rig.fields(X) * _border_fade(X, size)  # (K, gh*gw, 2)
         bases = basis.reshape(len(BASIS_NAMES), gh, gw, 2).transpose(0, 3, 1, 2)
         nx = np.linspace(-1, 1, gw)
         ny = np.linspace(-1, 1, gh)
@@ -251,6 +251,16 @@ class WarpRenderer:
         for i, e in (closure > 0).nonzero().tolist():
             paint_lash(roi[i], state.roi[:2], state.roi, lids[i, e, 0], lids[i, e, 1],
                        float(closure[i, e]), state.colors["lash"], state.face_w)
+
+
+def _border_fade(X: np.ndarray, size: int, margin: float = 0.22) -> np.ndarray:
+    """(M, 2) factors that fade the displacement to 0 at the top of the image (within
+    ``margin`` of the size): head motion then never samples above the photo, where its
+    first row would be smeared into streaks (hair cut by the top of the frame). Only the
+    top: the sides keep background in the crop, the bottom is clothes, and every extra
+    fade pushes the extreme poses towards a fold (tests/test_warp_pose.py)."""
+    fy = smoothstep(0.0, margin * size, X[:, 1])
+    return np.stack([fy, fy], 1)
 
 
 def _mouth_colors(img: np.ndarray, face: Face) -> dict[str, np.ndarray]:
