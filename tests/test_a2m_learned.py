@@ -246,3 +246,35 @@ def test_a2m_choice_in_config_and_cli(tmp_path: Path) -> None:
     assert isinstance(m, LearnedAudio2Motion) and m.lookahead == pytest.approx(0.06)
     res = CliRunner().invoke(cli, ["--a2m", str(tmp_path / "missing.npz"), "--duration", "1"])
     assert res.exit_code == 2 and "train-a2m" in res.output and "Traceback" not in res.output
+
+
+def test_gaps_long_gaps_and_bounded_memory(speech: Clip) -> None:
+    import tracemalloc
+
+    x, sr = speech.pcm, speech.sr
+    m = LearnedAudio2Motion(40)
+    n = round(0.02 * sr)
+    base = 0.0
+    tracemalloc.start()
+    try:
+        for rep in range(20):  # 20 x 6.4 s of speech, each after a 0.5 s hole
+            for i in range(0, len(x), n):
+                m.push(x[i : i + n], base + i / sr, sr)
+            base += len(x) / sr + 0.5
+            if rep == 1:
+                after = tracemalloc.get_traced_memory()[0]
+        grown = tracemalloc.get_traced_memory()[0] - after
+    finally:
+        tracemalloc.stop()
+    assert grown < 100_000, grown
+    assert m._buf.size < sr  # noqa: SLF001
+    assert m.ready_until() > base - 0.6
+    for i in range(0, len(x), n):  # an hour later
+        m.push(x[i : i + n], 3600.0 + i / sr, sr)
+        if i == 20 * n:  # the hour in between reads as silence (within the kept history)
+            assert m.ready_until() > 3600.3
+            assert m.motion_at(3599.0)["jawOpen"] == 0.0 and not m.motion_at(3599.0).speaking
+    assert m.ready_until() > 3600.0 + len(x) / sr - 0.1
+    talk = [p for p in speech.phones if p.name == "A:" or p.name == "a"]
+    assert talk and max(m.motion_at(3600.0 + (p.start + p.end) / 2)["jawOpen"]
+                        for p in talk) > 0.4
