@@ -151,6 +151,10 @@ def fit(x: np.ndarray, y: np.ndarray, cfg: TrainConfig,
 def train(cfg: TrainConfig, out: Path, onnx: Path | None = None, extra: Path | None = None,
           log: Callable[[str], None] = _log) -> Path:
     """Build the corpus, train, write the weights (and optionally ONNX); returns ``out``."""
+    try:
+        import scipy.signal  # noqa: F401  (resampling and reverb of the corpus)
+    except ImportError:
+        raise EngineError("training needs scipy: pip install scipy") from None
     t0 = time.time()
     x, y = build_dataset(cfg, read_extra(extra) if extra else None, log)
     model, loss = fit(x, y, cfg, log)
