@@ -25,6 +25,7 @@ import numpy as np
 from platformdirs import user_cache_path
 
 from .errors import EngineError
+from .landmarks import FACE_SIDES
 
 MODEL_URL = ("https://storage.googleapis.com/mediapipe-models/face_landmarker/"
              "face_landmarker/float16/1/face_landmarker.task")
@@ -133,7 +134,8 @@ class DetectedFace:
     @property
     def width(self) -> float:
         """Face width in pixels (the face oval side to side)."""
-        return float(np.linalg.norm(self.points[454, :2] - self.points[234, :2]))
+        left, right = FACE_SIDES
+        return float(np.linalg.norm(self.points[right, :2] - self.points[left, :2]))
 
 
 class FaceLandmarker:
