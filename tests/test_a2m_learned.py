@@ -278,3 +278,14 @@ def test_gaps_long_gaps_and_bounded_memory(speech: Clip) -> None:
     talk = [p for p in speech.phones if p.name == "A:" or p.name == "a"]
     assert talk and max(m.motion_at(3600.0 + (p.start + p.end) / 2)["jawOpen"]
                         for p in talk) > 0.4
+
+
+@pytest.mark.parametrize("sr", [8000, 11025, 32000, 44100, 96000])
+def test_sample_rates_give_similar_curves(speech: Clip, sr: int) -> None:
+    ref_x = resample(speech.pcm, speech.sr, 16000)
+    n = int(len(ref_x) / 16000 * 100)
+    ref = stream_clip(LearnedAudio2Motion(40), ref_x, 16000, n)
+    got = stream_clip(LearnedAudio2Motion(40), resample(speech.pcm, speech.sr, sr), sr, n)
+    assert np.isfinite(got).all()
+    assert np.corrcoef(got[:, 0], ref[:, 0])[0, 1] > 0.95
+    assert np.abs(got[:, 0] - ref[:, 0]).mean() < 0.05
