@@ -115,6 +115,11 @@ class _Voice:
 
     def __init__(self) -> None:
         self.t0 = time.monotonic()
+        self.raised: list[float] = []
+
+    def raise_delay(self, by_s: float) -> bool:
+        self.raised.append(by_s)
+        return True
 
     def heard_pts(self, now: float | None = None) -> float:
         return (time.monotonic() if now is None else now) - self.t0
@@ -143,7 +148,7 @@ def test_presenter_sends_one_frame_per_tick_of_the_audio_clock_and_replaces_late
         p.offer(VideoFrame(k / 25, k, np.full((4, 4, 3), k, np.uint8)))
     p.voice = voice = _Voice()
     p.start()
-    time.sleep(0.5)  # ticks 0..12: frames 10, 11, 12 never came (late)
+    time.sleep(0.8)  # ticks 0..20: frames 10..20 never came (late)
     p.stop.set()
     p.join(1)
     indices = [i for _, i, _ in cam.sent]
@@ -156,3 +161,23 @@ def test_presenter_sends_one_frame_per_tick_of_the_audio_clock_and_replaces_late
     assert stats.late == indices[-1] - 9
     lateness = [t - (voice.t0 + i / 25) for t, i, _ in cam.sent]
     assert max(lateness) < 0.02, f"a frame went out {1000 * max(lateness):.0f} ms late"
+    # More than 5 late ticks in the last 50: the presenter asks for a longer delay.
+    assert voice.raised and voice.raised[0] == pytest.approx(0.02)
+    assert stats.delay_raised_ms == pytest.approx(20 * len(voice.raised))
+
+
+def test_raising_the_delay_replays_a_little_and_moves_the_heard_clock():
+    voice = VoiceOut(Endpoint("sim", None), RATE, 0.05)
+    out = np.zeros((480, 1), np.float32)
+    ramp = (np.arange(RATE) + 1).astype(np.float32)
+    for k in range(20):
+        voice.write(AudioChunk(k * 0.01, ramp[k * 480:(k + 1) * 480], RATE))
+        voice._callback(out, 480, SimpleNamespace(), None)
+    before = voice._heard[1]
+    assert voice.raise_delay(0.02)
+    voice.write(AudioChunk(0.2, ramp[9600:10080], RATE))
+    voice._callback(out, 480, SimpleNamespace(), None)
+    assert voice._heard[1] == before + 480 - 960  # 20 ms later than it would have been
+    assert out[0, 0] == before + 480 - 960 + 1
+    assert voice.delay_s == pytest.approx(0.07)
+    assert not voice.raise_delay(1.0, max_s=0.07)

@@ -11,6 +11,7 @@ leave together and latency cannot accumulate.
 
 from __future__ import annotations
 
+import logging
 import math
 import statistics
 import threading
@@ -28,6 +29,8 @@ from ..engine.motion import MotionFrame
 from .sinks.base import Sink
 from .voiceout import VoiceOut
 
+log = logging.getLogger(__name__)
+
 
 @dataclass
 class LiveStats:
@@ -43,6 +46,7 @@ class LiveStats:
     delay_ms: deque = field(default_factory=lambda: deque(maxlen=250))
     sent_at: deque = field(default_factory=lambda: deque(maxlen=100))
     speaking: bool = False
+    delay_raised_ms: float = 0.0  # how much D grew because frames were late
 
     def fps(self) -> float:
         """Frames sent per second over the last ~4 s."""
@@ -71,9 +75,11 @@ class Presenter(threading.Thread):
     """Sends one frame per tick of the voice output's clock."""
 
     def __init__(self, voice: VoiceOut, sinks: list[Sink], fps: int, stats: LiveStats,
-                 capture_time: Callable[[float], float | None]) -> None:
+                 capture_time: Callable[[float], float | None], adapt: bool = True) -> None:
         super().__init__(name="avatar-vcam-presenter", daemon=True)
         self.voice, self.sinks, self.fps, self.stats = voice, sinks, fps, stats
+        self.adapt = adapt
+        self._recent_late: deque[bool] = deque(maxlen=50)
         self.capture_time = capture_time
         self.ready: deque[VideoFrame] = deque(maxlen=8)
         self.stop = threading.Event()
@@ -117,14 +123,26 @@ class Presenter(threading.Thread):
             if k > last_tick:
                 frame = self._newest_upto(k) or shown
                 if frame is not None:
+                    self._recent_late.append(frame.index < k)
                     if frame.index < k:
                         self.stats.late += 1
+                        self._maybe_raise_delay()
                     self._send(VideoFrame(k / self.fps, k, frame.image), frame, heard, now)
                     shown = frame
                 last_tick = k
             due = self.voice.wall_time_of((last_tick + 1) / self.fps)
             wait = 0.005 if due is None else min(max(due - time.monotonic(), 0.0005), 0.05)
             self.stop.wait(wait)
+
+    def _maybe_raise_delay(self) -> None:
+        """More than 1 in 10 of the last 50 ticks late: rendering needs more than D."""
+        if self.adapt and sum(self._recent_late) > 5:
+            step = 0.5 / self.fps
+            if self.voice.raise_delay(step):
+                self.stats.delay_raised_ms += 1000 * step
+                log.warning("frames are late: voice delay D raised to %.0f ms",
+                            1000 * self.voice.delay_s)
+            self._recent_late.clear()
 
     def _send(self, out: VideoFrame, frame: VideoFrame, heard: float, now: float) -> None:
         for s in self.sinks:

@@ -36,7 +36,7 @@ def status_fields(stats: Any, runtime: dict[str, Any], engine: Any = None) -> di
         out["level_db"] = None if level is None else round(level, 1)
     voice = runtime.get("voice")
     out["voice_out"] = voice.endpoint.label if voice is not None else None
-    out["delay_ms"] = round(1000 * runtime.get("delay_s", 0.0), 1) if voice is not None else None
+    out["delay_ms"] = round(1000 * voice.delay_s, 1) if voice is not None else None
     if voice is not None:
         out["voice_drift_samples"] = voice.stats.drift_samples
         out["voice_resyncs"] = voice.stats.resyncs

@@ -168,6 +168,21 @@ class VoiceOut:
         # plugin the latter read ~10 ms late against a recording of the sink's monitor.
         self._heard = (now + self.output_latency, start)
 
+    def raise_delay(self, by_s: float, max_s: float = 0.3) -> bool:
+        """Play ``by_s`` later from now on (the last ``by_s`` of voice repeats once).
+
+        For when rendering cannot keep up with D; returns False at ``max_s``.
+        """
+        with self._lock:
+            new = min(max_s, self.delay_s + by_s)
+            if new <= self.delay_s:
+                return False
+            step = round((new - self.delay_s) * self.rate)
+            self.delay_s = new
+            if self._read is not None:
+                self._read -= step
+        return True
+
     def heard_pts(self, now: float | None = None) -> float | None:
         """The input pts being heard at the output at monotonic time ``now``."""
         heard = self._heard
