@@ -125,3 +125,16 @@ def test_bad_avatar_expression_or_idle_settings_are_one_clear_line():
     with pytest.raises(AvatarError, match="blink_min_s <= blink_max_s"):
         IdleSettings.from_dict({"blink_min_s": 5, "blink_max_s": 2})
     assert IdleSettings.from_dict({"sway_deg": 1, "enabled": False}).sway_deg == 1
+
+
+def test_saccades_jump_at_irregular_times():
+    idle = IdleLife(IdleSettings(saccade_amount=0.3), seed=4)
+    gaze = np.array([idle.value_at(k / 100)[[motion.CHANNEL_INDEX["eyeLookOutLeft"],
+                                             motion.CHANNEL_INDEX["eyeLookInLeft"]]]
+                     for k in range(60 * 100)])
+    jumps = np.flatnonzero(np.abs(np.diff(gaze, axis=0)).sum(1) > 1e-6) / 100
+    gaps = np.diff(jumps)
+    assert 15 < len(jumps) < 60  # ~0.35 per 0.6 s slot, horizontal changes only
+    assert gaps.min() > 0.05 and gaps.std() > 0.3
+    phase = (jumps % 0.6) / 0.6  # not locked to the 0.6 s slots
+    assert phase.std() > 0.2

@@ -133,11 +133,13 @@ class IdleLife:
         phase = pts / _BREATH_S + 0.6 * value_noise(pts, 0.05, self.seed, 4)
         depth = 1.0 + 0.25 * value_noise(pts, 0.07, self.seed, 8)
         v[ix["ty"]] = s.breathing * depth * math.sin(2 * math.pi * phase)
-        # Saccades: gaze holds a random target and jumps at random segment boundaries
-        # (each 0.6 s boundary switches with probability 0.35).
+        # Saccades: gaze holds a random target and jumps at random times: slot k of
+        # 0.6 s holds a jump with probability 0.35, at a random moment inside the slot
+        # (so jumps are not locked to a 0.6 s beat).
         seg = math.floor(pts / _SACCADE_SEG)
         segs = np.arange(seg, seg - 12, -1).clip(0).astype(np.uint64)
-        switches = _hash_uniform(self.seed, 5, segs) < 0.35
+        at = (segs.astype(np.float64) + _hash_uniform(self.seed, 9, segs)) * _SACCADE_SEG
+        switches = (_hash_uniform(self.seed, 5, segs) < 0.35) & (at <= pts)
         anchor = segs[int(np.argmax(switches))] if switches.any() else segs[-1]
         gx = 2 * _hash_uniform(self.seed, 6, np.array([anchor]))[0] - 1
         gy = 2 * _hash_uniform(self.seed, 7, np.array([anchor]))[0] - 1
