@@ -80,8 +80,8 @@ def download(dest: Path, url: str = MODEL_URL, timeout: float = 60.0) -> Path:
         os.replace(tmp, dest)
     except (urllib.error.URLError, OSError, TimeoutError) as e:
         raise LandmarkerError(
-            f"cannot download the face model from {url} ({getattr(e, 'reason', e)}); on an "
-            f"offline machine copy {MODEL_NAME} here and pass --landmarker PATH or set "
+            f"cannot download the face model from {url} ({getattr(e, 'reason', e)}); offline, "
+            f"copy {MODEL_NAME} to this machine and pass --landmarker PATH or set "
             f"{MODEL_ENV}") from None
     finally:
         if os.path.exists(tmp):
