@@ -1,8 +1,9 @@
 """Where the LivePortrait warp + decode time goes on a GPU, and what the W rewrites buy.
 
 1. W alone (fast path, fp16, CUDA graph), eager and compiled, at batch 1 and 8, for the
-   dense-motion rewrites: none, ``pad8`` (channels to multiples of 8), ``unfold3d``
-   (3-D convs as depth-unfolded 2-D convs), both.
+   dense-motion rewrites: none, ``pad8`` (channels to multiples of 8), ``width_taps`` (the
+   mask conv as a wide 7x7x1 conv + shift-add), ``unfold3d`` (3-D convs as depth-unfolded
+   2-D convs; with --unfold).
 2. The whole W+G with the chosen options, eager and compiled, batch 1 / 8 / 32.
 3. torch.profiler: the kernels that take the most GPU time in one compiled W+G call.
 
@@ -37,6 +38,7 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--iters", type=int, default=40)
     ap.add_argument("--no-compile", action="store_true")
+    ap.add_argument("--unfold", action="store_true", help="also the depth-unfold rewrite")
     args = ap.parse_args()
     dev = torch.device("cuda")
     torch.backends.cudnn.benchmark = True
@@ -47,11 +49,15 @@ def main() -> None:
 
     print("\n[W alone] ms per call (fp16, CUDA graph)")
     print(f"{'rewrite':<18}{'eager b1':>10}{'eager b8':>10}{'comp b1':>10}{'comp b8':>10}")
-    best, best_ms = (False, False), float("inf")
+    best, best_ms = {}, float("inf")
     ref = None
-    for pad8, unfold in ((False, False), (True, False), (False, True), (True, True)):
-        w = FastWarping(nets.warping, hw, pad8=pad8, unfold3d=unfold).to(dev, f16).eval()
-        row = f"{'pad8 ' * pad8 + 'unfold3d' * unfold or 'none':<18}"
+    rewrites = [{}, {"pad8": True}, {"pad8": True, "width_taps": True},
+                {"width_taps": True}]
+    if args.unfold:
+        rewrites += [{"unfold3d": True}, {"pad8": True, "unfold3d": True}]
+    for kw in rewrites:
+        w = FastWarping(nets.warping, hw, **kw).to(dev, f16).eval()
+        row = f"{' '.join(kw) or 'none':<18}"
         s1 = S.input_sets(1, hw, dev, f16)
         out = w(*s1[0]).float()
         ref = out if ref is None else ref
@@ -61,14 +67,14 @@ def main() -> None:
                 sets = S.input_sets(b, hw, dev, f16, n=2)
                 ms = S.time_ms(GraphRunner(fn, sets[0]), sets, 5, args.iters)
                 row += f"{ms:>10.2f}"
-                if fn is w and b == 1 and ms < best_ms:
-                    best, best_ms = (pad8, unfold), ms
+                if (fn is not w or not compile_too) and b == 1 and ms < best_ms:
+                    best, best_ms = kw, ms
         print(row + f"   (vs none: {err:.1e})", flush=True)
-    print(f"  -> best eager b1: pad8={best[0]} unfold3d={best[1]}")
+    print(f"  -> best at batch 1 ({'compiled' if compile_too else 'eager'}): {best or 'none'}")
 
     print("\n[W+G] ms per frame with that rewrite")
-    for comp in (False, True) if compile_too else (False,):
-        opts = RuntimeOptions(pad8=best[0], unfold3d=best[1], compile=comp)
+    for comp in (True,) if compile_too else (False,):
+        opts = RuntimeOptions(compile=comp, **{"pad8": False, **best})
         rt = WarpDecodeRuntime(nets.warping, nets.spade, hw, dev, opts)
         row = f"  {'compiled' if comp else 'eager':<9}"
         for b in (1, 8, 32):
@@ -79,7 +85,7 @@ def main() -> None:
         print(row, flush=True)
 
     print("\n[profile] one W+G call at batch 1, top kernels by GPU time")
-    opts = RuntimeOptions(pad8=best[0], unfold3d=best[1], compile=compile_too, cuda_graphs=False)
+    opts = RuntimeOptions(compile=compile_too, cuda_graphs=False, **{"pad8": False, **best})
     rt = WarpDecodeRuntime(nets.warping, nets.spade, hw, dev, opts)
     sets = S.input_sets(1, hw, dev, f16)
     for _ in range(3):
@@ -93,7 +99,7 @@ def main() -> None:
         torch.cuda.synchronize()
     for key in ("device_time_total", "cuda_time_total"):
         try:
-            print(prof.key_averages().table(sort_by=key, row_limit=22,
+            print(prof.key_averages().table(sort_by=key, row_limit=12,
                                             max_name_column_width=70))
             break
         except (AttributeError, KeyError, ValueError):

@@ -61,11 +61,13 @@ def test_fast_warp_decode_channels_last(nets, fixtures) -> None:
     assert rel_l2(fast(*args), want) < TOL
 
 
-@pytest.mark.parametrize("pad8, unfold3d", [(True, False), (False, True), (True, True)])
+@pytest.mark.parametrize("pad8, unfold3d, taps", [(True, False, False), (False, True, False),
+                                                  (True, True, False), (True, False, True)])
 @torch.no_grad()
-def test_fast_warping_padded_and_unfolded(nets, fixtures, pad8: bool, unfold3d: bool) -> None:
+def test_fast_warping_padded_and_unfolded(nets, fixtures, pad8: bool, unfold3d: bool,
+                                          taps: bool) -> None:
     fast = FastWarping(nets.warping, feature_hw=fixtures["W_in_feature_3d"].shape[-1],
-                       pad8=pad8, unfold3d=unfold3d)
+                       pad8=pad8, unfold3d=unfold3d, width_taps=taps)
     if pad8:
         dm = fast.net.dense_motion_network
         assert dm.hourglass.encoder.down_blocks[0].conv.in_channels == 112

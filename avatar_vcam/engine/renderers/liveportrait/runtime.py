@@ -36,6 +36,7 @@ class RuntimeOptions:
     grouped: the 12 middle SPADE gamma/beta convs as one grouped conv.
     pad8: zero-pad dense-motion channel counts to multiples of 8 (tensor-core widths; -3%).
     unfold3d: the two full-resolution 3-D convs as 2-D convs over depth-unfolded input.
+    width_taps: the 22-channel 7x7x7 mask conv as a 154-channel 7x7x1 conv + shift-add.
     compile: ``torch.compile`` the module (fuses norm + modulation + activation).
     cuda_graphs: capture one CUDA graph per batch size and replay it.
     cache_dir: Inductor cache folder (kept between runs); None: Inductor's default.
@@ -49,6 +50,7 @@ class RuntimeOptions:
     grouped: bool = False
     pad8: bool = True
     unfold3d: bool = False
+    width_taps: bool = False
     compile: bool = False
     cuda_graphs: bool = True
     cache_dir: Path | None = None
@@ -83,7 +85,7 @@ class WarpDecodeRuntime:
         module = FastWarpDecode(
             warping, spade, feature_hw, channels_last=opts.channels_last,
             channels_last_3d=opts.channels_last_3d, grouped=opts.grouped, pad8=opts.pad8,
-            unfold3d=opts.unfold3d,
+            unfold3d=opts.unfold3d, width_taps=opts.width_taps,
         ).to(self.device, self.dtype).eval().requires_grad_(False)
         self.module = module
         self.fn = module
