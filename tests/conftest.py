@@ -7,7 +7,6 @@ Integration fixtures skip on a developer machine that lacks a tool, but FAIL whe
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -16,18 +15,8 @@ from pathlib import Path
 import pytest
 
 SUPPORT = Path(__file__).parent / "support"
-IN_CI = os.environ.get("CI", "").lower() == "true"
-
-
-def require(tool: str, why: str) -> str:
-    """Path of ``tool``; skip without it locally, fail without it in CI."""
-    path = shutil.which(tool)
-    if path is None:
-        msg = f"{tool} not found ({why}); .ci/run installs it"
-        if IN_CI:
-            pytest.fail(msg)
-        pytest.skip(msg)
-    return path
+sys.path.insert(0, str(SUPPORT))
+from needs import require  # noqa: E402
 
 
 @pytest.fixture(scope="session")

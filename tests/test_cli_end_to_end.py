@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent / "support"))
-from conftest import require  # noqa: E402
 from mouth import i420_frames, mouth_box, mouth_openness  # noqa: E402
+from needs import require  # noqa: E402
 from speech import phrases, write_wav  # noqa: E402
 
 FPS = 25

@@ -15,8 +15,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent / "support"))
 from avsync import av_lag  # noqa: E402
-from conftest import require  # noqa: E402
 from mouth import mouth_box, mouth_openness  # noqa: E402
+from needs import require  # noqa: E402
 from speech import espeak  # noqa: E402
 
 from avatar_vcam.engine import Engine, EngineConfig  # noqa: E402

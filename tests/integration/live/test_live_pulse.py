@@ -21,7 +21,7 @@ import pytest
 SUPPORT = Path(__file__).resolve().parents[2] / "support"
 sys.path.insert(0, str(SUPPORT))
 from avsync import av_lag, camera_frames, lips, offline_lag  # noqa: E402
-from conftest import require  # noqa: E402
+from needs import require  # noqa: E402
 from pulse_server import Recorder  # noqa: E402
 from speech import phrases, write_wav  # noqa: E402
 

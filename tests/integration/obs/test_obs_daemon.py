@@ -20,8 +20,8 @@ from daemon_target import wait_until
 
 SUPPORT = Path(__file__).resolve().parents[2] / "support"
 sys.path.insert(0, str(SUPPORT))
-from conftest import require  # noqa: E402
 from mouth import i420_frames, mouth_box  # noqa: E402
+from needs import require  # noqa: E402
 from speech import phrases, write_wav  # noqa: E402
 
 pytestmark = pytest.mark.integration

@@ -17,24 +17,11 @@ from typing import Any
 
 from avatar_vcam.vcam.control import EngineTarget
 
-IN_CI = os.environ.get("CI", "").lower() == "true"
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+from needs import require  # noqa: E402,F401  (conftest.py of the OBS tests imports it from here)
+
 FALLBACK_EXPRESSIONS = ["neutral", "smile", "laugh", "surprised", "sad", "angry", "wink",
                         "thinking", "skeptical"]
-
-
-def require(tool: str, why: str) -> str:
-    """Same rule as tests/conftest.py's require(): skip locally, fail when CI=true."""
-    import shutil
-
-    import pytest
-
-    path = shutil.which(tool)
-    if path is None:
-        msg = f"{tool} not found ({why}); .ci/run installs it"
-        if IN_CI:
-            pytest.fail(msg)
-        pytest.skip(msg)
-    return path
 
 
 class _Avatar:
