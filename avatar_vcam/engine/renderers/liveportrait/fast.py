@@ -226,10 +226,10 @@ class WidthTapConv3d(nn.Module):
         y = self.conv(x)
         b, _, d, h, w = y.shape
         y = F.pad(y.reshape(b, self.kw, self.o, d, h, w), (self.pw, self.pw))
-        out = y[:, 0, ..., 0:w]
+        out = y[:, 0, ..., 0:w].float()  # the taps are summed in fp32, like the conv would
         for t in range(1, self.kw):
-            out = out + y[:, t, ..., t:t + w]
-        return out + self.bias.reshape(1, -1, 1, 1, 1)
+            out = out + y[:, t, ..., t:t + w].float()
+        return (out + self.bias.reshape(1, -1, 1, 1, 1).float()).to(y.dtype)
 
 
 class FastWarping(nn.Module):

@@ -50,7 +50,7 @@ class RuntimeOptions:
     grouped: bool = False
     pad8: bool = True
     unfold3d: bool = False
-    width_taps: bool = False
+    width_taps: bool = True
     compile: bool = False
     cuda_graphs: bool = True
     cache_dir: Path | None = None
