@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 import tracemalloc
 from pathlib import Path
 
@@ -14,30 +15,12 @@ from avatar_vcam.engine.audio.decode import decode_audio
 from avatar_vcam.engine.audio2motion import DspAudio2Motion, make_audio2motion
 from avatar_vcam.engine.motion import CHANNELS
 
+sys.path.insert(0, str(Path(__file__).parent / "support"))
+from speech import vowel  # noqa: E402
+
 CLIP = Path(__file__).parents[1] / "avatar_vcam" / "assets" / "demo_speech.wav"
 MOUTH = ("jawOpen", "mouthClose", "mouthFunnel", "mouthPucker", "mouthStretchLeft",
          "mouthStretchRight")
-FORMANTS = {  # (F1, F2, F3) in Hz, adult male averages
-    "a": (730, 1090, 2440),
-    "i": (270, 2290, 3010),
-    "u": (300, 870, 2240),
-}
-
-
-def vowel(v: str, dur: float, sr: int, f0: float = 120.0, amp: float = 0.3) -> np.ndarray:
-    """A glottal pulse train through three formant resonators (a crude but real vowel)."""
-    n = round(dur * sr)
-    t = np.arange(n) / sr
-    phase = np.cumsum(f0 * (1 + 0.02 * np.sin(2 * np.pi * 5 * t))) / sr  # slight vibrato
-    src = np.diff(np.floor(phase), prepend=0.0)  # one impulse per period
-    src = lfilter([1.0], [1.0, -0.97], src)  # glottal roll-off (-6 dB/oct)
-    y = np.diff(src, prepend=0.0)  # lip radiation (+6 dB/oct)
-    for f, bw in zip(FORMANTS[v], (90.0, 110.0, 170.0), strict=True):
-        r = math.exp(-math.pi * bw / sr)
-        y = lfilter([1 - r], [1.0, -2 * r * math.cos(2 * math.pi * f / sr), r * r], y)
-    y = y - y.mean()
-    ramp = np.minimum(1.0, np.minimum(t, t[::-1]) / 0.01)  # 10 ms fades, no clicks
-    return (amp * y / np.abs(y).max() * ramp).astype(np.float32)
 
 
 def utterance(sr: int, v: str = "a", pre: float = 0.5, dur: float = 0.6, post: float = 0.8

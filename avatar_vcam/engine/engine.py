@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .audio.pcm import as_float_pcm
 from .audio2motion import make_audio2motion
 from .audio2motion.base import Audio2Motion
 from .avatar import Avatar
@@ -34,20 +35,6 @@ def _load(avatar: Avatar | str | Path) -> Avatar:
     from ..avatars import load  # name or folder; imported here to keep engine importable alone
 
     return load(avatar)
-
-
-def as_float_pcm(pcm: np.ndarray) -> np.ndarray:
-    """Mono float32 in [-1, 1] from float or integer PCM, mono or (n, channels)."""
-    a = np.asarray(pcm)
-    if a.dtype.kind == "i":
-        a = a.astype(np.float32) / float(np.iinfo(a.dtype).max + 1)
-    elif a.dtype.kind == "u":
-        half = (np.iinfo(a.dtype).max + 1) / 2
-        a = (a.astype(np.float32) - half) / half
-    a = a.astype(np.float32, copy=False)
-    if a.ndim == 2:
-        a = a.mean(axis=1)
-    return np.nan_to_num(a, nan=0.0, posinf=1.0, neginf=-1.0)
 
 
 class Engine:

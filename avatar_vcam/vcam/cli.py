@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +21,11 @@ from ..engine.audio2motion import (
     is_weights_file,
 )
 from ..engine.config import EngineConfig
-from ..engine.errors import EngineError
 from ..engine.renderers import RENDERERS
 from .cli_a2m import register_a2m
 from .cli_avatar import register as register_avatar_commands
 from .cli_control import daemon_options, register, resolve_settings
+from .cli_errors import user_errors
 from .cli_live import register as register_live_commands
 from .cli_models import register as register_models_commands
 
@@ -39,22 +37,6 @@ Examples:
   avatar-vcam --source file:speech.wav --sink file:out.mp4
   avatar-vcam avatars                                     # list avatars
 """
-
-
-def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn EngineError into one clear line (a traceback only with --verbose)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except EngineError as e:
-            ctx = click.get_current_context()
-            if (ctx.find_root().params or {}).get("verbose"):
-                raise
-            raise click.ClickException(str(e)) from None
-
-    return wrapper
 
 
 def _check_a2m(ctx: click.Context, param: click.Parameter, value: str) -> str:

@@ -5,16 +5,13 @@
 
 from __future__ import annotations
 
-import functools
 import json
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import click
 from rich.console import Console
 
-from ..engine.errors import EngineError
+from .cli_errors import user_errors
 
 console = Console(stderr=True)
 
@@ -27,22 +24,6 @@ Examples:
 """
 
 
-def _user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """EngineError -> one line and exit status 1 (a traceback only with --verbose)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except EngineError as e:
-            ctx = click.get_current_context()
-            if (ctx.find_root().params or {}).get("verbose"):
-                raise
-            raise click.ClickException(str(e)) from None
-
-    return wrapper
-
-
 @click.group("avatar")
 def avatar_group() -> None:
     """Inspect, create and preview avatar packages."""
@@ -50,7 +31,7 @@ def avatar_group() -> None:
 
 @avatar_group.command("show")
 @click.argument("name")
-@_user_errors
+@user_errors
 def avatar_show(name: str) -> None:
     """Print an avatar package's metadata."""
     from ..avatars import load
@@ -81,7 +62,7 @@ def avatar_show(name: str) -> None:
               help="Folder to create the package in (default: your avatars folder).")
 @click.option("--force", is_flag=True, help="Replace an existing avatar of that name.")
 @click.option("--credits", default="", help="Photo credits to store in avatar.json.")
-@_user_errors
+@user_errors
 def avatar_create(photo: Path, name: str, display_name: str | None, face: int | None,
                   resolution: int, landmarker: Path | None, out_dir: Path | None, force: bool,
                   credits: str) -> None:
@@ -124,7 +105,7 @@ def avatar_create(photo: Path, name: str, display_name: str | None, face: int | 
 @click.option("--fps", default=25, show_default=True, type=click.IntRange(1, 60))
 @click.option("--renderer", default="warp", show_default=True)
 @click.option("--device", default="cpu", show_default=True, help="Torch device for rendering.")
-@_user_errors
+@user_errors
 def avatar_preview(name: str, out: Path | None, video: Path | None, no_video: bool,
                    seconds: float, size: int, fps: int, renderer: str, device: str) -> None:
     """Render a contact sheet of every preset and key channel, and an idle-life mp4."""

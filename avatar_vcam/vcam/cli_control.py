@@ -8,7 +8,6 @@ control/OBS flags.
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -16,24 +15,8 @@ from typing import Any
 
 import click
 
-from ..engine.errors import EngineError
+from .cli_errors import user_errors
 from .control import ControlClient
-
-
-def _user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """EngineError (ControlError, ObsError, ConfigError) -> one line, exit status 1."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except EngineError as e:
-            ctx = click.get_current_context()
-            if (ctx.find_root().params or {}).get("verbose"):
-                raise
-            raise click.ClickException(str(e)) from None
-
-    return wrapper
 
 
 def _client() -> ControlClient:
@@ -43,7 +26,7 @@ def _client() -> ControlClient:
 @click.command("expr")
 @click.argument("name", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@_user_errors
+@user_errors
 def expr_cmd(name: str | None, as_json: bool) -> None:
     """Set the running avatar's expression: NAME, or `list` to list them.
 
@@ -66,7 +49,7 @@ def expr_cmd(name: str | None, as_json: bool) -> None:
 
 @click.command("status")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@_user_errors
+@user_errors
 def status_cmd(as_json: bool) -> None:
     """Show the running daemon's state (avatar, expression, OBS connection)."""
     info = _client().status()
@@ -98,7 +81,7 @@ def format_status(info: dict[str, Any]) -> str:
 
 @click.command("scene")
 @click.argument("name")
-@_user_errors
+@user_errors
 def scene_cmd(name: str) -> None:
     """Switch OBS's program scene through the running daemon."""
     _client().set_scene(name)

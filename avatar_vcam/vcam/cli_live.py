@@ -15,20 +15,15 @@ from rich.table import Table
 from ..engine.errors import EngineError
 from . import pulse
 from .audio_devices import describe_devices
-
-
-def _fail_one_line(e: EngineError) -> click.ClickException:
-    return click.ClickException(str(e))
+from .cli_errors import user_errors
 
 
 @click.command("devices")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@user_errors
 def devices_cmd(as_json: bool) -> None:
     """List audio inputs/outputs (and sound-server sinks/sources) and virtual cameras."""
-    try:
-        info = describe_devices()
-    except EngineError as e:
-        raise _fail_one_line(e) from None
+    info = describe_devices()
     info["cameras"] = find_cameras()
     if as_json:
         click.echo(json.dumps(info, indent=2))
@@ -170,6 +165,7 @@ def doctor_cmd(avatar: str, as_json: bool) -> None:
 @click.option("--remove", is_flag=True, help="Remove the virtual microphone again.")
 @click.option("--name", default=pulse.VIRTUAL_MIC_SINK, show_default=True,
               help="Sink name (the daemon's --voice-out).")
+@user_errors
 def setup_virtual_mic_cmd(remove: bool, name: str) -> None:
     """Create (or --remove) a virtual microphone on PulseAudio/PipeWire (Linux).
 
@@ -177,18 +173,15 @@ def setup_virtual_mic_cmd(remove: bool, name: str) -> None:
     its monitor that Zoom, Teams and browsers list. Lasts until the sound server restarts.
     """
     source = name + "_src" if name != pulse.VIRTUAL_MIC_SINK else pulse.VIRTUAL_MIC_SOURCE
-    try:
-        if not pulse.available():
-            raise EngineError("no PulseAudio/PipeWire server answers; start one (PipeWire: "
-                              "systemctl --user start pipewire-pulse) or, on Windows, install "
-                              "VB-Cable")
-        if remove:
-            done = pulse.remove_virtual_mic(name, source)
-            click.echo("removed " + ", ".join(done) if done else "nothing to remove")
-            return
-        done = pulse.setup_virtual_mic(name, source)
-    except EngineError as e:
-        raise _fail_one_line(e) from None
+    if not pulse.available():
+        raise EngineError("no PulseAudio/PipeWire server answers; start one (PipeWire: "
+                          "systemctl --user start pipewire-pulse) or, on Windows, install "
+                          "VB-Cable")
+    if remove:
+        done = pulse.remove_virtual_mic(name, source)
+        click.echo("removed " + ", ".join(done) if done else "nothing to remove")
+        return
+    done = pulse.setup_virtual_mic(name, source)
     click.echo(("created " + ", ".join(done)) if done else "already set up")
     click.echo(f"In Zoom/Teams pick the microphone '{pulse.VIRTUAL_MIC_DESCRIPTION}' "
                f"({source}); run: avatar-vcam --source mic --sink vcam --voice-out {name}")

@@ -35,6 +35,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from ..audio.pcm import as_float_pcm
 from ..motion import MotionFrame, channel_index
 
 HOP = 0.01  # s between analysis frames
@@ -151,7 +152,7 @@ class DspAudio2Motion:
         sr = int(sample_rate)
         if sr <= 0:
             raise ValueError(f"sample_rate must be positive, got {sample_rate}")
-        x = _as_float(pcm)
+        x = as_float_pcm(pcm)
         s = round(pts * sr)
         if self._sr is None:
             self._start(sr, pts)
@@ -350,18 +351,3 @@ class DspAudio2Motion:
         row[:_SPEAK] = np.clip(s, 0.0, 1.0)
         row[_SPEAK] = 1.0 if speaking else 0.0
         self._hist_end = k + 1
-
-
-def _as_float(pcm: np.ndarray) -> np.ndarray:
-    """Mono float32 from float/int PCM, mono or (n, channels); NaN/inf made harmless."""
-    a = np.asarray(pcm)
-    if a.dtype.kind == "i":
-        a = a.astype(np.float32) / float(np.iinfo(a.dtype).max + 1)
-    elif a.dtype.kind == "u":
-        half = (np.iinfo(a.dtype).max + 1) / 2
-        a = (a.astype(np.float32) - half) / half
-    a = a.astype(np.float32, copy=False)
-    if a.ndim == 2:
-        a = a.mean(axis=1)
-    a = a.reshape(-1)
-    return np.clip(np.nan_to_num(a, nan=0.0, posinf=1.0, neginf=-1.0), -4.0, 4.0)

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..audio.pcm import as_float_pcm
 from ..errors import EngineError
 from ..motion import MotionFrame, channel_index
-from .dsp import _as_float
 from .features import FPS, Normaliser, analysis, frame_powers
 from .tcn import TcnDims, load_npz
 
@@ -115,7 +115,7 @@ class LearnedAudio2Motion:
         sr = int(sample_rate)
         if sr <= 0:
             raise ValueError(f"sample_rate must be positive, got {sample_rate}")
-        x = _as_float(pcm)
+        x = as_float_pcm(pcm)
         s = round(pts * sr)
         if self._sr is None:
             self._start(sr, pts)
