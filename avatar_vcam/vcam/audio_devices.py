@@ -13,6 +13,7 @@ from typing import Any
 
 from . import pulse
 from .errors import DeviceError
+from .pulse import PulseEnv
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,25 @@ def sounddevice() -> Any:
         raise DeviceError(f"PortAudio is not available ({e}); install it (Debian/Ubuntu: "
                           "sudo apt install libportaudio2)") from None
     return sd
+
+
+def open_stream(endpoint: Endpoint, kind: str, rate: int, block: int, callback: Any,
+                fix: str) -> Any:
+    """Open and start a mono float32 low-latency stream on ``endpoint``.
+
+    ``kind`` is "input" or "output"; DeviceError names the endpoint and ``fix``.
+    """
+    sd = sounddevice()
+    cls = sd.InputStream if kind == "input" else sd.OutputStream
+    try:
+        with PulseEnv(**endpoint.env):
+            stream = cls(device=endpoint.device, channels=1, samplerate=rate, blocksize=block,
+                         latency="low", dtype="float32", callback=callback,
+                         extra_settings=endpoint.extra_settings)
+        stream.start()
+    except (sd.PortAudioError, ValueError) as e:
+        raise DeviceError(f"cannot open audio {kind} {endpoint.label}: {e}; {fix}") from None
+    return stream
 
 
 def _devices(kind: str) -> list[tuple[int, str]]:

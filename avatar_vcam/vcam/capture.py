@@ -18,9 +18,8 @@ import numpy as np
 
 from ..engine.frames import AudioChunk
 from . import pulse
-from .audio_devices import Endpoint, sounddevice
+from .audio_devices import Endpoint, open_stream
 from .errors import DeviceError
-from .pulse import PulseEnv
 from .ringbuffer import RingBuffer
 
 log = logging.getLogger(__name__)
@@ -66,18 +65,8 @@ class LiveSource:
 
     def open(self) -> None:
         """Open and start the input stream; DeviceError with the fix when it cannot."""
-        sd = sounddevice()
-        ep = self.endpoint
-        try:
-            with PulseEnv(**ep.env):
-                stream = sd.InputStream(device=ep.device, channels=1, samplerate=self.sample_rate,
-                                        blocksize=self.block, latency="low", dtype="float32",
-                                        callback=self._callback,
-                                        extra_settings=ep.extra_settings)
-            stream.start()
-        except (sd.PortAudioError, ValueError) as e:
-            raise DeviceError(f"cannot open audio input {ep.label}: {e}; check "
-                              "`avatar-vcam devices`") from None
+        stream = open_stream(self.endpoint, "input", self.sample_rate, self.block,
+                             self._callback, "check `avatar-vcam devices`")
         self._stream = stream
         self.input_latency = float(stream.latency)
         self._opened_at = time.monotonic()

@@ -19,9 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..engine.frames import AudioChunk
-from .audio_devices import Endpoint, sounddevice
+from .audio_devices import Endpoint, open_stream
 from .errors import DeviceError
-from .pulse import PulseEnv
 
 log = logging.getLogger(__name__)
 
@@ -99,19 +98,9 @@ class VoiceOut:
         self._stream = None
 
     def open(self) -> None:
-        sd = sounddevice()
-        ep = self.endpoint
-        try:
-            with PulseEnv(**ep.env):
-                stream = sd.OutputStream(device=ep.device, channels=1, samplerate=self.rate,
-                                         blocksize=self.block, latency="low", dtype="float32",
-                                         callback=self._callback,
-                                         extra_settings=ep.extra_settings)
-            stream.start()
-        except (sd.PortAudioError, ValueError) as e:
-            raise DeviceError(f"cannot open voice output {ep.label}: {e}; check "
-                              "`avatar-vcam devices` or run `avatar-vcam setup-virtual-mic`"
-                              ) from None
+        stream = open_stream(self.endpoint, "output", self.rate, self.block, self._callback,
+                             "check `avatar-vcam devices` or run `avatar-vcam "
+                             "setup-virtual-mic`")
         self._stream = stream
         self.output_latency = float(stream.latency)
 
