@@ -27,6 +27,7 @@ from .cli_avatar import register as register_avatar_commands
 from .cli_control import daemon_options, register, resolve_settings
 from .cli_errors import user_errors
 from .cli_live import register as register_live_commands
+from .cli_liveportrait import register as register_liveportrait_commands
 from .cli_models import register as register_models_commands
 
 console = Console(stderr=True)
@@ -155,6 +156,7 @@ def avatars_cmd(as_json: bool) -> None:
 
 register_avatar_commands(cli)
 register_models_commands(cli)
+register_liveportrait_commands(cli)
 register_a2m(cli)
 
 

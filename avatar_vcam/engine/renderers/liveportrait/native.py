@@ -55,6 +55,11 @@ class NativeMotion:
         kp = self.kp if self.kp is not None else kp_source_canonical.expand(n, -1, -1)
         return transform_keypoints(kp, self.exp, self.rotation, self.t, self.scale)
 
+    def slice(self, start: int, stop: int) -> NativeMotion:
+        """Frames ``start:stop`` (for rendering a long file in batches)."""
+        part = {k: (v[start:stop] if isinstance(v, Tensor) else v) for k, v in vars(self).items()}
+        return NativeMotion(**part)
+
     def to(self, device: torch.device | str) -> NativeMotion:
         moved = {k: (v.to(device) if isinstance(v, Tensor) else v) for k, v in vars(self).items()}
         return NativeMotion(**moved)
