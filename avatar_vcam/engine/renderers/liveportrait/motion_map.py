@@ -12,8 +12,11 @@ reproduces the source keypoints, before stitching, exactly):
 2. **Lips** through the lip retargeting MLP: lip-open ratio ``source + LIP_GAIN * open``
    (``open = jawOpen - mouthClose``), and **eyes** through the eye retargeting MLP:
    eye-open ratio ``source * (1 - blink) * (1 + 0.3 * wide)``. The ratios are LivePortrait's
-   (``calc_eye_close_ratio`` / ``calc_lip_close_ratio``: lid or lip gap over eye or mouth
-   width), measured here on the avatar's 478 face-mesh landmarks (``ratios_from_mesh``).
+   (``calc_eye_close_ratio`` / ``calc_lip_close_ratio`` in its ``src/utils``: on its
+   203-point landmarks, eye = |p6 - p18| / |p0 - p12| and |p30 - p42| / |p24 - p36|,
+   lip = |p90 - p102| / |p48 - p66|, i.e. lid or lip gap over eye or mouth width), measured
+   here on the avatar's 478 face-mesh landmarks instead (``ratios_from_mesh``). The eye MLP
+   gets [source left, source right, driving] and the lip MLP [source, driving], as there.
    Each MLP delta is taken minus its delta at the source's own ratios, so zero motion adds
    nothing.
 3. **Head pose** added to the source's pitch/yaw/roll and rotated into R; ``tx``/``ty``
