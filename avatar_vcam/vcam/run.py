@@ -97,14 +97,14 @@ def run_main(config: EngineConfig, opts: RunOptions, console: Console) -> RunSta
             voice.open()
             stack.callback(voice.close)
         runtime = {"source": source, "voice": voice, "delay_s": delay_s, "config": config,
-                   "sinks": opts.sinks}
+                   "sinks": opts.sinks, "renderer": engine.renderer.name}
         stats = LiveStats() if live else RunStats()
         obs = _start_control(stack, engine, opts, lambda: status_fields(stats, runtime), console)
         console.print(f"[bold]{engine.avatar.display_name}[/] <- {source.name} -> "
                       f"{', '.join(opts.sinks)}"
                       + (f" + voice -> {voice.endpoint.label} (D {1000 * delay_s:.0f} ms)"
                          if voice else "")
-                      + f" ({config.renderer}, {config.size}px, {config.fps} fps)")
+                      + f" ({engine.renderer.name}, {config.size}px, {config.fps} fps)")
         should_stop = _stopper(stop.event, sinks)
         if live:
             with StatusLine(console, lambda: status_fields(stats, runtime, engine)) as line:
