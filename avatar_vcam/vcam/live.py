@@ -1,8 +1,9 @@
 """The live loop: capture -> engine -> frames on the grid k/fps -> camera, voice -> mic.
 
 Two threads. The engine thread (the caller's) takes captured blocks, stores them in the
-voice delay line, and renders the newest frame whose audio (pts + look-ahead) has
-arrived; frames it cannot render in time are skipped, never queued. Without a voice
+voice delay line, and renders each frame whose audio (pts + look-ahead) has arrived; when
+it falls more than two frames behind it renders only the newest and skips the rest, so
+work never queues up. Without a voice
 output it sends each frame at once (minimal delay). With one, a presenter thread sends
 one frame per tick of the *output's* audio clock: at the moment pts k/fps is heard it
 sends frame k, or the newest ready frame if k is late (counted), so picture and voice
