@@ -236,7 +236,7 @@ def test_a2m_choice_in_config_and_cli(tmp_path: Path) -> None:
     from avatar_vcam.engine.config import EngineConfig
     from avatar_vcam.vcam.cli import cli
 
-    assert EngineConfig().a2m == "learned" and EngineConfig().lookahead_ms == 40.0
+    assert EngineConfig().a2m == "dsp" and EngineConfig().lookahead_ms == 40.0
     assert EngineConfig(a2m="dsp").a2m == "dsp"
     with pytest.raises(ValueError, match="npz"):
         EngineConfig(a2m="bogus")
