@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from avatar_vcam.engine.renderers.liveportrait.fast import (
+    DepthTapConv3d,
     FastSPADE,
     FastWarpDecode,
     FastWarping,
@@ -74,3 +75,28 @@ def test_fast_warping_padded_and_unfolded(nets, fixtures, pad8: bool, unfold3d: 
     got = fast(fixtures["W_in_feature_3d"], fixtures["W_in_kp_driving"],
                fixtures["W_in_kp_source"])
     assert rel_l2(got, fixtures["W_out_out"]) < TOL
+
+
+@pytest.mark.parametrize("pad8", [False, True])
+@torch.no_grad()
+def test_fast_warping_depth_taps(nets, fixtures, pad8: bool) -> None:
+    """Hourglass + mask convs as 2-D convs over depth slices + a depth shift-add: same W."""
+    fast = FastWarping(nets.warping, feature_hw=fixtures["W_in_feature_3d"].shape[-1],
+                       pad8=pad8, depth_taps=True)
+    dm = fast.net.dense_motion_network
+    assert isinstance(dm.mask, DepthTapConv3d)
+    assert isinstance(dm.hourglass.decoder.conv, DepthTapConv3d)
+    got = fast(fixtures["W_in_feature_3d"], fixtures["W_in_kp_driving"],
+               fixtures["W_in_kp_source"])
+    assert rel_l2(got, fixtures["W_out_out"]) < TOL
+
+
+@torch.no_grad()
+def test_depth_tap_conv3d_equals_conv3d() -> None:
+    """Odd depths, both layouts, a 7-deep kernel: the shift-add covers the depth padding."""
+    g = torch.Generator().manual_seed(1)
+    conv = torch.nn.Conv3d(5, 3, (7, 3, 1), padding=(3, 1, 0))
+    x = torch.randn(2, 5, 5, 6, 4, generator=g)
+    tap = DepthTapConv3d(conv)
+    assert rel_l2(tap(x), conv(x)) < 1e-6
+    assert rel_l2(tap(x.contiguous(memory_format=torch.channels_last_3d)), conv(x)) < 1e-6

@@ -232,6 +232,45 @@ class WidthTapConv3d(nn.Module):
         return (out + self.bias.reshape(1, -1, 1, 1, 1).float()).to(y.dtype)
 
 
+class DepthTapConv3d(nn.Module):
+    """A stride-1 Conv3d computed as ONE 2-D conv over the (B * D) depth slices with
+    ``kd * O`` outputs (one group of O per depth tap), then a shift-and-add of the kd taps
+    along D (in fp32): the same sums, run by 2-D kernels, which cuDNN tunes far better than
+    its 3-D ones. Fed an NDHWC (channels_last_3d) tensor, the slices are a free
+    channels_last view; the result is (B, O, D, H, W) as a view of an NDHWC tensor."""
+
+    def __init__(self, conv: nn.Conv3d) -> None:
+        super().__init__()
+        w = conv.weight
+        o, c, kd, kh, kw = w.shape
+        self.kd, self.pd, self.o = kd, conv.padding[0], o
+        self.conv = nn.Conv2d(c, kd * o, (kh, kw), padding=conv.padding[1:], bias=False,
+                              device=w.device, dtype=w.dtype)
+        # output channel index = depth tap * O + o
+        self.conv.weight = nn.Parameter(w.permute(2, 0, 1, 3, 4).reshape(kd * o, c, kh, kw)
+                                        .detach().contiguous(), requires_grad=False)
+        self.bias = nn.Parameter(conv.bias.detach().clone(), requires_grad=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        b, c, d, h, w = x.shape
+        y = self.conv(x.permute(0, 2, 1, 3, 4).reshape(b * d, c, h, w))
+        y = y.permute(0, 2, 3, 1).reshape(b, d, h, w, self.kd, self.o)
+        y = F.pad(y, (0, 0, 0, 0, 0, 0, 0, 0, self.pd, self.pd))
+        out = y[:, 0:d, :, :, 0].float()  # the taps are summed in fp32, like the conv would
+        for t in range(1, self.kd):
+            out = out + y[:, t:t + d, :, :, t].float()
+        return (out + self.bias.float()).to(y.dtype).permute(0, 4, 1, 2, 3)
+
+
+def _depth_tap_hourglass(dm: nn.Module) -> None:
+    """Every 3-D conv of the dense-motion net with a depth extent > 1 -> DepthTapConv3d."""
+    hg = dm.hourglass
+    for blk in (*hg.encoder.down_blocks, *hg.decoder.up_blocks):
+        blk.conv = DepthTapConv3d(blk.conv)
+    hg.decoder.conv = DepthTapConv3d(hg.decoder.conv)
+    dm.mask = DepthTapConv3d(dm.mask)
+
+
 class FastWarping(nn.Module):
     """WarpingNetwork with BatchNorm folded and the coordinate grid held as a buffer.
 
@@ -239,11 +278,13 @@ class FastWarping(nn.Module):
     its output 142, the mask's 22) are zero-padded to 112 / 144 / 24, the widths fp16
     tensor-core kernels want. ``unfold3d``: the two full-resolution 3-D convolutions (the
     hourglass's last and the 7x7x7 mask) run as :class:`DepthUnfoldConv3d`. ``width_taps``:
-    the mask conv runs as :class:`WidthTapConv3d`.
+    the mask conv runs as :class:`WidthTapConv3d`. ``depth_taps``: the hourglass and mask
+    convs run as :class:`DepthTapConv3d` on NDHWC tensors (overrides the other two).
     """
 
     def __init__(self, warp: WarpingNetwork, feature_hw: int, channels_last_3d: bool = False,
-                 pad8: bool = False, unfold3d: bool = False, width_taps: bool = False) -> None:
+                 pad8: bool = False, unfold3d: bool = False, width_taps: bool = False,
+                 depth_taps: bool = False) -> None:
         super().__init__()
         self.net = fold_warping_batchnorm(warp)
         dm = self.net.dense_motion_network
@@ -264,13 +305,15 @@ class FastWarping(nn.Module):
             hg.decoder.conv = pad_conv(hg.decoder.conv, n_in=_up8(n_pred), n_out=_up8(n_pred))
             dm.mask = pad_conv(dm.mask, n_in=_up8(n_pred), n_out=_up8(self.n_mask))
             dm.occlusion = pad_conv(dm.occlusion, n_in=_up8(n_pred) * depth)
-        if unfold3d:
+        if depth_taps:
+            _depth_tap_hourglass(dm)
+        elif unfold3d:
             dm.hourglass.decoder.conv = DepthUnfoldConv3d(dm.hourglass.decoder.conv)
             dm.mask = DepthUnfoldConv3d(dm.mask)
         elif width_taps:
             dm.mask = WidthTapConv3d(dm.mask)
-        self.cl3d = channels_last_3d
-        if channels_last_3d:
+        self.cl3d = channels_last_3d or depth_taps
+        if channels_last_3d and not depth_taps:
             dm.hourglass.to(memory_format=torch.channels_last_3d)
             dm.mask.to(memory_format=torch.channels_last_3d)
 
@@ -309,9 +352,10 @@ class FastWarpDecode(nn.Module):
     def __init__(self, warp: WarpingNetwork, spade: SPADEGenerator, feature_hw: int = 64,
                  channels_last: bool = False, channels_last_3d: bool = False,
                  grouped: bool = False, pad8: bool = False, unfold3d: bool = False,
-                 width_taps: bool = False) -> None:
+                 width_taps: bool = False, depth_taps: bool = False) -> None:
         super().__init__()
-        self.warp = FastWarping(warp, feature_hw, channels_last_3d, pad8, unfold3d, width_taps)
+        self.warp = FastWarping(warp, feature_hw, channels_last_3d, pad8, unfold3d, width_taps,
+                                depth_taps)
         self.spade = FastSPADE(spade, grouped)
         self.channels_last = channels_last
         if channels_last:

@@ -37,6 +37,9 @@ class RuntimeOptions:
     pad8: zero-pad dense-motion channel counts to multiples of 8 (tensor-core widths; -3%).
     unfold3d: the two full-resolution 3-D convs as 2-D convs over depth-unfolded input.
     width_taps: the 22-channel 7x7x7 mask conv as a 154-channel 7x7x1 conv + shift-add.
+    depth_taps: every dense-motion 3-D conv as one 2-D conv over the depth slices (kd x the
+        outputs) + a shift-add over depth, on NDHWC tensors (overrides width_taps).
+    compile_options: Inductor options passed to ``torch.compile`` (e.g. ``freezing``).
     compile: ``torch.compile`` the module (fuses norm + modulation + activation).
     cuda_graphs: capture one CUDA graph per batch size and replay it.
     cache_dir: Inductor cache folder (kept between runs); None: Inductor's default.
@@ -51,7 +54,9 @@ class RuntimeOptions:
     pad8: bool = True
     unfold3d: bool = False
     width_taps: bool = True
+    depth_taps: bool = False
     compile: bool = False
+    compile_options: dict[str, object] | None = None
     cuda_graphs: bool = True
     cache_dir: Path | None = None
     background_compile: bool = False
@@ -85,7 +90,7 @@ class WarpDecodeRuntime:
         module = FastWarpDecode(
             warping, spade, feature_hw, channels_last=opts.channels_last,
             channels_last_3d=opts.channels_last_3d, grouped=opts.grouped, pad8=opts.pad8,
-            unfold3d=opts.unfold3d, width_taps=opts.width_taps,
+            unfold3d=opts.unfold3d, width_taps=opts.width_taps, depth_taps=opts.depth_taps,
         ).to(self.device, self.dtype).eval().requires_grad_(False)
         self.module = module
         self.fn = module
@@ -96,10 +101,13 @@ class WarpDecodeRuntime:
         if opts.compile:
             set_compile_cache(opts.cache_dir)
             if not opts.background_compile:  # importing Inductor alone takes seconds:
-                self.compiled = torch.compile(module, dynamic=False)  # in the thread if so
+                self.compiled = self._compile()  # in the thread if so
                 self.fn = self.compiled
         self.use_graphs = cuda and opts.cuda_graphs
         self._graphs: dict[int, GraphRunner] = {}
+
+    def _compile(self) -> torch.nn.Module:
+        return torch.compile(self.module, dynamic=False, options=self.opts.compile_options)
 
     @torch.no_grad()
     def __call__(self, feature: Tensor, kp_driving: Tensor, kp_source: Tensor) -> Tensor:
@@ -133,7 +141,7 @@ class WarpDecodeRuntime:
         t0 = time.perf_counter()
         stream = torch.cuda.Stream(self.device) if self.device.type == "cuda" else None
         try:
-            compiled = torch.compile(self.module, dynamic=False)
+            compiled = self._compile()
             with torch.no_grad(), (torch.cuda.stream(stream) if stream else _nullctx()):
                 compiled(*example)
                 if stream is not None:

@@ -1,0 +1,318 @@
+"""LivePortrait W+G on a GPU: the levers not tried in the first round (issue #6 follow-up).
+
+Each lever runs in its own process (Inductor's config is process-wide; one shared on-disk
+cache, so a second run of the same variant measures the warm-cache compile):
+
+- ``conv3d``   the dense-motion 3-D convs alone (cuDNN, fp16): NCDHW vs NDHWC, and the
+               "depth-tap" form (one channels_last 2-D conv with kd x O outputs over the
+               (B*D) slices + a shift-add over depth), plus the 2304 -> 1 occlusion conv
+- ``dtype``    fast path eager + CUDA graph at batch 1: fp16 vs bf16 time and error vs fp32
+- ``compile``  torch.compile variants (Inductor options / modes), each at the sizes asked:
+               compile seconds, ms per call (CUDA graph of the compiled module), error vs fp32;
+               optionally several batch-1 graphs replayed on several CUDA streams at once
+
+    python bench/lp_levers.py                       # the whole plan, on a CUDA machine
+    python bench/lp_levers.py --plan conv3d dtype   # some of it
+    python bench/lp_levers.py --smoke               # tiny, on the CPU: checks it runs
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+_spec = importlib.util.spec_from_file_location("lp_speed", ROOT / "bench" / "liveportrait_speed.py")
+S = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(S)
+
+from avatar_vcam.engine.renderers.liveportrait.fast import (  # noqa: E402
+    DepthTapConv3d,
+    FastWarpDecode,
+    GraphRunner,
+)
+
+# name -> (torch.compile keyword arguments, FastWarpDecode keyword arguments)
+VARIANTS: dict[str, tuple[dict, dict]] = {
+    "base": ({}, {}),
+    "freeze": ({"options": {"freezing": True}}, {}),
+    "freeze_cdt": ({"options": {"freezing": True, "coordinate_descent_tuning": True}}, {}),
+    "autotune": ({"mode": "max-autotune-no-cudagraphs"}, {}),
+    "autotune_freeze": ({"options": {"max_autotune": True, "coordinate_descent_tuning": True,
+                                     "freezing": True}}, {}),
+    "cl3d": ({}, {"channels_last_3d": True}),
+    "dtaps": ({}, {"depth_taps": True}),
+    "dtaps_freeze": ({"options": {"freezing": True}}, {"depth_taps": True}),
+    "cl": ({}, {"channels_last": True}),
+}
+
+# (label, worker arguments, timeout s): run in order while the time budget lasts
+PLAN = [
+    ("conv3d", ["conv3d"], 90),
+    ("dtype", ["dtype"], 90),
+    ("base b1", ["compile", "base", "1"], 150),
+    ("dtaps b1", ["compile", "dtaps", "1"], 150),
+    ("freeze b1", ["compile", "freeze", "1"], 150),
+    ("autotune b1 (cold)", ["compile", "autotune", "1"], 240),
+    ("base b64 b128 + streams", ["compile", "base", "1,64,128", "streams"], 200),
+    ("dtaps_freeze b1 b64", ["compile", "dtaps_freeze", "1,64"], 150),
+    ("autotune b1 (warm)", ["compile", "autotune", "1"], 90),
+    ("freeze_cdt b1", ["compile", "freeze_cdt", "1"], 150),
+    ("cl3d b1", ["compile", "cl3d", "1"], 150),
+]
+
+
+def _sync(dev: torch.device) -> None:
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+
+
+# ------------------------------------------------------------------------------ workers
+@torch.no_grad()
+def worker_conv3d(dev: torch.device, smoke: bool) -> dict:
+    """Each 3-D conv shape of the dense-motion net: cuDNN NCDHW / NDHWC / depth-tap."""
+    dt = torch.float16 if dev.type == "cuda" else torch.float32
+    d, iters = (4, 2) if smoke else (16, 30)
+    scale = 8 if smoke else 1
+    shapes = [("down0 112>64 @64", 112, 64, 64, (3, 3, 3)),
+              ("up4 128>32 @64", 128, 32, 64, (3, 3, 3)),
+              ("dec 144>144 @64", 144, 144, 64, (3, 3, 3)),
+              ("maskWT 144>168 7x7x1 @64", 144, 168, 64, (7, 7, 1)),
+              ("up3 256>64 @32", 256, 64, 32, (3, 3, 3)),
+              ("down1 64>128 @32", 64, 128, 32, (3, 3, 3))]
+    out = {}
+    print(f"\n[conv3d] fp16, batch 1, depth {d}: ms per conv (median of {iters}); "
+          "TFLOP/s of the best")
+    print(f"  {'conv':<26}{'NCDHW':>8}{'NDHWC':>8}{'taps2d':>8}{'tap+add':>8}{'err':>9}"
+          f"{'TF/s':>7}")
+    for name, ci, co, hw, k in shapes:
+        hw //= scale
+        conv = torch.nn.Conv3d(ci, co, k, padding=tuple(x // 2 for x in k)).to(dev, dt)
+        xs = [(torch.randn(1, ci, d, hw, hw, device=dev, dtype=dt),) for _ in range(2)]
+        xs_cl = [(x[0].contiguous(memory_format=torch.channels_last_3d),) for x in xs]
+        conv_cl = torch.nn.Conv3d(ci, co, k, padding=tuple(x // 2 for x in k)).to(dev, dt)
+        conv_cl.load_state_dict(conv.state_dict())
+        conv_cl.to(memory_format=torch.channels_last_3d)
+        tap = DepthTapConv3d(conv).to(dev)
+        tap.conv.to(memory_format=torch.channels_last)
+        xs_2d = [(x[0].permute(0, 2, 1, 3, 4).reshape(d, ci, hw, hw),) for x in xs_cl]
+        ms = [S.time_ms(conv, xs, 3, iters), S.time_ms(conv_cl, xs_cl, 3, iters),
+              S.time_ms(tap.conv, xs_2d, 3, iters), S.time_ms(tap, xs_cl, 3, iters)]
+        ref = conv.float()(xs[0][0].float())
+        conv.to(dt)
+        err = S.rel(tap(xs_cl[0][0]).float(), ref)
+        flop = 2 * ci * co * k[0] * k[1] * k[2] * d * hw * hw
+        best = min(ms)
+        out[name] = {"ms": ms, "err_tap": err, "tflops_best": flop / best / 1e9}
+        print(f"  {name:<26}" + "".join(f"{m:>8.3f}" for m in ms) + f"{err:>9.1e}"
+              f"{flop / best / 1e9:>7.0f}", flush=True)
+    # the occlusion conv: 16 * 144 channels -> 1, 7x7 at 64x64
+    hw = 64 // scale
+    occ = torch.nn.Conv2d(144 * d, 1, 7, padding=3).to(dev, dt)
+    xs = [(torch.randn(1, 144 * d, hw, hw, device=dev, dtype=dt),) for _ in range(2)]
+    occ_cl = torch.nn.Conv2d(144 * d, 1, 7, padding=3).to(dev, dt)
+    occ_cl.load_state_dict(occ.state_dict())
+    occ_cl.to(memory_format=torch.channels_last)
+    xs_cl = [(x[0].contiguous(memory_format=torch.channels_last),) for x in xs]
+    o_ms = [S.time_ms(occ, xs, 3, iters), S.time_ms(occ_cl, xs_cl, 3, iters)]
+    out["occlusion 2304>1 7x7 @64"] = {"ms": o_ms}
+    print(f"  {'occlusion 2304>1 7x7 @64':<26}" + "".join(f"{m:>8.3f}" for m in o_ms))
+    return out
+
+
+@torch.no_grad()
+def worker_dtype(dev: torch.device, smoke: bool) -> dict:
+    """fp16 vs bf16: eager fast path + CUDA graph at batch 1; error vs fp32 (TF32 off)."""
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
+    nets = S.synth_networks()
+    hw = 32 if smoke else 64
+    ref_mod = FastWarpDecode(nets.warping, nets.spade, hw, pad8=True, width_taps=True
+                             ).to(dev, torch.float32).eval()
+    sets32 = S.input_sets(1, hw, dev, torch.float32, n=2)
+    ref = ref_mod(*sets32[0])
+    out = {}
+    print("\n[dtype] fast W+G eager + graph, batch 1")
+    cfgs = ([(torch.float16, {}), (torch.bfloat16, {}), (torch.float16, {"depth_taps": True})]
+            if dev.type == "cuda" else [(torch.float32, {"depth_taps": True})])
+    for dt, kw in cfgs:
+        mod = FastWarpDecode(nets.warping, nets.spade, hw, pad8=True, width_taps=True, **kw
+                             ).to(dev, dt).eval()
+        sets = [tuple(x.to(dt) for x in s) for s in sets32]
+        err = S.rel(mod(*sets[0]).float(), ref)
+        fn = GraphRunner(mod, sets[0]) if dev.type == "cuda" else mod
+        ms = S.time_ms(fn, sets, 2 if smoke else 10, 2 if smoke else 40)
+        name = str(dt).removeprefix("torch.") + (" depth_taps" if kw else "")
+        out[name] = {"ms_b1": ms, "err_vs_fp32": err}
+        print(f"  {name:<20} {ms:7.2f} ms   rel err vs fp32 {err:.2e}", flush=True)
+    return out
+
+
+def _stream_fps(runners: list[GraphRunner], iters: int) -> float:
+    """Frames/s with one batch-1 graph per CUDA stream, all replayed at once."""
+    cur = torch.cuda.current_stream()
+    streams = [torch.cuda.Stream() for _ in runners]
+    times = []
+    for i in range(iters + 3):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        for s, r in zip(streams, runners, strict=True):
+            s.wait_stream(cur)
+            with torch.cuda.stream(s):
+                r.graph.replay()
+        for s in streams:
+            cur.wait_stream(s)
+        end.record()
+        end.synchronize()
+        if i >= 3:
+            times.append(start.elapsed_time(end))
+    times.sort()
+    return 1000 * len(runners) / times[len(times) // 2]
+
+
+@torch.no_grad()
+def worker_compile(dev: torch.device, smoke: bool, variant: str, batches: list[int],
+                   streams: bool) -> dict:
+    """Compile one variant; per batch size: compile seconds, ms per call, error (b1)."""
+    t0 = time.perf_counter()
+    import torch._inductor.config  # noqa: F401  (import time kept out of the compile time)
+
+    t_import = time.perf_counter() - t0
+    torch.backends.cudnn.benchmark = True
+    compile_kw, module_kw = VARIANTS[variant]
+    if smoke:
+        compile_kw = {"backend": "eager"}
+    nets = S.synth_networks()
+    hw = 32 if smoke else 64
+    dt = torch.float16 if dev.type == "cuda" else torch.float32
+    mod = FastWarpDecode(nets.warping, nets.spade, hw, pad8=True, width_taps=True,
+                         **module_kw).to(dev, dt).eval().requires_grad_(False)
+    compiled = torch.compile(mod, dynamic=False, **compile_kw)
+    res: dict = {"variant": variant, "inductor_import_s": t_import}
+    iters = 2 if smoke else 40
+    for b in batches:
+        sets = S.input_sets(b, hw, dev, dt, n=2)
+        t = time.perf_counter()
+        y = compiled(*sets[0])
+        _sync(dev)
+        c_s = time.perf_counter() - t
+        fn = GraphRunner(compiled, sets[0]) if dev.type == "cuda" else compiled
+        ms = S.time_ms(fn, sets, 2 if smoke else 8, iters)
+        row = {"compile_s": c_s, "ms_call": ms, "ms_frame": ms / b, "fps": 1000 * b / ms}
+        if b == 1:
+            torch.backends.cudnn.allow_tf32 = False
+            torch.backends.cuda.matmul.allow_tf32 = False
+            ref_mod = FastWarpDecode(nets.warping, nets.spade, hw, pad8=True, width_taps=True
+                                     ).to(dev, torch.float32).eval()
+            row["err_vs_fp32"] = S.rel(y.float(), ref_mod(*(x.float() for x in sets[0])))
+            del ref_mod
+        res[f"b{b}"] = row
+        print(f"  {variant} b{b}: compile {c_s:6.1f} s  {ms:8.2f} ms/call  {ms / b:6.2f} "
+              f"ms/frame  {1000 * b / ms:6.0f} fps" +
+              (f"  err {row['err_vs_fp32']:.2e}" if "err_vs_fp32" in row else ""), flush=True)
+        del fn, y
+        if dev.type == "cuda":
+            torch.cuda.empty_cache()
+    if streams and dev.type == "cuda":
+        for n in (4, 8):
+            runners = [GraphRunner(compiled, S.make_inputs(1, hw, dev, dt, seed=10 + i))
+                       for i in range(n)]
+            fps = _stream_fps(runners, iters)
+            res[f"streams{n}_b1_fps"] = fps
+            print(f"  {variant} {n} streams x b1: {fps:6.0f} frames/s", flush=True)
+            del runners
+    return res
+
+
+# ------------------------------------------------------------------------------ driver
+def run_worker(argv: list[str]) -> None:
+    smoke = "--smoke" in argv
+    argv = [a for a in argv if a != "--smoke"]
+    dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    kind = argv[0]
+    if kind == "conv3d":
+        torch.backends.cudnn.benchmark = True
+        res = worker_conv3d(dev, smoke)
+    elif kind == "dtype":
+        res = worker_dtype(dev, smoke)
+    else:
+        res = worker_compile(dev, smoke, argv[1], [int(b) for b in argv[2].split(",")],
+                             "streams" in argv[3:])
+    print("RESULT " + json.dumps(res))
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--worker":
+        run_worker(sys.argv[2:])
+        return
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--budget", type=float, default=540, help="seconds for the whole plan")
+    ap.add_argument("--plan", nargs="+", help="labels (prefixes) of PLAN steps to run")
+    ap.add_argument("--cache", type=Path, help="Inductor cache folder (default: a temp one)")
+    ap.add_argument("--json", type=Path, help="write all results here")
+    ap.add_argument("--smoke", action="store_true")
+    args = ap.parse_args()
+    cache = args.cache or Path(tempfile.mkdtemp(prefix="lp_levers_"))
+    env = {**os.environ, "PYTHONUNBUFFERED": "1",
+           "TORCHINDUCTOR_CACHE_DIR": str(cache / "inductor"),
+           "TRITON_CACHE_DIR": str(cache / "triton")}
+    plan = [p for p in PLAN if not args.plan or any(p[0].startswith(x) for x in args.plan)]
+    if args.smoke:
+        plan = [p for p in plan if "warm" not in p[0]][:4]
+    t_start = time.perf_counter()
+    results: dict = {}
+    for label, wargs, timeout in plan:
+        left = args.budget - (time.perf_counter() - t_start)
+        if left < 30:
+            print(f"\n[skip] {label}: budget spent")
+            results[label] = {"skipped": "budget"}
+            continue
+        print(f"\n== {label}", flush=True)
+        cmd = [sys.executable, __file__, "--worker", *wargs] + (["--smoke"] if args.smoke else [])
+        t = time.perf_counter()
+        try:
+            proc = subprocess.run(cmd, env=env, capture_output=True, text=True,
+                                  timeout=min(timeout, left))
+        except subprocess.TimeoutExpired as exc:
+            out = exc.stdout.decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
+            print(out + f"\n  {label}: TIMED OUT after {time.perf_counter() - t:.0f} s")
+            results[label] = {"timeout_s": time.perf_counter() - t}
+            continue
+        lines = proc.stdout.splitlines()
+        print("\n".join(ln for ln in lines if not ln.startswith("RESULT ")), flush=True)
+        rec = [json.loads(ln[7:]) for ln in lines if ln.startswith("RESULT ")]
+        if proc.returncode or not rec:
+            print(f"  {label}: FAILED rc={proc.returncode}\n{proc.stderr[-1500:]}")
+            results[label] = {"failed": proc.stderr[-1500:]}
+        else:
+            results[label] = rec[0] | {"wall_s": time.perf_counter() - t}
+        if args.json:
+            args.json.write_text(json.dumps(results, indent=1))
+    print("\n== summary (compile variants)")
+    for label, r in results.items():
+        rows = [k for k in r if k.startswith("b") and isinstance(r[k], dict)]
+        for k in rows:
+            c = r[k]
+            print(f"  {label:<26}{k:>5} compile {c['compile_s']:6.1f} s  {c['ms_frame']:6.2f} "
+                  f"ms/frame {c['fps']:6.0f} fps" +
+                  (f"  err {c['err_vs_fp32']:.1e}" if "err_vs_fp32" in c else ""))
+        for k in (k for k in r if k.startswith("streams")):
+            print(f"  {label:<26} {k}: {r[k]:.0f} fps")
+        if "timeout_s" in r or "failed" in r or "skipped" in r:
+            print(f"  {label:<26} " + ", ".join(k for k in ("timeout_s", "failed", "skipped")
+                                                if k in r))
+    print(f"total {time.perf_counter() - t_start:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
