@@ -5,15 +5,13 @@
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import click
 from rich.console import Console
 
 from ..engine.errors import EngineError
+from .cli_errors import user_errors
 
 console = Console(stderr=True)
 EXAMPLES = """
@@ -22,21 +20,6 @@ Examples:
   avatar-vcam liveportrait replay driving.npz --avatar leo --out replay.mp4
   avatar-vcam liveportrait replay kp.npz --stitch --fps 30
 """
-
-
-def _user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """EngineError (weights, motion file, avatar) -> one line, exit status 1."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except EngineError as e:
-            if (click.get_current_context().find_root().params or {}).get("verbose"):
-                raise
-            raise click.ClickException(str(e)) from None
-
-    return wrapper
 
 
 @click.group("liveportrait", epilog=EXAMPLES)
@@ -57,7 +40,7 @@ def liveportrait_group() -> None:
 @click.option("--batch", default=8, show_default=True, type=click.IntRange(1, 256))
 @click.option("--input-size", default=256, show_default=True, hidden=True,
               type=click.IntRange(128, 512))
-@_user_errors
+@user_errors
 def replay_cmd(motion: Path, avatar: str, out: Path, fps: int, size: int,
                stitch: bool | None, device: str, batch: int, input_size: int) -> None:
     """Replay a native motion file (.npz: LivePortrait codes or 3-D keypoints per frame)."""

@@ -5,17 +5,14 @@
 
 from __future__ import annotations
 
-import functools
 import json
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import click
 from rich.console import Console
 from rich.table import Table
 
-from ..engine.errors import EngineError
+from .cli_errors import user_errors
 
 MODELS = ("liveportrait",)
 EXAMPLES = """
@@ -28,21 +25,6 @@ Examples:
 console = Console(stderr=True)
 
 
-def _user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """EngineError (WeightsError) -> one line, exit status 1; traceback with --verbose."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except EngineError as e:
-            if (click.get_current_context().find_root().params or {}).get("verbose"):
-                raise
-            raise click.ClickException(str(e)) from None
-
-    return wrapper
-
-
 @click.group("models", epilog=EXAMPLES)
 def models_group() -> None:
     """Download and inspect model weights (LivePortrait)."""
@@ -53,7 +35,7 @@ def models_group() -> None:
 @click.option("--from", "src", type=click.Path(path_type=Path),
               help="Import files downloaded by hand from this folder instead of downloading.")
 @click.option("--revision", default="main", show_default=True, help="Hub revision to fetch.")
-@_user_errors
+@user_errors
 def fetch_cmd(name: str, src: Path | None, revision: str) -> None:
     """Download NAME's official weights (or import them with --from), verify, record.
 
@@ -75,7 +57,7 @@ def fetch_cmd(name: str, src: Path | None, revision: str) -> None:
 @models_group.command("list")
 @click.option("--verify", is_flag=True, help="Recompute sha256 against the recorded ones.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@_user_errors
+@user_errors
 def list_cmd(verify: bool, as_json: bool) -> None:
     """Show which model files are installed, and whether they are intact."""
     from ..engine.renderers.liveportrait import weights
