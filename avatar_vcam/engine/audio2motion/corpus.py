@@ -4,9 +4,11 @@ Training clips are random word sequences spoken by the *training* voices; the he
 (:func:`heldout_clips`) uses other voices and fixed sentences that never occur in training.
 Augmentation (training only): level, resampling to 8-48 kHz, noise of several colours at
 0-40 dB SNR, reverb, clipping, DC offset, and negative clips (noise, hum, synthetic music)
-whose target is a closed, silent mouth. A second synthesiser, source-filter vowel syllables
-(:func:`formant_clip`: glottal pulses through formant resonators), keeps the model from
-learning espeak-ng's voice alone.
+whose target is a closed, silent mouth; optionally speaker and channel augmentation
+(:mod:`.speaker_aug`: vocal-tract-length warp, random EQ and tilt, breath noise, pitch
+flutter, telephone band and mu-law) so that real voices look familiar. A second
+synthesiser, source-filter vowel syllables (:func:`formant_clip`: glottal pulses through
+formant resonators), keeps the model from learning espeak-ng's voice alone.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import numpy as np
 
 from .espeak import Espeak, Phone
 from .phones import target_curves
+from .speaker_aug import breath, flutter, random_eq, telephone, vtl_warp
 
 TRAIN_VOICES = ("en-us", "en", "en-gb-x-rp", "en-us-nyc", "en-gb-x-gbclan")
 TRAIN_VARIANTS = ("", "+m1", "+m2", "+m3", "+m5", "+f1", "+f2", "+f5", "+klatt")
@@ -221,12 +224,37 @@ def reverb(x: np.ndarray, sr: int, rng: np.random.Generator) -> np.ndarray:
     return (y * np.abs(x).max() / (np.abs(y).max() + 1e-9)).astype(np.float32)
 
 
-def augment(clip: Clip, rng: np.random.Generator) -> Clip:
-    """One random distortion of a training clip (targets unchanged: same phone times)."""
+def speaker_channel(clip: Clip, rng: np.random.Generator) -> Clip:
+    """Another speaker and microphone (:mod:`.speaker_aug`); phone times follow the warp."""
+    x, sr, phones = clip.pcm.astype(np.float32), clip.sr, clip.phones
+    if rng.random() < 0.8:
+        sr, phones = vtl_warp(x, sr, phones, rng)
+    if rng.random() < 0.3:
+        x = flutter(x, rng)
+    if rng.random() < 0.5:
+        x = breath(x, sr, rng)
+    if rng.random() < 0.7:
+        x = random_eq(x, sr, rng)
+    return Clip(x, sr, phones, clip.voice, clip.text)
+
+
+def augment(clip: Clip, rng: np.random.Generator, speaker: float = 0.0) -> Clip:
+    """One random distortion of a training clip; with probability ``speaker`` also another
+    speaker/microphone (:func:`speaker_channel`, then 1 in 6 over a telephone line).
+    Targets follow from the returned clip's phones (the speaker warp rescales time)."""
+    if speaker and rng.random() < speaker:
+        clip = speaker_channel(clip, rng)
+        phone_line = rng.random() < 1 / 6
+    else:
+        phone_line = False
     x, sr = clip.pcm.astype(np.float32), clip.sr
     if rng.random() < 0.3:
         x = reverb(x, sr, rng)
-    new_sr = int(rng.choice(RATES))
+    if phone_line:
+        x, sr = telephone(x, sr, rng)
+        new_sr = int(rng.choice([8000, 16000]))
+    else:
+        new_sr = int(rng.choice(RATES))
     x = resample(x, sr, new_sr)
     sr = new_sr
     peak_db = rng.uniform(-50, 0) if rng.random() < 0.9 else rng.uniform(0, 20)

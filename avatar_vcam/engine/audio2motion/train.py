@@ -46,6 +46,7 @@ class TrainConfig:
     negatives: float = 0.15  # fraction of extra clips without speech
     formant: float = 0.15  # fraction of extra clips of source-filter vowel syllables
     clean: float = 0.25  # fraction of speech clips left unaugmented
+    speaker: float = 0.0  # of the augmented clips, share with speaker/channel augmentation
     steps: int = 4000
     batch: int = 16
     frames: int = 256  # crop length (2.56 s)
@@ -87,17 +88,17 @@ def build_dataset(cfg: TrainConfig, extra: list[Clip] | None = None,
     xs, ys = [], []
     t0 = time.time()
     clips = list(training_clips(cfg.clips, seed=cfg.seed)) + list(extra or [])
+
+    def add(c: Clip) -> None:
+        a = c if rng.random() < cfg.clean else augment(c, rng, cfg.speaker)
+        y = c.targets() if a.phones is c.phones else a.targets()  # a speaker warp retimes
+        xs.append(features(a.pcm, a.sr, len(y)))
+        ys.append(y)
+
     for c in clips:
-        y = c.targets()
-        a = c if rng.random() < cfg.clean else augment(c, rng)
-        xs.append(features(a.pcm, a.sr, len(y)))
-        ys.append(y)
+        add(c)
     for _ in range(round(cfg.formant * len(clips))):
-        c = formant_clip(rng)
-        y = c.targets()
-        a = c if rng.random() < cfg.clean else augment(c, rng)
-        xs.append(features(a.pcm, a.sr, len(y)))
-        ys.append(y)
+        add(formant_clip(rng))
     for _ in range(round(cfg.negatives * len(clips))):
         c = negative_clip(rng)
         y = c.targets()
@@ -176,12 +177,16 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--clips", type=int, default=d.clips, help="synthesised speech clips")
     ap.add_argument("--steps", type=int, default=d.steps, help="optimiser steps")
     ap.add_argument("--seed", type=int, default=d.seed)
+    ap.add_argument("--speaker-aug", type=float, default=d.speaker,
+                    help="share of augmented clips that also get another speaker/microphone "
+                    "(vocal-tract warp, EQ, breath, telephone)")
     ap.add_argument("--threads", type=int, default=d.threads, help="torch CPU threads")
     ap.add_argument("--out", type=Path, default=WEIGHTS, help="weights file (.npz)")
     ap.add_argument("--onnx", type=Path, help="also export the network to this .onnx file")
     ap.add_argument("--extra", type=Path, help="folder of your own NAME.wav + NAME.phones")
     a = ap.parse_args(argv)
-    cfg = TrainConfig(clips=a.clips, steps=a.steps, seed=a.seed, threads=a.threads)
+    cfg = TrainConfig(clips=a.clips, steps=a.steps, seed=a.seed, threads=a.threads,
+                      speaker=a.speaker_aug)
     try:
         train(cfg, a.out, a.onnx, a.extra)
     except EngineError as e:
