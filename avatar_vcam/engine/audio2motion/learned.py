@@ -94,6 +94,8 @@ class LearnedAudio2Motion:
                               "retrain them with `avatar-vcam train-a2m`") from None
         want = int(math.floor(lookahead_ms / 1000 * FPS + 1e-6))
         head = max(i for i, a in enumerate(dims.lookaheads) if a <= want or i == 0)
+        # How wide the mouth opens per unit of target openness (weights meta; 1 = targets).
+        self.jaw_gain = float(self.meta.get("jaw_gain", 1.0))
         self._ahead = dims.lookaheads[head]
         self.lookahead = self._ahead / FPS
         self._net = _NumpyTcn(dims, w, head)
@@ -247,6 +249,7 @@ class LearnedAudio2Motion:
         if not len(ks):
             return
         rows = np.clip((out - self.dead_zone) / (1.0 - self.dead_zone), 0.0, 1.0)
+        rows[:, _JAW] = np.minimum(rows[:, _JAW] * self.jaw_gain, 1.0)
         # Speaking: the network says speech *and* moves the jaw, for 3 frames in a row (a
         # 10-20 ms blip in noise must not flip the flag, e.g. an OBS "talking" scene).
         cond = np.concatenate([self._cond, (out[:, _SPEAK] >= 0.5) & (out[:, _JAW] >= 0.1)])
