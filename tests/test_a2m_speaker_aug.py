@@ -91,3 +91,23 @@ def test_flutter_keeps_length_and_timing():
     on_x = np.flatnonzero(np.abs(x) > 0.01)[[0, -1]]
     on_y = np.flatnonzero(np.abs(y) > 0.01)[[0, -1]]
     assert np.abs(on_x - on_y).max() < 0.01 * SR
+
+
+def test_jaw_gain_from_the_weights_meta_scales_the_opening(tmp_path):
+    import shutil
+
+    from avatar_vcam.engine.audio2motion.calibrate import write_gain
+    from avatar_vcam.engine.audio2motion.evaluation import stream_clip
+    from avatar_vcam.engine.audio2motion.learned import WEIGHTS, LearnedAudio2Motion
+
+    w = tmp_path / "w.npz"
+    shutil.copy(WEIGHTS, w)
+    write_gain(w, 1.5)
+    x, _ = _tone_burst()
+    plain = LearnedAudio2Motion(40, WEIGHTS)
+    gained = LearnedAudio2Motion(40, w)
+    assert plain.jaw_gain == 1.0 and gained.jaw_gain == 1.5
+    a = stream_clip(plain, x, SR, 200)[:, 0]
+    b = stream_clip(gained, x, SR, 200)[:, 0]
+    assert a.max() > 0.1  # the tone opens the mouth
+    np.testing.assert_allclose(b, np.minimum(a * 1.5, 1.0), atol=1e-5)
