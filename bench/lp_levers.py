@@ -62,6 +62,8 @@ PLAN = [
     ("dtype", ["dtype"], 90),
     ("base b1", ["compile", "base", "1"], 150),
     ("dtaps b1", ["compile", "dtaps", "1"], 150),
+    ("base b1 b32 (same run)", ["compile", "base", "1,32"], 150),
+    ("dtaps b1 b32 b128 + streams", ["compile", "dtaps", "1,32,128", "streams"], 200),
     ("freeze b1", ["compile", "freeze", "1"], 150),
     ("autotune b1 (cold)", ["compile", "autotune", "1"], 240),
     ("base b64 b128 + streams", ["compile", "base", "1,64,128", "streams"], 200),
@@ -300,7 +302,7 @@ def main() -> None:
             args.json.write_text(json.dumps(results, indent=1))
     print("\n== summary (compile variants)")
     for label, r in results.items():
-        rows = [k for k in r if k.startswith("b") and isinstance(r[k], dict)]
+        rows = [k for k in r if isinstance(r[k], dict) and "compile_s" in r[k]]
         for k in rows:
             c = r[k]
             print(f"  {label:<26}{k:>5} compile {c['compile_s']:6.1f} s  {c['ms_frame']:6.2f} "
