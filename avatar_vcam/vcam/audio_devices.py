@@ -37,6 +37,44 @@ def sounddevice() -> Any:
     return sd
 
 
+_alsa_messages = [0]
+_alsa_handler: list[Any] = []  # keeps the C callback alive
+
+
+def alsa_messages() -> int:
+    """How many messages libasound wanted to print (underruns/overruns, mostly)."""
+    return _alsa_messages[0]
+
+
+def quiet_alsa() -> None:
+    """Count libasound's messages instead of letting them print over the status line.
+
+    ALSA writes "underrun occurred" and the like straight to stderr from C; its error
+    handler is the documented way to take them. Does nothing where there is no libasound.
+    """
+    if _alsa_handler or not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("asound")
+    if name is None:
+        return
+    try:
+        lib = ctypes.CDLL(name)
+    except OSError:
+        return
+    handler_type = ctypes.CFUNCTYPE(None, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p,
+                                    ctypes.c_int, ctypes.c_char_p)
+
+    def count(*_: Any) -> None:
+        _alsa_messages[0] += 1
+
+    handler = handler_type(count)
+    lib.snd_lib_error_set_handler(handler)
+    _alsa_handler.append(handler)
+
+
 def open_stream(endpoint: Endpoint, kind: str, rate: int, block: int, callback: Any,
                 fix: str) -> Any:
     """Open and start a mono float32 low-latency stream on ``endpoint``.
@@ -44,6 +82,7 @@ def open_stream(endpoint: Endpoint, kind: str, rate: int, block: int, callback: 
     ``kind`` is "input" or "output"; DeviceError names the endpoint and ``fix``.
     """
     sd = sounddevice()
+    quiet_alsa()
     cls = sd.InputStream if kind == "input" else sd.OutputStream
     try:
         with PulseEnv(**endpoint.env):

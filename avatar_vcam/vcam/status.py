@@ -42,6 +42,10 @@ def status_fields(stats: Any, runtime: dict[str, Any], engine: Any = None) -> di
         out["voice_drift_samples"] = voice.stats.drift_samples
         out["voice_resyncs"] = voice.stats.resyncs
     out["sinks"] = runtime.get("sinks")
+    if source is not None and getattr(source, "live", False) or voice is not None:
+        from .audio_devices import alsa_messages
+
+        out["audio_xruns"] = alsa_messages()
     if engine is not None:
         out["expression"] = engine.expression
     return out
@@ -61,6 +65,8 @@ def format_line(f: dict[str, Any]) -> str:
         parts.append(f"A/V {f['av_offset_ms']:+.1f} ms")
     if f.get("e2e_delay_ms") is not None:
         parts.append(f"in->cam {f['e2e_delay_ms']:.0f} ms")
+    if f.get("audio_xruns"):
+        parts.append(f"xruns {f['audio_xruns']}")
     if f.get("render_ms") is not None:
         parts.append(f"render {f['render_ms']:.1f} ms")
     parts.append(f"{f.get('renderer', '?')}")
