@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -129,6 +130,16 @@ def _target_rate(stream: av.audio.stream.AudioStream, sample_rate: int | None,
     return int(rate)
 
 
+def _open_at_rate(p: Path, sample_rate: int | None) -> tuple[Any, Any, int]:
+    """Open ``p`` and choose the output rate; the container is closed if that fails."""
+    container, stream = _open(p)
+    try:
+        return container, stream, _target_rate(stream, sample_rate, p)
+    except AudioError:
+        container.close()
+        raise
+
+
 def decode_audio(path: str | Path, sample_rate: int | None = None) -> tuple[np.ndarray, int]:
     """Decode a whole audio file to mono float32 in [-1, 1].
 
@@ -137,12 +148,7 @@ def decode_audio(path: str | Path, sample_rate: int | None = None) -> tuple[np.n
     corrupt or non-audio file, or one without samples.
     """
     p = Path(path)
-    container, stream = _open(p)
-    try:
-        rate = _target_rate(stream, sample_rate, p)
-    except AudioError:
-        container.close()
-        raise
+    container, stream, rate = _open_at_rate(p, sample_rate)
     parts = list(_pcm_stream(container, stream, rate, p))
     return np.concatenate(parts).astype(np.float32, copy=False), rate
 
@@ -159,12 +165,7 @@ def iter_audio_blocks(
     if not block_seconds > 0:
         raise ValueError(f"block_seconds must be > 0, got {block_seconds}")
     p = Path(path)
-    container, stream = _open(p)
-    try:
-        rate = _target_rate(stream, sample_rate, p)
-    except AudioError:
-        container.close()
-        raise
+    container, stream, rate = _open_at_rate(p, sample_rate)
     n = max(1, round(block_seconds * rate))
 
     def blocks() -> Iterator[AudioChunk]:
