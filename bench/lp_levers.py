@@ -54,6 +54,10 @@ VARIANTS: dict[str, tuple[dict, dict]] = {
     "dtaps": ({}, {"depth_taps": True}),
     "dtaps_freeze": ({"options": {"freezing": True}}, {"depth_taps": True}),
     "cl": ({}, {"channels_last": True}),
+    # round 3 (written 2026-11-23 afternoon, no GPU lent that session: not yet measured)
+    "dtaps_phase": ({}, {"depth_taps": True, "phase_up": True}),
+    "dtaps_occ": ({}, {"depth_taps": True, "occlusion_taps": True}),
+    "dtaps_phase_occ": ({}, {"depth_taps": True, "phase_up": True, "occlusion_taps": True}),
 }
 
 # (label, worker arguments, timeout s): run in order while the time budget lasts
@@ -71,6 +75,12 @@ PLAN = [
     ("autotune b1 (warm)", ["compile", "autotune", "1"], 90),
     ("freeze_cdt b1", ["compile", "freeze_cdt", "1"], 150),
     ("cl3d b1", ["compile", "cl3d", "1"], 150),
+    # round 3: python bench/lp_levers.py --plan r3 --budget 560
+    ("r3 dtaps b1 b32", ["compile", "dtaps", "1,32"], 120),
+    ("r3 dtaps_phase b1 b32", ["compile", "dtaps_phase", "1,32"], 120),
+    ("r3 dtaps_occ b1", ["compile", "dtaps_occ", "1"], 100),
+    ("r3 dtaps_phase_occ b1 b32 b64 + streams", ["compile", "dtaps_phase_occ", "1,32,64",
+                                                 "streams"], 180),
 ]
 
 

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from avatar_vcam.engine.renderers.liveportrait.fast import (
     DepthTapConv3d,
     FastSPADE,
     FastWarpDecode,
     FastWarping,
+    PhaseUpConv2d,
+    SpatialTapConv2d,
     fold_bn,
 )
+from avatar_vcam.engine.renderers.liveportrait.runtime import RuntimeOptions, WarpDecodeRuntime
 
 TOL = 1e-4
 
@@ -100,3 +104,69 @@ def test_depth_tap_conv3d_equals_conv3d() -> None:
     tap = DepthTapConv3d(conv)
     assert rel_l2(tap(x), conv(x)) < 1e-6
     assert rel_l2(tap(x.contiguous(memory_format=torch.channels_last_3d)), conv(x)) < 1e-6
+
+
+@pytest.mark.parametrize("k, scale", [(3, 2), (3, 4), (3, 3), (5, 2), (5, 3), (1, 2)])
+@torch.no_grad()
+def test_phase_up_conv_equals_conv_of_upsampled(k: int, scale: int) -> None:
+    """conv(nearest-upsample(x)) from x itself, odd sizes and odd kernel extents included."""
+    g = torch.Generator().manual_seed(2)
+    conv = torch.nn.Conv2d(5, 7, k, padding=k // 2).double()
+    x = torch.randn(2, 5, 6, 9, generator=g, dtype=torch.float64)
+    want = conv(F.interpolate(x, scale_factor=scale))
+    assert rel_l2(PhaseUpConv2d(conv, scale)(x), want) < 1e-12
+
+
+def test_phase_up_conv_refuses_strided_conv() -> None:
+    with pytest.raises(ValueError, match="stride-1"):
+        PhaseUpConv2d(torch.nn.Conv2d(3, 3, 3, stride=2, padding=1), 2)
+
+
+@torch.no_grad()
+def test_spatial_tap_conv_equals_conv() -> None:
+    """The 1x1-then-shift-add form of a one-output 7x7 conv, borders included."""
+    g = torch.Generator().manual_seed(3)
+    conv = torch.nn.Conv2d(40, 1, 7, padding=3).double()
+    x = torch.randn(2, 40, 10, 12, generator=g, dtype=torch.float64)
+    tap = SpatialTapConv2d(conv)
+    assert tap.conv.out_channels == 56  # 49 taps, padded to a multiple of 8
+    assert rel_l2(tap(x), conv(x)) < 1e-6  # the taps are summed in fp32
+
+
+@torch.no_grad()
+def test_fast_spade_phase_up_matches_reference(nets, fixtures) -> None:
+    fast = FastSPADE(nets.spade, phase_up=True)
+    assert isinstance(fast.stage_1.shared, PhaseUpConv2d)
+    assert rel_l2(fast(fixtures["G_in_feature"]), fixtures["G_out"]) < TOL
+
+
+@torch.no_grad()
+def test_all_levers_together_match_reference(nets, fixtures) -> None:
+    """Every rewrite on at once (the configuration a GPU run would measure), channels_last
+    included: W -> G still equals the plain networks' chain."""
+    args = (fixtures["W_in_feature_3d"], fixtures["W_in_kp_driving"],
+            fixtures["W_in_kp_source"])
+    want = nets.spade(nets.warping(*args)["out"])
+    fast = FastWarpDecode(nets.warping, nets.spade, feature_hw=args[0].shape[-1],
+                          channels_last=True, pad8=True, depth_taps=True,
+                          occlusion_taps=True, phase_up=True)
+    assert isinstance(fast.warp.net.dense_motion_network.occlusion, SpatialTapConv2d)
+    assert rel_l2(fast(*args), want) < TOL
+
+
+@torch.no_grad()
+def test_background_compile_serves_from_an_eager_warp_without_taps(nets, fixtures) -> None:
+    """While the compile runs, frames come from a depth-tap-free warp sharing the decoder;
+    both modules compute the reference function."""
+    args = (fixtures["W_in_feature_3d"], fixtures["W_in_kp_driving"],
+            fixtures["W_in_kp_source"])
+    want = nets.spade(nets.warping(*args)["out"])
+    rt = WarpDecodeRuntime(nets.warping, nets.spade, args[0].shape[-1], "cpu",
+                           RuntimeOptions(compile=True, background_compile=True,
+                                          compile_options=None))
+    assert rt.fn is not rt.module and rt.fn.spade is rt.module.spade
+    dm_eager = rt.fn.warp.net.dense_motion_network
+    assert not isinstance(dm_eager.mask, DepthTapConv3d)
+    assert isinstance(rt.module.warp.net.dense_motion_network.mask, DepthTapConv3d)
+    assert rel_l2(rt.fn(*args), want) < TOL
+    assert rel_l2(rt.module(*args), want) < TOL

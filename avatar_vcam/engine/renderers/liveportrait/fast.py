@@ -68,14 +68,106 @@ def _cat_conv(convs: list[nn.Conv2d], bias_shift: list[float] | None = None) -> 
     return out
 
 
+def _phase_taps(k: int, scale: int) -> list[list[int]]:
+    """For a stride-1 'same' conv of odd size ``k`` over a ``scale``-times nearest-upsampled
+    map, cut into windows of low-resolution rows: ``taps[j][t]`` is the window row that kernel
+    row ``t`` reads for output phase ``j`` (output row ``scale * q + j - crop`` of window
+    ``q``, with ``crop = ceil(p / scale) * scale - p``, p = k // 2): ``(j + t) // scale``."""
+    return [[(j + t) // scale for t in range(k)] for j in range(scale)]
+
+
+class PhaseUpConv2d(nn.Module):
+    """``conv(interpolate(x, scale_factor=s, mode="nearest"))`` computed on ``x`` itself.
+
+    On a nearest-upsampled map a 3x3 kernel only ever spans 2 low-resolution rows and
+    columns, so each of the s x s output phases is a 2x2 conv of ``x`` whose weights are
+    sums of the 3x3 ones. All phases are one conv with s*s*O outputs over the low-resolution
+    windows, then a pixel shuffle and a one-pixel crop: the same sums with 16/36 of the
+    multiplies, and the upsampled segmap (256 channels at 256^2 in the decoder) is never
+    built. The SPADE decoder feeds its up blocks' shared convs exactly such maps.
+    """
+
+    def __init__(self, conv: nn.Conv2d, scale: int) -> None:
+        super().__init__()
+        o, c, k, k2 = conv.weight.shape
+        if k != k2 or k % 2 == 0 or conv.padding != (k // 2, k // 2) or conv.stride != (1, 1):
+            raise ValueError("PhaseUpConv2d takes a stride-1, odd-square, 'same' conv")
+        self.scale, self.o = scale, o
+        taps = _phase_taps(k, scale)
+        n = max(max(row) for row in taps) + 1  # window size in low-resolution pixels
+        self.lead = -(-(k // 2) // scale)  # low-res rows the first window starts before row 0
+        self.crop = self.lead * scale - k // 2  # output rows before the first wanted one
+        # windows needed: ceil((crop + s*H) / s) = H + (crop > 0); zero rows after the input
+        self.trail = int(self.crop > 0) + n - 1 - self.lead
+        w = conv.weight.detach().double()
+        # one-hot map kernel row t -> window row, per phase: (s, n, k)
+        onehot = torch.zeros(scale, n, k, dtype=torch.float64, device=w.device)
+        for j, row in enumerate(taps):
+            for t, a in enumerate(row):
+                onehot[j, a, t] = 1.0
+        # weight[o, c, jy, jx, a, b] = sum_{t, u} w[o, c, t, u] [a = tap(jy, t)] [b = tap(jx, u)]
+        big = torch.einsum("octu,yat,xbu->ocyxab", w, onehot, onehot)
+        weight = big.permute(0, 2, 3, 1, 4, 5).reshape(o * scale * scale, c, n, n)
+        self.conv = nn.Conv2d(c, o * scale * scale, n,
+                              padding=self.lead if self.trail == self.lead else 0,
+                              device=w.device, dtype=conv.weight.dtype)
+        self.conv.weight = nn.Parameter(weight.to(conv.weight.dtype).contiguous(),
+                                        requires_grad=False)
+        bias = conv.bias.detach() if conv.bias is not None else torch.zeros(o, device=w.device)
+        self.conv.bias = nn.Parameter(bias.repeat_interleave(scale * scale)
+                                      .to(conv.weight.dtype), requires_grad=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x (B, C, H, W) -> (B, O, sH, sW)."""
+        h, w = x.shape[2] * self.scale, x.shape[3] * self.scale
+        if self.trail != self.lead:
+            x = F.pad(x, (self.lead, self.trail, self.lead, self.trail))
+        y = F.pixel_shuffle(self.conv(x), self.scale)
+        return y[:, :, self.crop:self.crop + h, self.crop:self.crop + w]
+
+
+class SpatialTapConv2d(nn.Module):
+    """A stride-1 'same' Conv2d with very few outputs (the occlusion map: 2304 -> 1, 7x7) as
+    a 1x1 conv with kh * kw * O outputs, then a shift-and-add of the taps (in fp32): the
+    same sums, but a matrix product whose 49 (padded to 56) columns fill tensor-core tiles
+    where one column cannot."""
+
+    def __init__(self, conv: nn.Conv2d) -> None:
+        super().__init__()
+        w = conv.weight
+        o, c, kh, kw = w.shape
+        self.kh, self.kw, self.o = kh, kw, o
+        self.ph, self.pw = conv.padding
+        n = kh * kw * o
+        self.conv = nn.Conv2d(c, _up8(n), 1, bias=False, device=w.device, dtype=w.dtype)
+        weight = torch.zeros((_up8(n), c, 1, 1), device=w.device, dtype=w.dtype)
+        # output channel index = (row tap * kw + column tap) * O + o
+        weight[:n, :, 0, 0] = w.permute(2, 3, 0, 1).reshape(n, c)
+        self.conv.weight = nn.Parameter(weight.detach().contiguous(), requires_grad=False)
+        self.bias = nn.Parameter(conv.bias.detach().clone(), requires_grad=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        b, _, h, w = x.shape
+        y = self.conv(x)[:, :self.kh * self.kw * self.o]
+        y = F.pad(y.reshape(b, self.kh, self.kw, self.o, h, w),
+                  (self.pw, self.pw, self.ph, self.ph))
+        out = self.bias.float().reshape(1, -1, 1, 1).expand(b, self.o, h, w)
+        for i in range(self.kh):
+            for j in range(self.kw):
+                out = out + y[:, i, j, :, i:i + h, j:j + w].float()
+        return out.to(x.dtype)
+
+
 class _Stage(nn.Module):
     """The SPADE layers that share one segmap resolution: one conv for all shared MLPs,
     then per layer one conv for (1 + gamma, beta)."""
 
-    def __init__(self, spades: list[SPADE], grouped: bool) -> None:
+    def __init__(self, spades: list[SPADE], grouped: bool, upsampled: int = 1) -> None:
         super().__init__()
         self.hidden = spades[0].mlp_shared[0].out_channels
         self.shared = _cat_conv([s.mlp_shared[0] for s in spades])
+        if upsampled > 1:  # fed the low-resolution segmap, computes as if upsampled
+            self.shared = PhaseUpConv2d(self.shared, upsampled)
         self.widths = [s.mlp_gamma.out_channels for s in spades]
         gb = [_cat_conv([s.mlp_gamma, s.mlp_beta], [1.0, 0.0]) for s in spades]
         self.grouped = grouped and len(set(self.widths)) == 1
@@ -115,11 +207,12 @@ def _modulate(x: Tensor, gb: tuple[Tensor, Tensor]) -> Tensor:
 
 def _block(blk: SPADEResBlock, x: Tensor, mods: list[tuple[Tensor, Tensor]]) -> Tensor:
     """A SPADE residual block with precomputed modulations ``[norm_0, norm_1, (norm_s)]``."""
+    xn = _inorm(x)  # norm_0 and norm_s normalise the same x: once
     if blk.learned_shortcut:
-        shortcut = blk.conv_s(_inorm(x) * mods[2][0] + mods[2][1])
+        shortcut = blk.conv_s(xn * mods[2][0] + mods[2][1])
     else:
         shortcut = x
-    dx = blk.conv_0(_modulate(x, mods[0]))
+    dx = blk.conv_0(F.leaky_relu(xn * mods[0][0] + mods[0][1], 0.2))
     return shortcut + blk.conv_1(_modulate(dx, mods[1]))
 
 
@@ -128,16 +221,22 @@ def _spades(blk: SPADEResBlock) -> list[SPADE]:
 
 
 class FastSPADE(nn.Module):
-    """SPADEGenerator with the shared/gamma/beta convs regrouped (same function)."""
+    """SPADEGenerator with the shared/gamma/beta convs regrouped (same function).
 
-    def __init__(self, gen: SPADEGenerator, grouped: bool = False) -> None:
+    ``phase_up``: the up blocks' shared convs read the low-resolution segmap through
+    :class:`PhaseUpConv2d` instead of its 2x / 4x nearest-upsampled copy.
+    """
+
+    def __init__(self, gen: SPADEGenerator, grouped: bool = False, phase_up: bool = False
+                 ) -> None:
         super().__init__()
+        self.phase_up = phase_up
         gen = copy.deepcopy(gen)
         self.fc, self.up_0, self.up_1, self.conv_img = gen.fc, gen.up_0, gen.up_1, gen.conv_img
         self.middle = nn.ModuleList(gen.middle)
         self.stage_mid = _Stage([s for b in gen.middle for s in _spades(b)], grouped)
-        self.stage_0 = _Stage(_spades(gen.up_0), grouped=False)
-        self.stage_1 = _Stage(_spades(gen.up_1), grouped=False)
+        self.stage_0 = _Stage(_spades(gen.up_0), grouped=False, upsampled=2 if phase_up else 1)
+        self.stage_1 = _Stage(_spades(gen.up_1), grouped=False, upsampled=4 if phase_up else 1)
         for blk in (*self.middle, self.up_0, self.up_1):  # the norms now live in the stages
             for name in ("norm_0", "norm_1", "norm_s"):
                 if hasattr(blk, name):
@@ -149,10 +248,14 @@ class FastSPADE(nn.Module):
         for i, blk in enumerate(self.middle):
             x = _block(blk, x, mods[2 * i:2 * i + 2])
         x = F.interpolate(x, scale_factor=2.0)
-        x = _block(self.up_0, x, self.stage_0(F.interpolate(feature, size=x.shape[2:])))
+        x = _block(self.up_0, x, self.stage_0(self._seg(feature, x)))
         x = F.interpolate(x, scale_factor=2.0)
-        x = _block(self.up_1, x, self.stage_1(F.interpolate(feature, size=x.shape[2:])))
+        x = _block(self.up_1, x, self.stage_1(self._seg(feature, x)))
         return torch.sigmoid(self.conv_img(F.leaky_relu(x, 0.2)))
+
+
+    def _seg(self, feature: Tensor, x: Tensor) -> Tensor:
+        return feature if self.phase_up else F.interpolate(feature, size=x.shape[2:])
 
 
 def pad_conv(conv: nn.Conv2d | nn.Conv3d, n_in: int | None = None, n_out: int | None = None
@@ -280,11 +383,12 @@ class FastWarping(nn.Module):
     hourglass's last and the 7x7x7 mask) run as :class:`DepthUnfoldConv3d`. ``width_taps``:
     the mask conv runs as :class:`WidthTapConv3d`. ``depth_taps``: the hourglass and mask
     convs run as :class:`DepthTapConv3d` on NDHWC tensors (overrides the other two).
+    ``occlusion_taps``: the 2304 -> 1 occlusion conv runs as :class:`SpatialTapConv2d`.
     """
 
     def __init__(self, warp: WarpingNetwork, feature_hw: int, channels_last_3d: bool = False,
                  pad8: bool = False, unfold3d: bool = False, width_taps: bool = False,
-                 depth_taps: bool = False) -> None:
+                 depth_taps: bool = False, occlusion_taps: bool = False) -> None:
         super().__init__()
         self.net = fold_warping_batchnorm(warp)
         dm = self.net.dense_motion_network
@@ -312,6 +416,8 @@ class FastWarping(nn.Module):
             dm.mask = DepthUnfoldConv3d(dm.mask)
         elif width_taps:
             dm.mask = WidthTapConv3d(dm.mask)
+        if occlusion_taps:
+            dm.occlusion = SpatialTapConv2d(dm.occlusion)
         self.cl3d = channels_last_3d or depth_taps
         if channels_last_3d and not depth_taps:
             dm.hourglass.to(memory_format=torch.channels_last_3d)
@@ -352,11 +458,12 @@ class FastWarpDecode(nn.Module):
     def __init__(self, warp: WarpingNetwork, spade: SPADEGenerator, feature_hw: int = 64,
                  channels_last: bool = False, channels_last_3d: bool = False,
                  grouped: bool = False, pad8: bool = False, unfold3d: bool = False,
-                 width_taps: bool = False, depth_taps: bool = False) -> None:
+                 width_taps: bool = False, depth_taps: bool = False,
+                 occlusion_taps: bool = False, phase_up: bool = False) -> None:
         super().__init__()
         self.warp = FastWarping(warp, feature_hw, channels_last_3d, pad8, unfold3d, width_taps,
-                                depth_taps)
-        self.spade = FastSPADE(spade, grouped)
+                                depth_taps, occlusion_taps)
+        self.spade = FastSPADE(spade, grouped, phase_up)
         self.channels_last = channels_last
         if channels_last:
             self.spade.to(memory_format=torch.channels_last)

@@ -40,6 +40,14 @@ class RuntimeOptions:
     depth_taps: every dense-motion 3-D conv as one 2-D conv over the depth slices (kd x the
         outputs) + a shift-add over depth, on NDHWC tensors (overrides width_taps; compiled
         W+G batch 1: 4.24 -> 3.82 ms on an H100; eager it is slower, 7.8 -> 8.7 ms).
+    occlusion_taps: the 2304 -> 1 occlusion conv as a 1x1 conv to 49 (56) outputs + a 7x7
+        shift-add (same sums; not yet measured on a GPU, so off).
+    phase_up: the up blocks' SPADE shared convs computed on the 64^2 segmap as 2x2 phase
+        convs instead of 3x3 convs on its 2x / 4x nearest-upsampled copy (16/36 of the
+        multiplies, the 256-channel 256^2 copy never built; not yet measured, so off).
+    eager_depth_taps: with ``background_compile``, whether the eager module that serves
+        frames while the compile runs uses depth taps too. Off: eager is faster without
+        them (7.8 vs 8.7 ms at batch 1 on an H100); the compiled module keeps them.
     compile_options: Inductor options passed to ``torch.compile`` (e.g. ``freezing``).
     compile: ``torch.compile`` the module (fuses norm + modulation + activation).
     cuda_graphs: capture one CUDA graph per batch size and replay it.
@@ -56,6 +64,9 @@ class RuntimeOptions:
     unfold3d: bool = False
     width_taps: bool = True
     depth_taps: bool = True
+    occlusion_taps: bool = False
+    phase_up: bool = False
+    eager_depth_taps: bool = False
     compile: bool = False
     compile_options: dict[str, object] | None = None
     cuda_graphs: bool = True
@@ -88,13 +99,16 @@ class WarpDecodeRuntime:
         self.opts = opts
         # folded and regrouped in the networks' own precision, then cast (the inputs are
         # not modified: FastWarpDecode works on copies)
-        module = FastWarpDecode(
-            warping, spade, feature_hw, channels_last=opts.channels_last,
-            channels_last_3d=opts.channels_last_3d, grouped=opts.grouped, pad8=opts.pad8,
-            unfold3d=opts.unfold3d, width_taps=opts.width_taps, depth_taps=opts.depth_taps,
-        ).to(self.device, self.dtype).eval().requires_grad_(False)
+        module = self._build(warping, spade, feature_hw, opts.depth_taps)
         self.module = module
         self.fn = module
+        if (opts.compile and opts.background_compile and opts.depth_taps
+                and not opts.eager_depth_taps):
+            # frames until the compile lands come from a warp without taps (faster eager);
+            # the decoder, most of the weights, is shared
+            eager = self._build(warping, spade, feature_hw, depth_taps=False)
+            eager.spade = module.spade
+            self.fn = eager
         self.compile_seconds = 0.0
         self.compiled_ready = threading.Event()
         self._thread: threading.Thread | None = None
@@ -106,6 +120,17 @@ class WarpDecodeRuntime:
                 self.fn = self.compiled
         self.use_graphs = cuda and opts.cuda_graphs
         self._graphs: dict[int, GraphRunner] = {}
+
+    def _build(self, warping: WarpingNetwork, spade: SPADEGenerator, feature_hw: int,
+               depth_taps: bool) -> FastWarpDecode:
+        """The fast W+G module in this runtime's device, dtype and options."""
+        o = self.opts
+        module = FastWarpDecode(
+            warping, spade, feature_hw, channels_last=o.channels_last,
+            channels_last_3d=o.channels_last_3d, grouped=o.grouped, pad8=o.pad8,
+            unfold3d=o.unfold3d, width_taps=o.width_taps, depth_taps=depth_taps,
+            occlusion_taps=o.occlusion_taps, phase_up=o.phase_up)
+        return module.to(self.device, self.dtype).eval().requires_grad_(False)
 
     def _compile(self) -> torch.nn.Module:
         return torch.compile(self.module, dynamic=False, options=self.opts.compile_options)
