@@ -6,6 +6,7 @@ The PortAudio callbacks are called directly with simulated device clocks, so a
 
 from __future__ import annotations
 
+import math
 import time
 from types import SimpleNamespace
 
@@ -119,6 +120,14 @@ class _Voice:
 
     def raise_delay(self, by_s: float) -> bool:
         self.raised.append(by_s)
+        self.delay_s += by_s
+        return True
+
+    def lower_delay(self, by_s: float, min_s: float) -> bool:
+        new = max(min_s, self.delay_s - by_s)
+        if new >= self.delay_s:
+            return False
+        self.delay_s = new
         return True
 
     def heard_pts(self, now: float | None = None) -> float:
@@ -181,3 +190,61 @@ def test_raising_the_delay_replays_a_little_and_moves_the_heard_clock():
     assert out[0, 0] == before + 480 - 960 + 1
     assert voice.delay_s == pytest.approx(0.07)
     assert not voice.raise_delay(1.0, max_s=0.07)
+
+
+def test_presenter_gives_a_raised_delay_back_once_frames_have_slack():
+    """Late frames raise D; frames a few ticks early for ``quiet_s`` lower it again, back to
+    where it started and not below; lateness after a lowering doubles the quiet window."""
+    cam, stats = _Camera(), LiveStats()
+    voice = _Voice()
+    voice.delay_s = 0.1
+    p = Presenter(voice, [cam], 25, stats, lambda pts: None, quiet_s=0.2)
+    img = np.zeros((4, 4, 3), np.uint8)
+    offered = -1
+
+    def feed(seconds: float, lead: int) -> None:
+        nonlocal offered
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            want = math.floor(voice.heard_pts() * 25) + lead
+            for i in range(offered + 1, want + 1):
+                p.offer(VideoFrame(i / 25, i, img))
+            offered = max(offered, want)
+            time.sleep(0.005)
+
+    p.start()
+    try:
+        feed(1.0, lead=-2)  # every frame two ticks late
+        raised = voice.delay_s
+        assert raised > 0.1 + 0.03 and stats.delay_raised_ms > 30
+        feed(2.5, lead=3)  # frames ready three ticks early
+        assert voice.delay_s == pytest.approx(0.1), "D should be back where it started"
+        assert stats.delay_lowered_ms == pytest.approx(stats.delay_raised_ms)
+        window = p._lead.maxlen
+        feed(0.6, lead=-2)  # late again right after lowering: wait longer next time
+        assert p._lead.maxlen == 2 * window
+    finally:
+        p.stop.set()
+        p.join(1)
+
+
+def test_lowering_the_delay_drifts_there_without_skipping_voice():
+    """lower_delay() leaves the read point alone; the drift control plays slightly fast
+    until it sits D_new behind the input: no jump (resync), no sample skipped."""
+    d0, d1 = 0.1, 0.08
+    voice = VoiceOut(Endpoint("sim", None), RATE, d0)
+    out = np.zeros((480, 1), np.float32)
+    ramp = np.arange(1, 30 * RATE + 1, dtype=np.float32)
+    firsts = []
+    for k in range(20 * 100):
+        voice.write(AudioChunk(k * 0.01, ramp[k * 480:(k + 1) * 480], RATE))
+        voice._callback(out, 480, SimpleNamespace(), None)
+        firsts.append(out[0, 0])
+        if k == 100:
+            assert voice.lower_delay(0.05, min_s=d1)  # floored at d1
+            assert not voice.lower_delay(0.01, min_s=d1)
+    lag = (voice.line.end - voice._read + 480) / RATE  # as the next callback will see it
+    assert lag == pytest.approx(d1, abs=0.002)
+    assert voice.stats.resyncs == 0
+    steps = np.diff(firsts[100:])
+    assert steps.min() >= 480 and steps.max() <= 481.01, "each block moves on by 480 or 481"

@@ -48,6 +48,7 @@ class LiveStats:
     sent_at: deque = field(default_factory=lambda: deque(maxlen=100))
     speaking: bool = False
     delay_raised_ms: float = 0.0  # how much D grew because frames were late
+    delay_lowered_ms: float = 0.0  # how much of that was given back once frames had slack
 
     def fps(self) -> float:
         """Frames sent per second over the last ~4 s."""
@@ -73,14 +74,26 @@ class LiveStats:
 
 
 class Presenter(threading.Thread):
-    """Sends one frame per tick of the voice output's clock."""
+    """Sends one frame per tick of the voice output's clock.
+
+    With ``adapt``, D follows the renderer: more than 5 of the last 50 ticks late raise it
+    by half a frame (at once); once frames have been ready at least one whole frame early
+    for ``quiet_s`` it is lowered by half a frame again, never below the D it started
+    with. A lowering that is followed by lateness doubles the wait before the next one,
+    so a renderer at the edge settles instead of see-sawing.
+    """
 
     def __init__(self, voice: VoiceOut, sinks: list[Sink], fps: int, stats: LiveStats,
-                 capture_time: Callable[[float], float | None], adapt: bool = True) -> None:
+                 capture_time: Callable[[float], float | None], adapt: bool = True,
+                 quiet_s: float = 10.0) -> None:
         super().__init__(name="avatar-vcam-presenter", daemon=True)
         self.voice, self.sinks, self.fps, self.stats = voice, sinks, fps, stats
         self.adapt = adapt
         self._recent_late: deque[bool] = deque(maxlen=50)
+        self.quiet_s = quiet_s
+        self._lead: deque[int] = deque(maxlen=max(1, round(quiet_s * fps)))
+        self._base_delay: float | None = None  # D at the first tick: the floor for lowering
+        self._lowered_since_raise = False
         self.capture_time = capture_time
         self.ready: deque[VideoFrame] = deque(maxlen=8)
         self.stop = threading.Event()
@@ -128,6 +141,8 @@ class Presenter(threading.Thread):
                     if frame.index < k:
                         self.stats.late += 1
                         self._maybe_raise_delay()
+                    elif self.adapt:
+                        self._maybe_lower_delay(k)
                     self._send(VideoFrame(k / self.fps, k, frame.image), frame, heard, now)
                     shown = frame
                 last_tick = k
@@ -137,13 +152,36 @@ class Presenter(threading.Thread):
 
     def _maybe_raise_delay(self) -> None:
         """More than 1 in 10 of the last 50 ticks late: rendering needs more than D."""
+        self._lead.clear()
         if self.adapt and sum(self._recent_late) > 5:
+            if self._base_delay is None:
+                self._base_delay = self.voice.delay_s
             step = 0.5 / self.fps
             if self.voice.raise_delay(step):
                 self.stats.delay_raised_ms += 1000 * step
                 log.warning("frames are late: voice delay D raised to %.0f ms",
                             1000 * self.voice.delay_s)
+                if self._lowered_since_raise:  # lowered too far last time: wait longer
+                    self._lead = deque(maxlen=min(2 * self._lead.maxlen, 300 * self.fps))
+                self._lowered_since_raise = False
             self._recent_late.clear()
+
+    def _maybe_lower_delay(self, k: int) -> None:
+        """D above where it started and every frame of the last ``quiet`` window ready a
+        whole frame before its tick: give half a frame back."""
+        if self._base_delay is None:
+            self._base_delay = self.voice.delay_s
+        if self.voice.delay_s <= self._base_delay + 1e-9:
+            return
+        self._lead.append(max((f.index for f in list(self.ready)), default=k) - k)
+        if len(self._lead) == self._lead.maxlen and min(self._lead) >= 1:
+            step = 0.5 / self.fps
+            if self.voice.lower_delay(step, self._base_delay):
+                self.stats.delay_lowered_ms += 1000 * step
+                self._lowered_since_raise = True
+                log.info("frames have slack: voice delay D lowered to %.0f ms",
+                         1000 * self.voice.delay_s)
+            self._lead.clear()
 
     def _send(self, out: VideoFrame, frame: VideoFrame, heard: float, now: float) -> None:
         for s in self.sinks:
