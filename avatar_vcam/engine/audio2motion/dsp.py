@@ -35,8 +35,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from ..audio.pcm import as_float_pcm
-from ..motion import MotionFrame, channel_index
+from .stream import MouthStream
 
 HOP = 0.01  # s between analysis frames
 FPS = 100  # analysis frames per second (1 / HOP)
@@ -46,9 +45,6 @@ _EPS = 1e-10  # power floor: digital silence reads as -100 dBFS
 # Output row layout of the history ring.
 _JAW, _CLOSE, _FUNNEL, _PUCKER, _STRETCH, _SPEAK = range(6)
 _N_OUT = 6
-_CH = {name: channel_index(name) for name in (
-    "jawOpen", "mouthClose", "mouthFunnel", "mouthPucker", "mouthStretchLeft",
-    "mouthStretchRight")}
 
 
 @lru_cache(maxsize=16)
@@ -100,7 +96,7 @@ def _features(frames: np.ndarray, sr: int) -> np.ndarray:
                      _db_ratio(b[:, 5], b[:, 6])], axis=1)
 
 
-class DspAudio2Motion:
+class DspAudio2Motion(MouthStream):
     """Streaming Audio2Motion from signal features; implements the Audio2Motion protocol.
 
     ``lookahead_ms``: audio after ``pts`` that the motion at ``pts`` may use (anticipation).
@@ -131,78 +127,14 @@ class DspAudio2Motion:
         self._ahead = max(0, int(math.floor(spare * FPS + 1e-6)))  # A frames
         self._offset = min(0.0, spare)  # window centre shift (< 0: causal, for small L)
         self._weights = (1.0 - 0.55 * np.arange(self._ahead + 1) / (self._ahead + 1))[:, None]
-        self._cap = max(64, int(history_s * FPS))
-        self._hist = np.zeros((self._cap, _N_OUT), np.float32)
-        self._sr: int | None = None
-        self._buf = np.zeros(0, np.float32)
-        self._b0 = 0  # sample index (at self._sr) of self._buf[0]
+        self._init_stream(history_s)
         self._next_x = 0  # next frame whose features are due
-        self._first = 0  # first frame of the stream
-        self._hist_end = 0  # frames < this are final
         self._pending: deque[np.ndarray] = deque(maxlen=self._ahead + 1)
         self._state = np.zeros(5, np.float64)  # smoothed jaw, close, funnel, pucker, stretch
         self._noise = -75.0
         self._peak = -40.0
         self._last_act = -(10**9)
         self._lvl_fast, self._lvl_avg, self._lvl_dev, self._steady_s = -100.0, -100.0, 20.0, 0.0
-
-    # ---------------------------------------------------------------- protocol
-    def push(self, pcm: np.ndarray, pts: float, sample_rate: int) -> None:
-        """Append mono audio whose first sample is at ``pts`` s; gaps read as silence."""
-        sr = int(sample_rate)
-        if sr <= 0:
-            raise ValueError(f"sample_rate must be positive, got {sample_rate}")
-        x = as_float_pcm(pcm)
-        s = round(pts * sr)
-        if self._sr is None:
-            self._start(sr, pts)
-        elif sr != self._sr:
-            self._change_rate(sr)
-        end = self._b0 + len(self._buf)
-        if s > end + 1:
-            gap = s - end
-            if gap > sr:  # long gap: close the mouth on 0.5 s of silence, then jump
-                self._append(np.zeros(sr // 2, np.float32))
-                self._jump(s)
-            else:
-                self._append(np.zeros(gap, np.float32))
-        elif s < end - 1:  # overlap with audio already heard: keep the first copy
-            x = x[end - s:]
-        if len(x):
-            self._append(x)
-
-    def ready_until(self) -> float:
-        """Latest pts whose motion is final (audio up to pts + look-ahead has arrived)."""
-        return (self._hist_end - 1) / FPS
-
-    def motion_at(self, pts: float) -> MotionFrame:
-        """Mouth channels and speaking flag at ``pts`` (linear between 10 ms frames).
-
-        Before the stream: neutral. After ``ready_until``: the last final frame is held.
-        Older than the kept history: the oldest kept frame.
-        """
-        frame = MotionFrame(pts=float(pts))
-        f = pts * FPS
-        last = self._hist_end - 1
-        if last < self._first or f < self._first - 1:
-            return frame
-        oldest = max(self._first, self._hist_end - self._cap)
-        f = min(max(f, float(oldest)), float(last))
-        k0 = int(math.floor(f))
-        frac = f - k0
-        row = self._hist[k0 % self._cap].astype(np.float64)
-        if frac > 0 and k0 + 1 <= last:
-            row = row + frac * (self._hist[(k0 + 1) % self._cap] - row)
-        jaw = float(row[_JAW])
-        v = frame.values
-        v[_CH["jawOpen"]] = jaw
-        v[_CH["mouthClose"]] = min(float(row[_CLOSE]), jaw)
-        v[_CH["mouthFunnel"]] = row[_FUNNEL]
-        v[_CH["mouthPucker"]] = row[_PUCKER]
-        v[_CH["mouthStretchLeft"]] = row[_STRETCH]
-        v[_CH["mouthStretchRight"]] = row[_STRETCH]
-        frame.speaking = bool(row[_SPEAK] >= 0.5)
-        return frame
 
     # ---------------------------------------------------------------- streaming internals
     def _win_start(self, k: int | np.ndarray, sr: int, w: int) -> int | np.ndarray:
@@ -219,20 +151,6 @@ class DspAudio2Motion:
         self._b0 = min(s, int(self._win_start(k, sr, w)))
         self._buf = np.zeros(s - self._b0, np.float32)  # silence before the stream
         self._pending.clear()  # frame `first` becomes final once A frames after it exist
-
-    def _change_rate(self, sr: int) -> None:
-        """Carry the retained samples over to the new rate (linear interpolation)."""
-        old = self._sr
-        assert old is not None
-        n = len(self._buf)
-        b0 = math.floor(self._b0 * sr / old)
-        end = round((self._b0 + n) * sr / old)
-        t = np.arange(b0, end) * (old / sr)
-        src = np.arange(self._b0, self._b0 + n)
-        self._buf = (np.interp(t, src, self._buf) if n else np.zeros(end - b0)).astype(
-            np.float32)
-        self._b0 = b0
-        self._sr = sr
 
     def _jump(self, s: int) -> None:
         """Skip a long gap: frames inside it are silent; resume analysis just before ``s``."""
@@ -254,10 +172,6 @@ class DspAudio2Motion:
         start = int(self._win_start(k, sr, w))
         self._b0 = min(start, s)
         self._buf = np.zeros(s - self._b0, np.float32)
-
-    def _append(self, x: np.ndarray) -> None:
-        self._buf = np.concatenate([self._buf, x]) if len(self._buf) else x.copy()
-        self._process()
 
     def _process(self) -> None:
         """Analyse every frame whose window is complete, then drop samples no longer needed."""

@@ -20,18 +20,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ..audio.pcm import as_float_pcm
 from ..errors import EngineError
-from ..motion import MotionFrame, channel_index
 from .features import FPS, Normaliser, analysis, frame_powers
+from .stream import MouthStream
 from .tcn import TcnDims, load_npz
 
 WEIGHTS = Path(__file__).with_name("weights") / "tcn_a2m.npz"
 _CHUNK = 2000  # frames analysed per batch at most (bounds memory on huge pushes)
 _JAW, _CLOSE, _FUNNEL, _PUCKER, _STRETCH, _SPEAK = range(6)
-_CH = {name: channel_index(name) for name in (
-    "jawOpen", "mouthClose", "mouthFunnel", "mouthPucker", "mouthStretchLeft",
-    "mouthStretchRight")}
 
 
 class _NumpyTcn:
@@ -68,7 +64,7 @@ class _NumpyTcn:
         return 1.0 / (1.0 + np.exp(-np.clip(z, -30.0, 30.0)))
 
 
-class LearnedAudio2Motion:
+class LearnedAudio2Motion(MouthStream):
     """Streaming Audio2Motion from the shipped TCN; implements the Audio2Motion protocol.
 
     ``lookahead_ms``: audio after ``pts`` the motion may use (0-200 ms; the largest trained
@@ -77,6 +73,7 @@ class LearnedAudio2Motion:
     """
 
     hangover_s = 0.25  # speaking flag stays on through short pauses
+    gap_flush_s = 0.7  # flushes the network's memory
     dead_zone = 0.03  # channel values below this read as 0 (a closed mouth is closed)
 
     def __init__(self, lookahead_ms: float = 60.0, weights: str | Path | None = None,
@@ -100,74 +97,10 @@ class LearnedAudio2Motion:
         self.lookahead = self._ahead / FPS
         self._net = _NumpyTcn(dims, w, head)
         self._norm = Normaliser()
-        self._cap = max(64, int(history_s * FPS))
-        self._hist = np.zeros((self._cap, 6), np.float32)
-        self._sr: int | None = None
-        self._buf = np.zeros(0, np.float32)
-        self._b0 = 0  # sample index (at self._sr) of self._buf[0]
+        self._init_stream(history_s)
         self._next_j = 0  # next feature frame to analyse
-        self._first = 0  # first output frame of the stream
-        self._hist_end = 0  # output frames < this are final
         self._last_act = -(10**9)
         self._cond = np.zeros(2, bool)  # speech condition of the last two frames
-
-    # ---------------------------------------------------------------- protocol
-    def push(self, pcm: np.ndarray, pts: float, sample_rate: int) -> None:
-        """Append mono audio whose first sample is at ``pts`` s; gaps read as silence."""
-        sr = int(sample_rate)
-        if sr <= 0:
-            raise ValueError(f"sample_rate must be positive, got {sample_rate}")
-        x = as_float_pcm(pcm)
-        s = round(pts * sr)
-        if self._sr is None:
-            self._start(sr, pts)
-        elif sr != self._sr:
-            self._change_rate(sr)
-        end = self._b0 + len(self._buf)
-        if s > end + 1:
-            gap = s - end
-            if gap > sr:  # long gap: flush the network with silence, then jump
-                self._append(np.zeros(round(0.7 * sr), np.float32))
-                self._jump(s)
-            else:
-                self._append(np.zeros(gap, np.float32))
-        elif s < end - 1:  # overlap with audio already heard: keep the first copy
-            x = x[end - s :]
-        if len(x):
-            self._append(x)
-
-    def ready_until(self) -> float:
-        """Latest pts whose motion is final (audio up to pts + look-ahead has arrived)."""
-        return (self._hist_end - 1) / FPS
-
-    def motion_at(self, pts: float) -> MotionFrame:
-        """Mouth channels and speaking flag at ``pts`` (linear between 10 ms frames).
-
-        Before the stream: neutral. After ``ready_until``: the last final frame is held.
-        Older than the kept history: the oldest kept frame.
-        """
-        frame = MotionFrame(pts=float(pts))
-        f = pts * FPS
-        last = self._hist_end - 1
-        if last < self._first or f < self._first - 1:
-            return frame
-        oldest = max(self._first, self._hist_end - self._cap)
-        f = min(max(f, float(oldest)), float(last))
-        k0 = int(math.floor(f))
-        frac = f - k0
-        row = self._hist[k0 % self._cap].astype(np.float64)
-        if frac > 0 and k0 + 1 <= last:
-            row = row + frac * (self._hist[(k0 + 1) % self._cap] - row)
-        v = frame.values
-        jaw = float(row[_JAW])
-        v[_CH["jawOpen"]] = jaw
-        v[_CH["mouthClose"]] = min(float(row[_CLOSE]), jaw)
-        v[_CH["mouthFunnel"]] = row[_FUNNEL]
-        v[_CH["mouthPucker"]] = row[_PUCKER]
-        v[_CH["mouthStretchLeft"]] = row[_STRETCH]
-        v[_CH["mouthStretchRight"]] = row[_STRETCH]
-        frame.speaking = bool(row[_SPEAK] >= 0.5)
-        return frame
 
     # ---------------------------------------------------------------- streaming internals
     def _win_start(self, j: int | np.ndarray, sr: int) -> np.ndarray:
@@ -181,20 +114,6 @@ class LearnedAudio2Motion:
         s = round(pts * sr)
         self._b0 = min(s, int(self._win_start(j, sr)))
         self._buf = np.zeros(s - self._b0, np.float32)  # silence before the stream
-
-    def _change_rate(self, sr: int) -> None:
-        """Carry the retained samples over to the new rate (linear interpolation)."""
-        old = self._sr
-        assert old is not None
-        n = len(self._buf)
-        b0 = math.floor(self._b0 * sr / old)
-        end = round((self._b0 + n) * sr / old)
-        t = np.arange(b0, end) * (old / sr)
-        src = np.arange(self._b0, self._b0 + n)
-        self._buf = (np.interp(t, src, self._buf) if n else np.zeros(end - b0)).astype(
-            np.float32)
-        self._b0 = b0
-        self._sr = sr
 
     def _jump(self, s: int) -> None:
         """Skip a long gap: frames inside it are neutral; resume analysis just before ``s``."""
@@ -210,10 +129,6 @@ class LearnedAudio2Motion:
         start = int(self._win_start(j, sr))
         self._b0 = min(start, s)
         self._buf = np.zeros(s - self._b0, np.float32)
-
-    def _append(self, x: np.ndarray) -> None:
-        self._buf = np.concatenate([self._buf, x]) if len(self._buf) else x.copy()
-        self._process()
 
     def _process(self) -> None:
         """Analyse every frame whose window is complete, then drop samples no longer needed."""
