@@ -58,6 +58,8 @@ VARIANTS: dict[str, tuple[dict, dict]] = {
     "dtaps_phase": ({}, {"depth_taps": True, "phase_up": True}),
     "dtaps_occ": ({}, {"depth_taps": True, "occlusion_taps": True}),
     "dtaps_phase_occ": ({}, {"depth_taps": True, "phase_up": True, "occlusion_taps": True}),
+    "dtaps_all3": ({}, {"depth_taps": True, "phase_up": True, "occlusion_taps": True,
+                        "compose_shortcut": True}),
 }
 
 # (label, worker arguments, timeout s): run in order while the time budget lasts
@@ -79,8 +81,8 @@ PLAN = [
     ("r3 dtaps b1 b32", ["compile", "dtaps", "1,32"], 120),
     ("r3 dtaps_phase b1 b32", ["compile", "dtaps_phase", "1,32"], 120),
     ("r3 dtaps_occ b1", ["compile", "dtaps_occ", "1"], 100),
-    ("r3 dtaps_phase_occ b1 b32 b64 + streams", ["compile", "dtaps_phase_occ", "1,32,64",
-                                                 "streams"], 180),
+    ("r3 dtaps_all3 b1 b32 b64 + streams", ["compile", "dtaps_all3", "1,32,64", "streams"],
+     180),
 ]
 
 

@@ -133,10 +133,15 @@ def test_spatial_tap_conv_equals_conv() -> None:
     assert rel_l2(tap(x), conv(x)) < 1e-6  # the taps are summed in fp32
 
 
+@pytest.mark.parametrize("phase_up, compose", [(True, False), (False, True), (True, True)])
 @torch.no_grad()
-def test_fast_spade_phase_up_matches_reference(nets, fixtures) -> None:
-    fast = FastSPADE(nets.spade, phase_up=True)
-    assert isinstance(fast.stage_1.shared, PhaseUpConv2d)
+def test_fast_spade_phase_up_and_composed_shortcut_match_reference(nets, fixtures,
+                                                                   phase_up: bool,
+                                                                   compose: bool) -> None:
+    fast = FastSPADE(nets.spade, phase_up=phase_up, compose_shortcut=compose)
+    assert isinstance(fast.stage_1.shared, PhaseUpConv2d) == phase_up
+    if compose:  # the up_1 shortcut's beta conv now has conv_s's 64 outputs, not 256
+        assert fast.stage_1.gbs[2].out_channels == 256 + 64
     assert rel_l2(fast(fixtures["G_in_feature"]), fixtures["G_out"]) < TOL
 
 
@@ -149,7 +154,7 @@ def test_all_levers_together_match_reference(nets, fixtures) -> None:
     want = nets.spade(nets.warping(*args)["out"])
     fast = FastWarpDecode(nets.warping, nets.spade, feature_hw=args[0].shape[-1],
                           channels_last=True, pad8=True, depth_taps=True,
-                          occlusion_taps=True, phase_up=True)
+                          occlusion_taps=True, phase_up=True, compose_shortcut=True)
     assert isinstance(fast.warp.net.dense_motion_network.occlusion, SpatialTapConv2d)
     assert rel_l2(fast(*args), want) < TOL
 

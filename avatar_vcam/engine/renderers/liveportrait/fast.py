@@ -158,19 +158,40 @@ class SpatialTapConv2d(nn.Module):
         return out.to(x.dtype)
 
 
+def _compose_1x1(outer: nn.Conv2d, inner: nn.Conv2d) -> nn.Conv2d:
+    """``outer(inner(x))`` as one conv, for a bias-free 1x1 ``outer``: (O x C) @ (C x ...)."""
+    w = outer.weight.detach().double()[:, :, 0, 0]
+    conv = nn.Conv2d(inner.in_channels, outer.out_channels, inner.kernel_size,
+                     padding=inner.padding, device=inner.weight.device,
+                     dtype=inner.weight.dtype)
+    weight = torch.einsum("oc,chyx->ohyx", w, inner.weight.detach().double())
+    conv.weight = nn.Parameter(weight.to(inner.weight.dtype), requires_grad=False)
+    conv.bias = nn.Parameter((w @ inner.bias.detach().double()).to(inner.weight.dtype),
+                             requires_grad=False)
+    return conv
+
+
 class _Stage(nn.Module):
     """The SPADE layers that share one segmap resolution: one conv for all shared MLPs,
     then per layer one conv for (1 + gamma, beta)."""
 
-    def __init__(self, spades: list[SPADE], grouped: bool, upsampled: int = 1) -> None:
+    def __init__(self, spades: list[SPADE], grouped: bool, upsampled: int = 1,
+                 shortcut: nn.Conv2d | None = None) -> None:
         super().__init__()
         self.hidden = spades[0].mlp_shared[0].out_channels
         self.shared = _cat_conv([s.mlp_shared[0] for s in spades])
         if upsampled > 1:  # fed the low-resolution segmap, computes as if upsampled
             self.shared = PhaseUpConv2d(self.shared, upsampled)
-        self.widths = [s.mlp_gamma.out_channels for s in spades]
+        # split of each layer's output: (1 + gamma, beta), or for a composed shortcut
+        # (1 + gamma, conv_s(beta))
+        self.splits = [[s.mlp_gamma.out_channels] * 2 for s in spades]
         gb = [_cat_conv([s.mlp_gamma, s.mlp_beta], [1.0, 0.0]) for s in spades]
-        self.grouped = grouped and len(set(self.widths)) == 1
+        if shortcut is not None:
+            gb[-1] = _cat_conv([spades[-1].mlp_gamma, _compose_1x1(shortcut,
+                                                                   spades[-1].mlp_beta)],
+                               [1.0, 0.0])
+            self.splits[-1][1] = shortcut.out_channels
+        self.grouped = grouped and len({sum(w) for w in self.splits}) == 1 and shortcut is None
         if self.grouped:
             c = gb[0]
             self.gb = nn.Conv2d(self.hidden * len(gb), sum(g.out_channels for g in gb), 3,
@@ -185,11 +206,11 @@ class _Stage(nn.Module):
         """Segmap at this resolution -> [(1 + gamma, beta)] per SPADE layer, in order."""
         actv = F.relu(self.shared(seg))
         if self.grouped:
-            gbs = self.gb(actv).split([2 * w for w in self.widths], dim=1)
+            gbs = self.gb(actv).split([sum(w) for w in self.splits], dim=1)
         else:
             parts = actv.split(self.hidden, dim=1)
             gbs = [conv(a) for conv, a in zip(self.gbs, parts, strict=True)]
-        return [tuple(t.split(w, dim=1)) for t, w in zip(gbs, self.widths, strict=True)]
+        return [tuple(t.split(w, dim=1)) for t, w in zip(gbs, self.splits, strict=True)]
 
 
 def _inorm(x: Tensor) -> Tensor:
@@ -208,7 +229,9 @@ def _modulate(x: Tensor, gb: tuple[Tensor, Tensor]) -> Tensor:
 def _block(blk: SPADEResBlock, x: Tensor, mods: list[tuple[Tensor, Tensor]]) -> Tensor:
     """A SPADE residual block with precomputed modulations ``[norm_0, norm_1, (norm_s)]``."""
     xn = _inorm(x)  # norm_0 and norm_s normalise the same x: once
-    if blk.learned_shortcut:
+    if blk.learned_shortcut and getattr(blk, "beta_composed", False):
+        shortcut = blk.conv_s(xn * mods[2][0]) + mods[2][1]  # conv_s(beta) came with mods
+    elif blk.learned_shortcut:
         shortcut = blk.conv_s(xn * mods[2][0] + mods[2][1])
     else:
         shortcut = x
@@ -225,18 +248,27 @@ class FastSPADE(nn.Module):
 
     ``phase_up``: the up blocks' shared convs read the low-resolution segmap through
     :class:`PhaseUpConv2d` instead of its 2x / 4x nearest-upsampled copy.
+    ``compose_shortcut``: in the up blocks, ``conv_s(x_norm * (1 + gamma_s) + beta_s)`` is
+    ``conv_s(x_norm * (1 + gamma_s)) + conv_s(beta_s)``, and ``conv_s`` (1x1, no bias) after
+    beta's 3x3 conv is one 3x3 conv with conv_s's outputs: 128 -> 64 at 256^2 instead of
+    128 -> 256 plus a 256-channel product.
     """
 
-    def __init__(self, gen: SPADEGenerator, grouped: bool = False, phase_up: bool = False
-                 ) -> None:
+    def __init__(self, gen: SPADEGenerator, grouped: bool = False, phase_up: bool = False,
+                 compose_shortcut: bool = False) -> None:
         super().__init__()
         self.phase_up = phase_up
         gen = copy.deepcopy(gen)
         self.fc, self.up_0, self.up_1, self.conv_img = gen.fc, gen.up_0, gen.up_1, gen.conv_img
         self.middle = nn.ModuleList(gen.middle)
         self.stage_mid = _Stage([s for b in gen.middle for s in _spades(b)], grouped)
-        self.stage_0 = _Stage(_spades(gen.up_0), grouped=False, upsampled=2 if phase_up else 1)
-        self.stage_1 = _Stage(_spades(gen.up_1), grouped=False, upsampled=4 if phase_up else 1)
+        stages = []
+        for blk, scale in ((gen.up_0, 2), (gen.up_1, 4)):
+            composed = compose_shortcut and blk.learned_shortcut
+            blk.beta_composed = composed
+            stages.append(_Stage(_spades(blk), grouped=False, upsampled=scale if phase_up else 1,
+                                 shortcut=blk.conv_s if composed else None))
+        self.stage_0, self.stage_1 = stages
         for blk in (*self.middle, self.up_0, self.up_1):  # the norms now live in the stages
             for name in ("norm_0", "norm_1", "norm_s"):
                 if hasattr(blk, name):
@@ -459,11 +491,12 @@ class FastWarpDecode(nn.Module):
                  channels_last: bool = False, channels_last_3d: bool = False,
                  grouped: bool = False, pad8: bool = False, unfold3d: bool = False,
                  width_taps: bool = False, depth_taps: bool = False,
-                 occlusion_taps: bool = False, phase_up: bool = False) -> None:
+                 occlusion_taps: bool = False, phase_up: bool = False,
+                 compose_shortcut: bool = False) -> None:
         super().__init__()
         self.warp = FastWarping(warp, feature_hw, channels_last_3d, pad8, unfold3d, width_taps,
                                 depth_taps, occlusion_taps)
-        self.spade = FastSPADE(spade, grouped, phase_up)
+        self.spade = FastSPADE(spade, grouped, phase_up, compose_shortcut)
         self.channels_last = channels_last
         if channels_last:
             self.spade.to(memory_format=torch.channels_last)

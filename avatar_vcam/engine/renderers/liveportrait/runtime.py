@@ -45,6 +45,8 @@ class RuntimeOptions:
     phase_up: the up blocks' SPADE shared convs computed on the 64^2 segmap as 2x2 phase
         convs instead of 3x3 convs on its 2x / 4x nearest-upsampled copy (16/36 of the
         multiplies, the 256-channel 256^2 copy never built; not yet measured, so off).
+    compose_shortcut: the up blocks' 1x1 shortcut conv composed with their beta conv (one
+        3x3 conv with 64 / 256 outputs instead of 256 / 512 then the 1x1; not yet measured).
     eager_depth_taps: with ``background_compile``, whether the eager module that serves
         frames while the compile runs uses depth taps too. Off: eager is faster without
         them (7.8 vs 8.7 ms at batch 1 on an H100); the compiled module keeps them.
@@ -66,6 +68,7 @@ class RuntimeOptions:
     depth_taps: bool = True
     occlusion_taps: bool = False
     phase_up: bool = False
+    compose_shortcut: bool = False
     eager_depth_taps: bool = False
     compile: bool = False
     compile_options: dict[str, object] | None = None
@@ -129,7 +132,8 @@ class WarpDecodeRuntime:
             warping, spade, feature_hw, channels_last=o.channels_last,
             channels_last_3d=o.channels_last_3d, grouped=o.grouped, pad8=o.pad8,
             unfold3d=o.unfold3d, width_taps=o.width_taps, depth_taps=depth_taps,
-            occlusion_taps=o.occlusion_taps, phase_up=o.phase_up)
+            occlusion_taps=o.occlusion_taps, phase_up=o.phase_up,
+            compose_shortcut=o.compose_shortcut)
         return module.to(self.device, self.dtype).eval().requires_grad_(False)
 
     def _compile(self) -> torch.nn.Module:
