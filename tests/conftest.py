@@ -62,15 +62,21 @@ def fake_v4l2(tmp_path_factory):
     return env
 
 
-@pytest.fixture(scope="session")
-def pulse_server():
-    """A private PulseAudio server with null sinks ``sysaudio`` and ``avatar_mic``."""
-    require("pulseaudio", "sound server for the live tests")
+@pytest.fixture(scope="session", params=["pulseaudio", "pipewire"])
+def pulse_server(request):
+    """A private sound server with null sinks ``sysaudio`` and ``avatar_mic``: PulseAudio,
+    then PipeWire (its pulse server), so the live tests run on both."""
     require("pactl", "sound server control")
     require("parecord", "records the virtual microphone")
     sys.path.insert(0, str(SUPPORT))
-    from pulse_server import PulseServer
+    from pulse_server import PipeWireServer, PulseServer
 
-    server = PulseServer().start()
+    if request.param == "pipewire":
+        for tool in PipeWireServer.TOOLS:
+            require(tool, "PipeWire, the sound server most Linux desktops run")
+        server = PipeWireServer().start()
+    else:
+        require("pulseaudio", "sound server for the live tests")
+        server = PulseServer().start()
     yield server
     server.stop()

@@ -1,5 +1,9 @@
 """A private PulseAudio server with null sinks: "system audio", a virtual mic, recorders.
 
+:class:`PipeWireServer` is the same on PipeWire (a private session bus, ``pipewire``,
+``wireplumber`` and ``pipewire-pulse``): what most Linux desktops now run, reached by the
+daemon through the same PulseAudio protocol and ALSA plugin.
+
 Started by the live tests (and usable by hand: ``python tests/support/pulse_server.py``
 prints the environment to export). Null sinks stand in for sound cards: speech played
 into ``sysaudio`` is what the computer plays; the daemon captures ``sysaudio.monitor``
@@ -91,6 +95,66 @@ class PulseServer:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
+class PipeWireServer(PulseServer):
+    """PipeWire with its PulseAudio server, session manager and a private D-Bus."""
+
+    TOOLS = ("dbus-daemon", "pipewire", "wireplumber", "pipewire-pulse")
+
+    def start(self) -> PipeWireServer:
+        for tool in self.TOOLS:
+            if shutil.which(tool) is None:
+                raise FileNotFoundError(tool)
+        self.root.chmod(0o700)
+        bus = self.root / "bus"
+        self.env["DBUS_SESSION_BUS_ADDRESS"] = f"unix:path={bus}"
+        self.env["PIPEWIRE_RUNTIME_DIR"] = str(self.root)
+        self.procs: list[subprocess.Popen] = []
+        log = open(self.root / "pipewire.log", "ab")  # noqa: SIM115 - closed in stop()
+        self._log = log
+        self.procs.append(subprocess.Popen(
+            ["dbus-daemon", "--session", f"--address=unix:path={bus}", "--nofork",
+             "--nopidfile"], env=self.env, stdout=log, stderr=log))
+        self._wait(bus.exists, "dbus-daemon")
+        self.procs.append(subprocess.Popen(["pipewire"], env=self.env, stdout=log, stderr=log))
+        self._wait((self.root / "pipewire-0").exists, "pipewire")
+        for exe in ("wireplumber", "pipewire-pulse"):
+            self.procs.append(subprocess.Popen([exe], env=self.env, stdout=log, stderr=log))
+        self.proc = self.procs[-1]
+
+        def answers() -> bool:
+            try:
+                return "PipeWire" in self.pactl("info")
+            except subprocess.CalledProcessError:
+                return False
+
+        self._wait(answers, "pipewire-pulse")
+        for name in SINKS:
+            self.load_sink(name)
+        self.pactl("set-default-sink", "sysaudio")
+        return self
+
+    def _wait(self, ready, what: str, timeout: float = 15) -> None:
+        deadline = time.monotonic() + timeout
+        while not ready():
+            dead = [p.args[0] for p in self.procs if p.poll() is not None]
+            if dead or time.monotonic() > deadline:
+                raise RuntimeError(f"{what} did not start ({', '.join(dead) or 'timeout'}); "
+                                   f"see {self.root}/pipewire.log")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        for p in reversed(getattr(self, "procs", [])):
+            p.terminate()
+            try:
+                p.wait(5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        self.procs, self.proc = [], None
+        if getattr(self, "_log", None):
+            self._log.close()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
 class Recorder:
     """Record a PulseAudio source (mono, 48 kHz) with a monotonic time for every sample."""
 
@@ -129,8 +193,10 @@ class Recorder:
 
 
 if __name__ == "__main__":
-    s = PulseServer().start()
-    print(f"export XDG_RUNTIME_DIR={s.root}  # pulseaudio pid {s.proc.pid}; Ctrl-C stops it")
+    import sys
+
+    s = (PipeWireServer() if "--pipewire" in sys.argv else PulseServer()).start()
+    print(f"export XDG_RUNTIME_DIR={s.root}  # server pid {s.proc.pid}; Ctrl-C stops it")
     try:
         s.proc.wait()
     except KeyboardInterrupt:
