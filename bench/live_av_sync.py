@@ -28,7 +28,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "support"))
 from avsync import av_lag, camera_frames, lips, offline_lag  # noqa: E402
-from pulse_server import PulseServer, Recorder  # noqa: E402
+from pulse_server import PipeWireServer, PulseServer, Recorder  # noqa: E402
 from speech import phrases, write_wav  # noqa: E402
 
 RATE = 48000
@@ -46,6 +46,8 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=40.0)
     ap.add_argument("--size", type=int, default=512)
     ap.add_argument("--fps", type=int, default=25)
+    ap.add_argument("--pipewire", action="store_true",
+                    help="run the sound server as PipeWire + pipewire-pulse, not PulseAudio")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="avatar-vcam-bench-"))
     shim = tmp / "fakev4l2.so"
@@ -53,7 +55,7 @@ def main() -> None:
                     str(ROOT / "tests" / "support" / "fakev4l2.c"), "-ldl"], check=True)
     pcm, _ = phrases(RATE, SCRIPT, 7.0)
     wav = write_wav(tmp / "speech.wav", pcm, RATE)
-    server = PulseServer(tmp / "pulse").start()
+    server = (PipeWireServer if args.pipewire else PulseServer)(tmp / "pulse").start()
     cam, times = tmp / "cam.yuv", tmp / "cam.times"
     env = {**server.env, "FAKE_V4L2_DEVICE": "/dev/video10", "FAKE_V4L2_OUT": str(cam),
            "FAKE_V4L2_TIMES": str(times), "LD_PRELOAD": str(shim)}
