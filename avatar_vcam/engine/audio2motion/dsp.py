@@ -35,16 +35,11 @@ from functools import lru_cache
 
 import numpy as np
 
-from .stream import MouthStream
+from .stream import CLOSE, FPS, FUNNEL, JAW, N_OUT, PUCKER, SPEAK, STRETCH, MouthStream
 
-HOP = 0.01  # s between analysis frames
-FPS = 100  # analysis frames per second (1 / HOP)
+HOP = 1.0 / FPS  # s between analysis frames (10 ms)
 WIN = 0.032  # s, analysis window
 _EPS = 1e-10  # power floor: digital silence reads as -100 dBFS
-
-# Output row layout of the history ring.
-_JAW, _CLOSE, _FUNNEL, _PUCKER, _STRETCH, _SPEAK = range(6)
-_N_OUT = 6
 
 
 @lru_cache(maxsize=16)
@@ -159,7 +154,7 @@ class DspAudio2Motion(MouthStream):
         w = _analysis(sr)[0]
         k = math.ceil(((s - w) / sr - self._offset) * FPS)  # windows start >= s - 1.5 w
         k = max(k, self._next_x)
-        silent = np.zeros(_N_OUT, np.float32)
+        silent = np.zeros(N_OUT, np.float32)
         new_end = k - self._ahead
         for j in range(max(self._hist_end, new_end - self._cap), new_end):
             self._hist[j % self._cap] = silent
@@ -250,18 +245,18 @@ class DspAudio2Motion(MouthStream):
         if len(win) < self._ahead + 1:  # stream start: frames before it were silence
             win = np.vstack([np.zeros((self._ahead + 1 - len(win), 6)), win])
         ant = np.max(self._weights * win, axis=0)  # anticipation: future pulls the mouth
-        ant[_CLOSE] = win[0, _CLOSE]  # lips close on the sound itself, not before
+        ant[CLOSE] = win[0, CLOSE]  # lips close on the sound itself, not before
         self._finalise(k, ant)
 
     def _finalise(self, k: int, target: np.ndarray) -> None:
         s = self._state
-        for i, taus in ((_JAW, self.tau_jaw), (_CLOSE, self.tau_close),
-                        (_FUNNEL, self.tau_shape), (_PUCKER, self.tau_shape),
-                        (_STRETCH, self.tau_shape)):
+        for i, taus in ((JAW, self.tau_jaw), (CLOSE, self.tau_close),
+                        (FUNNEL, self.tau_shape), (PUCKER, self.tau_shape),
+                        (STRETCH, self.tau_shape)):
             tau = taus[0] if target[i] > s[i] else taus[1]
             s[i] += (target[i] - s[i]) * (1.0 - math.exp(-HOP / tau))
         speaking = self._last_act >= k - round(self.hangover_s * FPS)
         row = self._hist[k % self._cap]
-        row[:_SPEAK] = np.clip(s, 0.0, 1.0)
-        row[_SPEAK] = 1.0 if speaking else 0.0
+        row[:SPEAK] = np.clip(s, 0.0, 1.0)
+        row[SPEAK] = 1.0 if speaking else 0.0
         self._hist_end = k + 1

@@ -22,12 +22,11 @@ import numpy as np
 
 from ..errors import EngineError
 from .features import FPS, Normaliser, analysis, frame_powers
-from .stream import MouthStream
+from .stream import JAW, SPEAK, MouthStream
 from .tcn import TcnDims, load_npz
 
 WEIGHTS = Path(__file__).with_name("weights") / "tcn_a2m.npz"
 _CHUNK = 2000  # frames analysed per batch at most (bounds memory on huge pushes)
-_JAW, _CLOSE, _FUNNEL, _PUCKER, _STRETCH, _SPEAK = range(6)
 
 
 class _NumpyTcn:
@@ -164,16 +163,16 @@ class LearnedAudio2Motion(MouthStream):
         if not len(ks):
             return
         rows = np.clip((out - self.dead_zone) / (1.0 - self.dead_zone), 0.0, 1.0)
-        rows[:, _JAW] = np.minimum(rows[:, _JAW] * self.jaw_gain, 1.0)
+        rows[:, JAW] = np.minimum(rows[:, JAW] * self.jaw_gain, 1.0)
         # Speaking: the network says speech *and* moves the jaw, for 3 frames in a row (a
         # 10-20 ms blip in noise must not flip the flag, e.g. an OBS "talking" scene).
-        cond = np.concatenate([self._cond, (out[:, _SPEAK] >= 0.5) & (out[:, _JAW] >= 0.1)])
+        cond = np.concatenate([self._cond, (out[:, SPEAK] >= 0.5) & (out[:, JAW] >= 0.1)])
         self._cond = cond[-2:]
         held = cond[2:] & cond[1:-1] & cond[:-2]
         act = np.where(held, ks, -(10**9))
         last = np.maximum.accumulate(np.maximum(act, self._last_act))
         self._last_act = int(last[-1])
-        rows[:, _SPEAK] = last >= ks - round(self.hangover_s * FPS)
+        rows[:, SPEAK] = last >= ks - round(self.hangover_s * FPS)
         ks, rows = ks[-self._cap :], rows[-self._cap :]
         self._hist[ks % self._cap] = rows
         self._hist_end = int(ks[-1]) + 1

@@ -17,8 +17,9 @@ import numpy as np
 
 from ..audio.pcm import as_float_pcm
 from ..motion import MotionFrame, channel_index
+from .features import FPS  # mouth rows per second (the analysis hop is 10 ms)
 
-FPS = 100  # mouth rows per second (the analysis hop is 10 ms)
+# Layout of a mouth row in the history ring (subclasses write rows in this order).
 JAW, CLOSE, FUNNEL, PUCKER, STRETCH, SPEAK = range(6)
 N_OUT = 6
 _CH = {name: channel_index(name) for name in (
