@@ -92,7 +92,7 @@ class Presenter(threading.Thread):
         self._recent_late: deque[bool] = deque(maxlen=50)
         self.quiet_s = quiet_s
         self._lead: deque[int] = deque(maxlen=max(1, round(quiet_s * fps)))
-        self._base_delay: float | None = None  # D at the first tick: the floor for lowering
+        self._base_delay = 0.0  # D when the loop starts: the floor for lowering
         self._lowered_since_raise = False
         self.capture_time = capture_time
         self.ready: deque[VideoFrame] = deque(maxlen=8)
@@ -125,6 +125,7 @@ class Presenter(threading.Thread):
         return best
 
     def _loop(self) -> None:
+        self._base_delay = self.voice.delay_s
         last_tick = -1
         shown: VideoFrame | None = None
         while not self.stop.is_set():
@@ -154,8 +155,6 @@ class Presenter(threading.Thread):
         """More than 1 in 10 of the last 50 ticks late: rendering needs more than D."""
         self._lead.clear()
         if self.adapt and sum(self._recent_late) > 5:
-            if self._base_delay is None:
-                self._base_delay = self.voice.delay_s
             step = 0.5 / self.fps
             if self.voice.raise_delay(step):
                 self.stats.delay_raised_ms += 1000 * step
@@ -169,8 +168,6 @@ class Presenter(threading.Thread):
     def _maybe_lower_delay(self, k: int) -> None:
         """D above where it started and every frame of the last ``quiet`` window ready a
         whole frame before its tick: give half a frame back."""
-        if self._base_delay is None:
-            self._base_delay = self.voice.delay_s
         if self.voice.delay_s <= self._base_delay + 1e-9:
             return
         self._lead.append(max((f.index for f in list(self.ready)), default=k) - k)
