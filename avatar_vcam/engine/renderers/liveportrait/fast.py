@@ -191,7 +191,8 @@ class _Stage(nn.Module):
                                                                    spades[-1].mlp_beta)],
                                [1.0, 0.0])
             self.splits[-1][1] = shortcut.out_channels
-        self.grouped = grouped and len({sum(w) for w in self.splits}) == 1 and shortcut is None
+        self.composed = shortcut is not None  # the last layer returns conv_s(beta), not beta
+        self.grouped = grouped and len({sum(w) for w in self.splits}) == 1 and not self.composed
         if self.grouped:
             c = gb[0]
             self.gb = nn.Conv2d(self.hidden * len(gb), sum(g.out_channels for g in gb), 3,
@@ -226,10 +227,12 @@ def _modulate(x: Tensor, gb: tuple[Tensor, Tensor]) -> Tensor:
     return F.leaky_relu(_inorm(x) * gb[0] + gb[1], 0.2)
 
 
-def _block(blk: SPADEResBlock, x: Tensor, mods: list[tuple[Tensor, Tensor]]) -> Tensor:
-    """A SPADE residual block with precomputed modulations ``[norm_0, norm_1, (norm_s)]``."""
+def _block(blk: SPADEResBlock, x: Tensor, mods: list[tuple[Tensor, Tensor]],
+           composed: bool = False) -> Tensor:
+    """A SPADE residual block with precomputed modulations ``[norm_0, norm_1, (norm_s)]``;
+    ``composed``: norm_s's second part is already ``conv_s(beta)`` (see :class:`_Stage`)."""
     xn = _inorm(x)  # norm_0 and norm_s normalise the same x: once
-    if blk.learned_shortcut and getattr(blk, "beta_composed", False):
+    if blk.learned_shortcut and composed:
         shortcut = blk.conv_s(xn * mods[2][0]) + mods[2][1]  # conv_s(beta) came with mods
     elif blk.learned_shortcut:
         shortcut = blk.conv_s(xn * mods[2][0] + mods[2][1])
@@ -265,7 +268,6 @@ class FastSPADE(nn.Module):
         stages = []
         for blk, scale in ((gen.up_0, 2), (gen.up_1, 4)):
             composed = compose_shortcut and blk.learned_shortcut
-            blk.beta_composed = composed
             stages.append(_Stage(_spades(blk), grouped=False, upsampled=scale if phase_up else 1,
                                  shortcut=blk.conv_s if composed else None))
         self.stage_0, self.stage_1 = stages
@@ -280,9 +282,9 @@ class FastSPADE(nn.Module):
         for i, blk in enumerate(self.middle):
             x = _block(blk, x, mods[2 * i:2 * i + 2])
         x = F.interpolate(x, scale_factor=2.0)
-        x = _block(self.up_0, x, self.stage_0(self._seg(feature, x)))
+        x = _block(self.up_0, x, self.stage_0(self._seg(feature, x)), self.stage_0.composed)
         x = F.interpolate(x, scale_factor=2.0)
-        x = _block(self.up_1, x, self.stage_1(self._seg(feature, x)))
+        x = _block(self.up_1, x, self.stage_1(self._seg(feature, x)), self.stage_1.composed)
         return torch.sigmoid(self.conv_img(F.leaky_relu(x, 0.2)))
 
 
@@ -487,8 +489,8 @@ class FastWarping(nn.Module):
 class FastWarpDecode(nn.Module):
     """feature_3d (B, 32, 16, h, w), kp_driving, kp_source (B, 21, 3) -> frame (B, 3, 8h, 8w)."""
 
-    def __init__(self, warp: WarpingNetwork, spade: SPADEGenerator, feature_hw: int = 64,
-                 channels_last: bool = False, channels_last_3d: bool = False,
+    def __init__(self, warp: WarpingNetwork, spade: SPADEGenerator | FastSPADE,
+                 feature_hw: int = 64, channels_last: bool = False, channels_last_3d: bool = False,
                  grouped: bool = False, pad8: bool = False, unfold3d: bool = False,
                  width_taps: bool = False, depth_taps: bool = False,
                  occlusion_taps: bool = False, phase_up: bool = False,
@@ -496,7 +498,9 @@ class FastWarpDecode(nn.Module):
         super().__init__()
         self.warp = FastWarping(warp, feature_hw, channels_last_3d, pad8, unfold3d, width_taps,
                                 depth_taps, occlusion_taps)
-        self.spade = FastSPADE(spade, grouped, phase_up, compose_shortcut)
+        # a FastSPADE is taken as built (shared between two W+G modules, one set of weights)
+        self.spade = (spade if isinstance(spade, FastSPADE)
+                      else FastSPADE(spade, grouped, phase_up, compose_shortcut))
         self.channels_last = channels_last
         if channels_last:
             self.spade.to(memory_format=torch.channels_last)

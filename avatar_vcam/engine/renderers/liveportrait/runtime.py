@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from .fast import FastWarpDecode, GraphRunner
+from .fast import FastSPADE, FastWarpDecode, GraphRunner
 from .spade import SPADEGenerator
 from .warping import WarpingNetwork
 
@@ -108,10 +108,8 @@ class WarpDecodeRuntime:
         if (opts.compile and opts.background_compile and opts.depth_taps
                 and not opts.eager_depth_taps):
             # frames until the compile lands come from a warp without taps (faster eager);
-            # the decoder, most of the weights, is shared
-            eager = self._build(warping, spade, feature_hw, depth_taps=False)
-            eager.spade = module.spade
-            self.fn = eager
+            # the decoder, most of the weights, is shared, not built twice
+            self.fn = self._build(warping, module.spade, feature_hw, depth_taps=False)
         self.compile_seconds = 0.0
         self.compiled_ready = threading.Event()
         self._thread: threading.Thread | None = None
@@ -124,8 +122,8 @@ class WarpDecodeRuntime:
         self.use_graphs = cuda and opts.cuda_graphs
         self._graphs: dict[int, GraphRunner] = {}
 
-    def _build(self, warping: WarpingNetwork, spade: SPADEGenerator, feature_hw: int,
-               depth_taps: bool) -> FastWarpDecode:
+    def _build(self, warping: WarpingNetwork, spade: SPADEGenerator | FastSPADE,
+               feature_hw: int, depth_taps: bool) -> FastWarpDecode:
         """The fast W+G module in this runtime's device, dtype and options."""
         o = self.opts
         module = FastWarpDecode(
