@@ -60,6 +60,15 @@ VARIANTS: dict[str, tuple[dict, dict]] = {
     "dtaps_phase_occ": ({}, {"depth_taps": True, "phase_up": True, "occlusion_taps": True}),
     "dtaps_all3": ({}, {"depth_taps": True, "phase_up": True, "occlusion_taps": True,
                         "compose_shortcut": True}),
+    # round 4: on top of the round-3 winners (now the renderer's defaults)
+    "all3_cl": ({}, {"depth_taps": True, "phase_up": True, "occlusion_taps": True,
+                     "compose_shortcut": True, "channels_last": True}),
+    "all3_cdt": ({"options": {"coordinate_descent_tuning": True}},
+                 {"depth_taps": True, "phase_up": True, "occlusion_taps": True,
+                  "compose_shortcut": True}),
+    "all3_pw": ({"options": {"max_autotune_pointwise": True, "aggressive_fusion": True}},
+                {"depth_taps": True, "phase_up": True, "occlusion_taps": True,
+                 "compose_shortcut": True}),
 }
 
 # (label, worker arguments, timeout s): run in order while the time budget lasts
@@ -83,6 +92,12 @@ PLAN = [
     ("r3 dtaps_occ b1", ["compile", "dtaps_occ", "1"], 100),
     ("r3 dtaps_all3 b1 b32 b64 + streams", ["compile", "dtaps_all3", "1,32,64", "streams"],
      180),
+    # round 4: python bench/lp_levers.py --plan r4 --budget 540
+    ("r4 profile all3 b1", ["profile", "dtaps_all3", "1"], 90),
+    ("r4 profile all3 b32", ["profile", "dtaps_all3", "32"], 100),
+    ("r4 all3_cl b1 b64", ["compile", "all3_cl", "1,64"], 110),
+    ("r4 all3_pw b1 b64", ["compile", "all3_pw", "1,64"], 120),
+    ("r4 all3_cdt b1 b64", ["compile", "all3_cdt", "1,64"], 150),
 ]
 
 
@@ -248,6 +263,67 @@ def worker_compile(dev: torch.device, smoke: bool, variant: str, batches: list[i
     return res
 
 
+def _kernel_kind(name: str) -> str:
+    """A coarse class of a CUDA kernel from its name (for the time breakdown)."""
+    n = name.lower()
+    if n.startswith("triton_"):
+        return "triton (fused norm/elementwise)"
+    if any(k in n for k in ("conv", "xmma", "implicit", "sm90_", "sm80_", "cutlass", "gemm",
+                            "wgrad", "dgrad", "fprop")):
+        return "conv / gemm (cuDNN, cuBLAS)"
+    if any(k in n for k in ("nchwtonhwc", "nhwctonchw", "transpose", "copy", "memcpy")):
+        return "layout copies"
+    return "other"
+
+
+@torch.no_grad()
+def worker_profile(dev: torch.device, smoke: bool, variant: str, batch: int) -> dict:
+    """Kernel time of one compiled call, by kernel and by class (no CUDA graph)."""
+    torch.backends.cudnn.benchmark = True
+    compile_kw, module_kw = VARIANTS[variant]
+    if smoke:
+        compile_kw = {"backend": "eager"}
+    nets = S.synth_networks()
+    hw = 32 if smoke else 64
+    dt = torch.float16 if dev.type == "cuda" else torch.float32
+    mod = FastWarpDecode(nets.warping, nets.spade, hw, pad8=True, width_taps=True,
+                         **module_kw).to(dev, dt).eval().requires_grad_(False)
+    compiled = torch.compile(mod, dynamic=False, **compile_kw)
+    sets = S.input_sets(batch, hw, dev, dt, n=2)
+    for i in range(4):
+        compiled(*sets[i % 2])
+    _sync(dev)
+    from torch.profiler import ProfilerActivity, profile
+
+    calls = 2 if smoke else 6
+    acts = [ProfilerActivity.CUDA] if dev.type == "cuda" else [ProfilerActivity.CPU]
+    with profile(activities=acts) as prof:
+        for i in range(calls):
+            compiled(*sets[i % 2])
+        _sync(dev)
+    rows = []
+    for ev in prof.key_averages():
+        us = getattr(ev, "device_time_total", 0) or getattr(ev, "self_cpu_time_total", 0)
+        host_side = ev.key.startswith(("cuda", "cuLaunch", "cuFunc", "cuModule", "Activity ",
+                                        "Command Buffer"))
+        if us > 0 and not host_side and (dev.type == "cuda" or ev.key.startswith("aten::")):
+            rows.append((ev.key, us / calls / 1000, ev.count // calls))
+    rows.sort(key=lambda r: -r[1])
+    kinds: dict[str, float] = {}
+    for name, ms, _ in rows:
+        kinds[_kernel_kind(name)] = kinds.get(_kernel_kind(name), 0.0) + ms
+    total = sum(kinds.values())
+    print(f"\n[profile] {variant} batch {batch}: {total:.3f} ms of kernels per call "
+          f"({total / batch:.3f} ms/frame)")
+    for k, ms in sorted(kinds.items(), key=lambda kv: -kv[1]):
+        print(f"  {k:<34}{ms:8.3f} ms  {100 * ms / total:5.1f}%")
+    print(f"  {'kernel':<90}{'ms/call':>8}{'n':>4}")
+    for name, ms, n in rows[:22]:
+        print(f"  {name[:90]:<90}{ms:8.3f}{n:>4}")
+    return {"variant": variant, "batch": batch, "kernel_ms": total, "by_kind": kinds,
+            "top": rows[:40]}
+
+
 # ------------------------------------------------------------------------------ driver
 def run_worker(argv: list[str]) -> None:
     smoke = "--smoke" in argv
@@ -259,6 +335,8 @@ def run_worker(argv: list[str]) -> None:
         res = worker_conv3d(dev, smoke)
     elif kind == "dtype":
         res = worker_dtype(dev, smoke)
+    elif kind == "profile":
+        res = worker_profile(dev, smoke, argv[1], int(argv[2]))
     else:
         res = worker_compile(dev, smoke, argv[1], [int(b) for b in argv[2].split(",")],
                              "streams" in argv[3:])

@@ -41,15 +41,17 @@ class RuntimeOptions:
         outputs) + a shift-add over depth, on NDHWC tensors (overrides width_taps; compiled
         W+G batch 1: 4.24 -> 3.82 ms on an H100; eager it is slower, 7.8 -> 8.7 ms).
     occlusion_taps: the 2304 -> 1 occlusion conv as a 1x1 conv to 49 (56) outputs + a 7x7
-        shift-add (same sums; not yet measured on a GPU, so off).
+        shift-add (same sums; compiled W+G batch 1 on an H100: 3.78 -> 3.59 ms).
     phase_up: the up blocks' SPADE shared convs computed on the 64^2 segmap as 2x2 phase
         convs instead of 3x3 convs on its 2x / 4x nearest-upsampled copy (16/36 of the
-        multiplies, the 256-channel 256^2 copy never built; not yet measured, so off).
+        multiplies, the 256-channel 256^2 copy never built; compiled b1 3.78 -> 3.69 ms).
     compose_shortcut: the up blocks' 1x1 shortcut conv composed with their beta conv (one
-        3x3 conv with 64 / 256 outputs instead of 256 / 512 then the 1x1; not yet measured).
-    eager_depth_taps: with ``background_compile``, whether the eager module that serves
-        frames while the compile runs uses depth taps too. Off: eager is faster without
-        them (7.8 vs 8.7 ms at batch 1 on an H100); the compiled module keeps them.
+        3x3 conv with 64 / 256 outputs instead of 256 / 512 then the 1x1). With the two
+        above: compiled b1 3.78 -> 3.37 ms, b32 326 -> 364 frames/s.
+    eager_taps: with ``background_compile``, whether the eager module that serves frames
+        while the compile runs uses the depth / occlusion taps too. Off: their shift-adds
+        only pay once Inductor fuses them (eager b1 on an H100: 7.8 ms without depth taps,
+        8.7 ms with); the compiled module keeps them.
     compile_options: Inductor options passed to ``torch.compile`` (e.g. ``freezing``).
     compile: ``torch.compile`` the module (fuses norm + modulation + activation).
     cuda_graphs: capture one CUDA graph per batch size and replay it.
@@ -66,10 +68,10 @@ class RuntimeOptions:
     unfold3d: bool = False
     width_taps: bool = True
     depth_taps: bool = True
-    occlusion_taps: bool = False
-    phase_up: bool = False
-    compose_shortcut: bool = False
-    eager_depth_taps: bool = False
+    occlusion_taps: bool = True
+    phase_up: bool = True
+    compose_shortcut: bool = True
+    eager_taps: bool = False
     compile: bool = False
     compile_options: dict[str, object] | None = None
     cuda_graphs: bool = True
@@ -102,14 +104,14 @@ class WarpDecodeRuntime:
         self.opts = opts
         # folded and regrouped in the networks' own precision, then cast (the inputs are
         # not modified: FastWarpDecode works on copies)
-        module = self._build(warping, spade, feature_hw, opts.depth_taps)
+        module = self._build(warping, spade, feature_hw, opts.depth_taps, opts.occlusion_taps)
         self.module = module
         self.fn = module
-        if (opts.compile and opts.background_compile and opts.depth_taps
-                and not opts.eager_depth_taps):
+        if (opts.compile and opts.background_compile
+                and (opts.depth_taps or opts.occlusion_taps) and not opts.eager_taps):
             # frames until the compile lands come from a warp without taps (faster eager);
             # the decoder, most of the weights, is shared, not built twice
-            self.fn = self._build(warping, module.spade, feature_hw, depth_taps=False)
+            self.fn = self._build(warping, module.spade, feature_hw, False, False)
         self.compile_seconds = 0.0
         self.compiled_ready = threading.Event()
         self._thread: threading.Thread | None = None
@@ -123,14 +125,14 @@ class WarpDecodeRuntime:
         self._graphs: dict[int, GraphRunner] = {}
 
     def _build(self, warping: WarpingNetwork, spade: SPADEGenerator | FastSPADE,
-               feature_hw: int, depth_taps: bool) -> FastWarpDecode:
+               feature_hw: int, depth_taps: bool, occlusion_taps: bool) -> FastWarpDecode:
         """The fast W+G module in this runtime's device, dtype and options."""
         o = self.opts
         module = FastWarpDecode(
             warping, spade, feature_hw, channels_last=o.channels_last,
             channels_last_3d=o.channels_last_3d, grouped=o.grouped, pad8=o.pad8,
             unfold3d=o.unfold3d, width_taps=o.width_taps, depth_taps=depth_taps,
-            occlusion_taps=o.occlusion_taps, phase_up=o.phase_up,
+            occlusion_taps=occlusion_taps, phase_up=o.phase_up,
             compose_shortcut=o.compose_shortcut)
         return module.to(self.device, self.dtype).eval().requires_grad_(False)
 
