@@ -98,6 +98,7 @@ PLAN = [
     ("r4 all3_cl b1 b64", ["compile", "all3_cl", "1,64"], 110),
     ("r4 all3_pw b1 b64", ["compile", "all3_pw", "1,64"], 120),
     ("r4 all3_cdt b1 b64", ["compile", "all3_cdt", "1,64"], 150),
+    ("r5 all3 b1 b32", ["compile", "dtaps_all3", "1,32"], 100),
 ]
 
 
