@@ -69,6 +69,12 @@ VARIANTS: dict[str, tuple[dict, dict]] = {
     "all3_pw": ({"options": {"max_autotune_pointwise": True, "aggressive_fusion": True}},
                 {"depth_taps": True, "phase_up": True, "occlusion_taps": True,
                  "compose_shortcut": True}),
+    # round 6 (next GPU session): conv/GEMM template autotuning only (Triton conv templates
+    # against cuDNN per conv shape), with the result kept in the on-disk cache: a one-time
+    # cost is allowed, a multi-minute one at each start is not (the warm run says which)
+    "all3_mat": ({"options": {"max_autotune": True}},
+                 {"depth_taps": True, "phase_up": True, "occlusion_taps": True,
+                  "compose_shortcut": True}),
 }
 
 # (label, worker arguments, timeout s): run in order while the time budget lasts
@@ -99,6 +105,9 @@ PLAN = [
     ("r4 all3_pw b1 b64", ["compile", "all3_pw", "1,64"], 120),
     ("r4 all3_cdt b1 b64", ["compile", "all3_cdt", "1,64"], 150),
     ("r5 all3 b1 b32", ["compile", "dtaps_all3", "1,32"], 100),
+    # round 6: python bench/lp_levers.py --plan r6 --budget 580 --cache /tmp/lpc
+    ("r6 all3_mat b1 (cold)", ["compile", "all3_mat", "1"], 420),
+    ("r6 all3_mat b1 (warm)", ["compile", "all3_mat", "1"], 120),
 ]
 
 

@@ -161,8 +161,8 @@ def test_all_levers_together_match_reference(nets, fixtures) -> None:
 
 @torch.no_grad()
 def test_background_compile_serves_from_an_eager_warp_without_taps(nets, fixtures) -> None:
-    """While the compile runs, frames come from a depth-tap-free warp sharing the decoder;
-    both modules compute the reference function."""
+    """While the compile runs, frames come from a warp without depth / occlusion taps
+    sharing the (phase_up, composed-shortcut) decoder; both compute the reference."""
     args = (fixtures["W_in_feature_3d"], fixtures["W_in_kp_driving"],
             fixtures["W_in_kp_source"])
     want = nets.spade(nets.warping(*args)["out"])
@@ -172,6 +172,10 @@ def test_background_compile_serves_from_an_eager_warp_without_taps(nets, fixture
     assert rt.fn is not rt.module and rt.fn.spade is rt.module.spade
     dm_eager = rt.fn.warp.net.dense_motion_network
     assert not isinstance(dm_eager.mask, DepthTapConv3d)
-    assert isinstance(rt.module.warp.net.dense_motion_network.mask, DepthTapConv3d)
+    assert not isinstance(dm_eager.occlusion, SpatialTapConv2d)
+    dm_compiled = rt.module.warp.net.dense_motion_network
+    assert isinstance(dm_compiled.mask, DepthTapConv3d)
+    assert isinstance(dm_compiled.occlusion, SpatialTapConv2d)
+    assert isinstance(rt.module.spade.stage_1.shared, PhaseUpConv2d)  # the defaults
     assert rel_l2(rt.fn(*args), want) < TOL
     assert rel_l2(rt.module(*args), want) < TOL

@@ -115,6 +115,34 @@ def test_render_shape_and_paste(renderer, state, leo) -> None:
     assert not np.array_equal(frames[0], frames[1])  # motion changes the picture
 
 
+def test_render_streams_batches_several_avatars(renderer, state) -> None:
+    """Frames of two avatars (different sources, sizes, lengths) from one warp + decode
+    call equal what each stream's own ``render`` gives; an empty stream stays empty."""
+    grace = dataclasses.replace(load("grace"), renderer={"liveportrait": {"crop_scale": 1.2}})
+    other = renderer.prepare(grace, 192)
+    m_leo = np.stack([zeros(), vector({"jawOpen": 0.8}), vector({"eyeBlinkLeft": 1.0})])
+    m_grace = np.stack([vector({"mouthSmileLeft": 0.7}), zeros()])
+    calls = []
+    real = renderer.runtime
+
+    def counting(*args):
+        calls.append(args[0].shape[0])
+        return real(*args)
+
+    renderer.runtime = counting
+    try:
+        got = renderer.render_streams([(state, m_leo), (other, np.zeros((0, m_leo.shape[1]))),
+                                       (other, m_grace)])
+    finally:
+        renderer.runtime = real
+    assert calls == [5]  # one call, all five frames
+    assert [g.shape for g in got] == [(3, 256, 256, 3), (0, 192, 192, 3), (2, 192, 192, 3)]
+    for g, want in ((got[0], renderer.render(state, m_leo)),
+                    (got[2], renderer.render(other, m_grace))):
+        assert np.abs(g.astype(int) - want).max() <= 1  # batched float sums: rounding only
+    assert renderer.render_streams([]) == []
+
+
 def test_native_replay_is_exact(renderer, state, tmp_path) -> None:
     src = state.source
     codes = NativeMotion(exp=src.exp.repeat(2, 1, 1), rotation=None, t=src.t.repeat(2, 1),
