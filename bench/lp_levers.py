@@ -105,9 +105,15 @@ PLAN = [
     ("r4 all3_pw b1 b64", ["compile", "all3_pw", "1,64"], 120),
     ("r4 all3_cdt b1 b64", ["compile", "all3_cdt", "1,64"], 150),
     ("r5 all3 b1 b32", ["compile", "dtaps_all3", "1,32"], 100),
-    # round 6: python bench/lp_levers.py --plan r6 --budget 580 --cache /tmp/lpc
-    ("r6 all3_mat b1 (cold)", ["compile", "all3_mat", "1"], 420),
-    ("r6 all3_mat b1 (warm)", ["compile", "all3_mat", "1"], 120),
+    # round 6, two calls (each a cold compile then the same one from its cache):
+    #   python bench/lp_levers.py --plan "r6 mat" --budget 570
+    #   python bench/lp_levers.py --plan "r6 cdt" --budget 570
+    # A long one-time compile is acceptable if the warm one is short: the renderer serves
+    # eager frames while it compiles in the background, and keeps the cache.
+    ("r6 mat all3_mat b1 (cold)", ["compile", "all3_mat", "1"], 430),
+    ("r6 mat all3_mat b1 b32 (warm)", ["compile", "all3_mat", "1,32"], 130),
+    ("r6 cdt all3_cdt b1 (cold)", ["compile", "all3_cdt", "1"], 430),
+    ("r6 cdt all3_cdt b1 b32 (warm)", ["compile", "all3_cdt", "1,32"], 130),
 ]
 
 
