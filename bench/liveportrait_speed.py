@@ -378,6 +378,9 @@ def section_restart(args: argparse.Namespace, results: dict) -> None:
         runs += [("background compile", ["--compile", "--background"], "cold"),
                  ("background compile", ["--compile", "--background"], "warm"),
                  ("compile + graph", ["--compile"], "warm")]
+    if args.aot:  # AOTInductor packages: built once (cold), then loaded (warm)
+        runs += [("aot background", ["--compile", "--background", "--aot"], "cold"),
+                 ("aot background", ["--compile", "--background", "--aot"], "warm")]
     for label, flags, phase in runs:
         cmd = [sys.executable, __file__, "--probe", str(weights), "--cache", str(tmp / "cache"),
                "--size", str(args.size)] + flags
@@ -416,7 +419,8 @@ def probe(args: argparse.Namespace) -> None:
     rt = WarpDecodeRuntime(nets.warping, nets.spade, args.size // 4, device,
                            RuntimeOptions(dtype=dtype, channels_last=False, compile=args.compile,
                                           cache_dir=Path(args.cache),
-                                          background_compile=args.background))
+                                          background_compile=args.background,
+                                          aot=args.aot))
     marks["build"] = time.perf_counter() - T_START
     frame = rt(f_s, x_s + 0.01, x_s)
     frame.float().mean().item()
@@ -454,6 +458,8 @@ def main() -> None:
     ap.add_argument("--probe", help=argparse.SUPPRESS)
     ap.add_argument("--cache", help=argparse.SUPPRESS)
     ap.add_argument("--background", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--aot", action="store_true",
+                    help="restart: also AOTInductor packages (cold build, then warm load)")
     args = ap.parse_args()
     if args.probe:
         probe(args)

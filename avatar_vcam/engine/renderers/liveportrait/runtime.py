@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from .aot import AotModule
 from .fast import FastSPADE, FastWarpDecode, GraphRunner
 from .spade import SPADEGenerator
 from .warping import WarpingNetwork
@@ -54,6 +55,10 @@ class RuntimeOptions:
         8.7 ms with); the compiled module keeps them.
     compile_options: Inductor options passed to ``torch.compile`` (e.g. ``freezing``).
     compile: ``torch.compile`` the module (fuses norm + modulation + activation).
+    aot: with ``compile`` and a ``cache_dir``, compile to AOTInductor packages (``aot.py``,
+        one per batch size) instead: built once like a compile, then loaded in about a
+        second, so on a warm restart the compiled path serves the first frame and nothing
+        is traced while eager frames are served. Off until timed on a GPU.
     cuda_graphs: capture one CUDA graph per batch size and replay it.
     cache_dir: Inductor cache folder (kept between runs); None: Inductor's default.
     background_compile: serve frames from the eager path (graphed) at once and compile in a
@@ -73,6 +78,7 @@ class RuntimeOptions:
     compose_shortcut: bool = True
     eager_taps: bool = False
     compile: bool = False
+    aot: bool = False
     compile_options: dict[str, object] | None = None
     cuda_graphs: bool = True
     cache_dir: Path | None = None
@@ -136,7 +142,14 @@ class WarpDecodeRuntime:
             compose_shortcut=o.compose_shortcut)
         return module.to(self.device, self.dtype).eval().requires_grad_(False)
 
-    def _compile(self) -> torch.nn.Module:
+    @property
+    def _aot(self) -> bool:
+        return self.opts.aot and self.opts.cache_dir is not None
+
+    def _compile(self) -> torch.nn.Module | AotModule:
+        if self._aot:
+            return AotModule(self.module, self.opts.cache_dir / "aot",
+                             self.opts.compile_options)
         return torch.compile(self.module, dynamic=False, options=self.opts.compile_options)
 
     @torch.no_grad()
@@ -150,7 +163,16 @@ class WarpDecodeRuntime:
         runner = self._graphs.get(b)
         if runner is None:
             t0 = time.perf_counter()
-            runner = GraphRunner(self._run, args)
+            try:
+                runner = GraphRunner(self._run, args)
+            except RuntimeError as exc:
+                if not isinstance(self.fn, AotModule):
+                    raise
+                # not yet seen on a GPU: a package that cannot be captured still runs
+                log.warning("CUDA graph capture of the compiled package failed (%s); "
+                            "running it without a graph", str(exc).splitlines()[0])
+                self.use_graphs = False
+                return self._run(*args)
             self._graphs[b] = runner
             log.info("captured warp+decode graph for batch %d in %.1f s", b,
                      time.perf_counter() - t0)
@@ -158,6 +180,14 @@ class WarpDecodeRuntime:
 
     def _maybe_switch(self, args: tuple[Tensor, ...]) -> None:
         """Start the background compile on first use; swap it in once it is built."""
+        if self._thread is None and self._aot:
+            aot = self._compile()
+            if aot.ready(args):  # built by an earlier run: load it now, first frame included
+                aot(*args)
+                self.compiled, self.fn = aot, aot
+                self.compiled_ready.set()
+                self._thread = threading.Thread(target=lambda: None)  # never run: no build
+                return
         if self._thread is None:
             example = tuple(x.clone() for x in args)
             self._thread = threading.Thread(target=self._compile_worker, args=(example,),
