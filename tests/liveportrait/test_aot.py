@@ -33,6 +33,9 @@ def built(nets, args, tmp_path_factory):
     """A runtime that compiled its package in the foreground (one build, ~1 min on a CPU)."""
     require("gcc", "AOTInductor compiles C++ on the CPU")
     cache = tmp_path_factory.mktemp("lp-cache")
+    (cache / "aot").mkdir()
+    (cache / "aot" / "warp-decode-b1-stale0000.pt2").write_bytes(b"from an older torch")
+    (cache / "aot" / "warp-decode-b8-other0000.pt2").write_bytes(b"another batch size")
     rt = WarpDecodeRuntime(nets.warping, nets.spade, args[0].shape[-1], "cpu",
                            RuntimeOptions(compile=True, aot=True, cache_dir=cache))
     out = rt(*args)
@@ -45,6 +48,8 @@ def test_package_is_built_once_and_computes_the_reference(nets, args, built) -> 
     assert isinstance(rt.compiled, AotModule) and rt.fn is rt.compiled
     packages = list((cache / "aot").glob("warp-decode-b1-*.pt2"))
     assert len(packages) == 1 and not list((cache / "aot").glob(".*"))  # no temp files left
+    assert "stale" not in packages[0].name  # replaced; other batch sizes are left alone
+    assert (cache / "aot" / "warp-decode-b8-other0000.pt2").exists()
     want = nets.spade(nets.warping(*args)["out"])
     assert rel_l2(out, want) < TOL
 

@@ -10,7 +10,8 @@ can serve the very first frame.
 One package per input shape (batch size), named by a key over everything that changes the
 compiled code or its constants: torch and CUDA versions, the device, dtype, input shapes,
 the module's structure and a hash of its weights, and the Inductor options. A package that
-fails to load is deleted and built again.
+fails to load is deleted and built again; building one deletes the other packages of its
+batch size (made for another torch, GPU, weights or options).
 """
 
 from __future__ import annotations
@@ -126,4 +127,7 @@ class AotModule:
             os.replace(tmp, path)  # whole or absent: a crash mid-build leaves no package
         finally:
             tmp.unlink(missing_ok=True)
+        for stale in path.parent.glob(f"warp-decode-b{args[0].shape[0]}-*.pt2"):
+            if stale != path:  # another torch, GPU, weights or options: ~200 MB each
+                stale.unlink(missing_ok=True)
         log.info("built %s in %.1f s", path.name, time.perf_counter() - t0)
