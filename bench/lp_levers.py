@@ -42,6 +42,9 @@ from avatar_vcam.engine.renderers.liveportrait.fast import (  # noqa: E402
     GraphRunner,
 )
 
+# the round-3 winners (now the renderer's defaults), the base of the later rounds
+ALL3 = {"depth_taps": True, "phase_up": True, "occlusion_taps": True, "compose_shortcut": True}
+
 # name -> (torch.compile keyword arguments, FastWarpDecode keyword arguments)
 VARIANTS: dict[str, tuple[dict, dict]] = {
     "base": ({}, {}),
@@ -58,23 +61,15 @@ VARIANTS: dict[str, tuple[dict, dict]] = {
     "dtaps_phase": ({}, {"depth_taps": True, "phase_up": True}),
     "dtaps_occ": ({}, {"depth_taps": True, "occlusion_taps": True}),
     "dtaps_phase_occ": ({}, {"depth_taps": True, "phase_up": True, "occlusion_taps": True}),
-    "dtaps_all3": ({}, {"depth_taps": True, "phase_up": True, "occlusion_taps": True,
-                        "compose_shortcut": True}),
+    "dtaps_all3": ({}, ALL3),
     # round 4: on top of the round-3 winners (now the renderer's defaults)
-    "all3_cl": ({}, {"depth_taps": True, "phase_up": True, "occlusion_taps": True,
-                     "compose_shortcut": True, "channels_last": True}),
-    "all3_cdt": ({"options": {"coordinate_descent_tuning": True}},
-                 {"depth_taps": True, "phase_up": True, "occlusion_taps": True,
-                  "compose_shortcut": True}),
-    "all3_pw": ({"options": {"max_autotune_pointwise": True, "aggressive_fusion": True}},
-                {"depth_taps": True, "phase_up": True, "occlusion_taps": True,
-                 "compose_shortcut": True}),
+    "all3_cl": ({}, ALL3 | {"channels_last": True}),
+    "all3_cdt": ({"options": {"coordinate_descent_tuning": True}}, ALL3),
+    "all3_pw": ({"options": {"max_autotune_pointwise": True, "aggressive_fusion": True}}, ALL3),
     # round 6 (next GPU session): conv/GEMM template autotuning only (Triton conv templates
     # against cuDNN per conv shape), with the result kept in the on-disk cache: a one-time
     # cost is allowed, a multi-minute one at each start is not (the warm run says which)
-    "all3_mat": ({"options": {"max_autotune": True}},
-                 {"depth_taps": True, "phase_up": True, "occlusion_taps": True,
-                  "compose_shortcut": True}),
+    "all3_mat": ({"options": {"max_autotune": True}}, ALL3),
 }
 
 # (label, worker arguments, timeout s): run in order while the time budget lasts
@@ -225,14 +220,9 @@ def _stream_fps(runners: list[GraphRunner], iters: int) -> float:
     return 1000 * len(runners) / times[len(times) // 2]
 
 
-@torch.no_grad()
-def worker_compile(dev: torch.device, smoke: bool, variant: str, batches: list[int],
-                   streams: bool) -> dict:
-    """Compile one variant; per batch size: compile seconds, ms per call, error (b1)."""
-    t0 = time.perf_counter()
-    import torch._inductor.config  # noqa: F401  (import time kept out of the compile time)
-
-    t_import = time.perf_counter() - t0
+def _compiled_variant(dev: torch.device, smoke: bool, variant: str):
+    """Synthesised networks, feature size, dtype and the variant's module, compiled (lazily:
+    the first call compiles). Smoke runs use the eager backend."""
     torch.backends.cudnn.benchmark = True
     compile_kw, module_kw = VARIANTS[variant]
     if smoke:
@@ -242,7 +232,18 @@ def worker_compile(dev: torch.device, smoke: bool, variant: str, batches: list[i
     dt = torch.float16 if dev.type == "cuda" else torch.float32
     mod = FastWarpDecode(nets.warping, nets.spade, hw, pad8=True, width_taps=True,
                          **module_kw).to(dev, dt).eval().requires_grad_(False)
-    compiled = torch.compile(mod, dynamic=False, **compile_kw)
+    return nets, hw, dt, torch.compile(mod, dynamic=False, **compile_kw)
+
+
+@torch.no_grad()
+def worker_compile(dev: torch.device, smoke: bool, variant: str, batches: list[int],
+                   streams: bool) -> dict:
+    """Compile one variant; per batch size: compile seconds, ms per call, error (b1)."""
+    t0 = time.perf_counter()
+    import torch._inductor.config  # noqa: F401  (import time kept out of the compile time)
+
+    t_import = time.perf_counter() - t0
+    nets, hw, dt, compiled = _compiled_variant(dev, smoke, variant)
     res: dict = {"variant": variant, "inductor_import_s": t_import}
     iters = 2 if smoke else 40
     for b in batches:
@@ -295,16 +296,7 @@ def _kernel_kind(name: str) -> str:
 @torch.no_grad()
 def worker_profile(dev: torch.device, smoke: bool, variant: str, batch: int) -> dict:
     """Kernel time of one compiled call, by kernel and by class (no CUDA graph)."""
-    torch.backends.cudnn.benchmark = True
-    compile_kw, module_kw = VARIANTS[variant]
-    if smoke:
-        compile_kw = {"backend": "eager"}
-    nets = S.synth_networks()
-    hw = 32 if smoke else 64
-    dt = torch.float16 if dev.type == "cuda" else torch.float32
-    mod = FastWarpDecode(nets.warping, nets.spade, hw, pad8=True, width_taps=True,
-                         **module_kw).to(dev, dt).eval().requires_grad_(False)
-    compiled = torch.compile(mod, dynamic=False, **compile_kw)
+    _, hw, dt, compiled = _compiled_variant(dev, smoke, variant)
     sets = S.input_sets(batch, hw, dev, dt, n=2)
     for i in range(4):
         compiled(*sets[i % 2])

@@ -180,28 +180,28 @@ class WarpDecodeRuntime:
 
     def _maybe_switch(self, args: tuple[Tensor, ...]) -> None:
         """Start the background compile on first use; swap it in once it is built."""
-        if self._thread is None and self._aot:
-            aot = self._compile()
-            if aot.ready(args):  # built by an earlier run: load it now, first frame included
+        if self._thread is None:
+            aot = self._compile() if self._aot else None  # cheap to make: no build yet
+            if aot is not None and aot.ready(args):  # built earlier: load now, first frame too
                 aot(*args)
                 self.compiled, self.fn = aot, aot
                 self.compiled_ready.set()
                 self._thread = threading.Thread(target=lambda: None)  # never run: no build
                 return
-        if self._thread is None:
             example = tuple(x.clone() for x in args)
-            self._thread = threading.Thread(target=self._compile_worker, args=(example,),
+            self._thread = threading.Thread(target=self._compile_worker, args=(example, aot),
                                             name="lp-compile", daemon=True)
             self._thread.start()
         elif self.compiled_ready.is_set() and self.fn is not self.compiled:
             self.fn = self.compiled
             self._graphs.clear()  # recaptured from the compiled function on next use
 
-    def _compile_worker(self, example: tuple[Tensor, ...]) -> None:
+    def _compile_worker(self, example: tuple[Tensor, ...],
+                        compiled: AotModule | None = None) -> None:
         t0 = time.perf_counter()
         stream = torch.cuda.Stream(self.device) if self.device.type == "cuda" else None
         try:
-            compiled = self._compile()
+            compiled = compiled or self._compile()  # an AotModule keeps its weights hash
             with torch.no_grad(), (torch.cuda.stream(stream) if stream else _nullctx()):
                 compiled(*example)
                 if stream is not None:
