@@ -378,7 +378,9 @@ def section_restart(args: argparse.Namespace, results: dict) -> None:
         runs += [("background compile", ["--compile", "--background"], "cold"),
                  ("background compile", ["--compile", "--background"], "warm"),
                  ("compile + graph", ["--compile"], "warm")]
-    if args.aot:  # AOTInductor packages: built once (cold), then loaded (warm)
+    if args.aot_only:
+        runs = []
+    if args.aot or args.aot_only:  # AOTInductor packages: built once (cold), then loaded
         runs += [("aot background", ["--compile", "--background", "--aot"], "cold"),
                  ("aot background", ["--compile", "--background", "--aot"], "warm")]
     for label, flags, phase in runs:
@@ -460,6 +462,8 @@ def main() -> None:
     ap.add_argument("--background", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--aot", action="store_true",
                     help="restart: also AOTInductor packages (cold build, then warm load)")
+    ap.add_argument("--aot-only", action="store_true",
+                    help="restart: only the AOTInductor packages (cold build, then warm load)")
     args = ap.parse_args()
     if args.probe:
         probe(args)

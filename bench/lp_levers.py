@@ -70,6 +70,8 @@ VARIANTS: dict[str, tuple[dict, dict]] = {
     # against cuDNN per conv shape), with the result kept in the on-disk cache: a one-time
     # cost is allowed, a multi-minute one at each start is not (the warm run says which)
     "all3_mat": ({"options": {"max_autotune": True}}, ALL3),
+    # round 7 measured "all3_rows": the mask conv as a 1x7 conv over row-stacked input
+    # (FastWarpDecode(mask_rows=True), removed after it measured slower: BENCHMARKS.md)
 }
 
 # (label, worker arguments, timeout s): run in order while the time budget lasts
@@ -109,6 +111,8 @@ PLAN = [
     ("r6 mat all3_mat b1 b32 (warm)", ["compile", "all3_mat", "1,32"], 130),
     ("r6 cdt all3_cdt b1 (cold)", ["compile", "all3_cdt", "1"], 430),
     ("r6 cdt all3_cdt b1 b32 (warm)", ["compile", "all3_cdt", "1,32"], 130),
+    # round 7: python bench/lp_levers.py --plan r7 --budget 320
+    ("r7 all3 b1 b32", ["compile", "dtaps_all3", "1,32"], 160),
 ]
 
 

@@ -12,6 +12,10 @@ compiled code or its constants: torch and CUDA versions, the device, dtype, inpu
 the module's structure and a hash of its weights, and the Inductor options. A package that
 fails to load is deleted and built again; building one deletes the other packages of its
 batch size (made for another torch, GPU, weights or options).
+
+Measured 2026-11-23 on the H100 machine (torch 2.11.0+cu130): loading a CUDA package
+segfaults, whatever it holds (a conv + ReLU too; ``bench/aot_smoke.py``). A segfault
+cannot be caught, so ``RuntimeOptions.aot`` stays off; on the CPU it works and is tested.
 """
 
 from __future__ import annotations

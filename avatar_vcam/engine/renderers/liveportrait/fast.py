@@ -207,13 +207,22 @@ class _Stage(nn.Module):
 
     def forward(self, seg: Tensor) -> list[tuple[Tensor, Tensor]]:
         """Segmap at this resolution -> [(1 + gamma, beta)] per SPADE layer, in order."""
-        actv = F.relu(self.shared(seg))
+        actv = self.hidden_of(seg)
         if self.grouped:
             gbs = self.gb(actv).split([sum(w) for w in self.splits], dim=1)
-        else:
-            parts = actv.split(self.hidden, dim=1)
-            gbs = [conv(a) for conv, a in zip(self.gbs, parts, strict=True)]
-        return [tuple(t.split(w, dim=1)) for t, w in zip(gbs, self.splits, strict=True)]
+            return [tuple(t.split(w, dim=1)) for t, w in zip(gbs, self.splits, strict=True)]
+        return self.mods_of(actv, range(len(self.gbs)))
+
+    def hidden_of(self, seg: Tensor) -> Tensor:
+        """The shared MLPs' activations of every layer, stacked on channels."""
+        return F.relu(self.shared(seg))
+
+    def mods_of(self, actv: Tensor, layers: range) -> list[tuple[Tensor, Tensor]]:
+        """[(1 + gamma, beta)] of some layers from :meth:`hidden_of`'s activations (the
+        streamed decoder computes them a block at a time)."""
+        h = self.hidden
+        return [tuple(self.gbs[j](actv[:, j * h:(j + 1) * h]).split(self.splits[j], dim=1))
+                for j in layers]
 
 
 def _inorm(x: Tensor) -> Tensor:

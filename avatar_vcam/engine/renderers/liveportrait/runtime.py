@@ -58,7 +58,10 @@ class RuntimeOptions:
     aot: with ``compile`` and a ``cache_dir``, compile to AOTInductor packages (``aot.py``,
         one per batch size) instead: built once like a compile, then loaded in about a
         second, so on a warm restart the compiled path serves the first frame and nothing
-        is traced while eager frames are served. Off until timed on a GPU.
+        is traced while eager frames are served. Off: on the H100 machine (torch
+        2.11.0+cu130) loading any CUDA package, even a one-conv one, segfaults inside
+        ``aoti_load_package`` (``bench/aot_smoke.py``; a crash no ``except`` can catch), so
+        it stays off until a torch release loads them. Works on the CPU.
     cuda_graphs: capture one CUDA graph per batch size and replay it.
     cache_dir: Inductor cache folder (kept between runs); None: Inductor's default.
     background_compile: serve frames from the eager path (graphed) at once and compile in a
@@ -108,6 +111,8 @@ class WarpDecodeRuntime:
         cuda = self.device.type == "cuda"
         self.dtype = opts.dtype or (torch.float16 if cuda else torch.float32)
         self.opts = opts
+        if cuda:  # shapes are fixed per batch size: let cuDNN time its kernels once, as the
+            torch.backends.cudnn.benchmark = True  # benchmarks in BENCHMARKS.md were run
         # folded and regrouped in the networks' own precision, then cast (the inputs are
         # not modified: FastWarpDecode works on copies)
         module = self._build(warping, spade, feature_hw, opts.depth_taps, opts.occlusion_taps)

@@ -1,0 +1,165 @@
+"""Warp + decode with the decoder's SPADE modulations on a second CUDA stream.
+
+Every SPADE layer's ``(1 + gamma, beta)`` depends only on the warped feature (the segmap),
+not on the decoder's main path. At batch 1 neither path fills an H100 alone (a 512-channel
+3x3 conv at 64^2 is ~64 output tiles for 132 SMs), so the modulations of block ``i + 1``
+and of the up blocks are computed on a side stream while block ``i`` runs on the main one.
+Events order each block after its own modulations; the streams join before returning,
+so the whole call can be captured as one CUDA graph (capture records the fork as
+parallel branches).
+
+Measured on an H100 (BENCHMARKS.md, round 7): slower than compiling W+G as one module.
+The overlap bought 0.11 ms at batch 1, but splitting the compile into pieces cost 0.26 ms
+(and 23% at batch 32: fusions across the pieces are lost). Kept for the benchmark
+(``bench/lp_streams.py``), not used by the renderer.
+
+The pieces are the same modules as :class:`~.fast.FastWarpDecode` (weights shared, not
+copied), each compiled on its own when a ``compile_fn`` is given: the sums are the same
+ones, in the same order, so the output equals the one-module forward (to the last bit on
+the CPU, where the streams are not used).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .fast import FastSPADE, FastWarpDecode, _block, _Stage
+
+Mods = list[tuple[Tensor, Tensor]]
+
+
+class _Head(nn.Module):
+    """W: the warped, occluded feature that is the decoder's input and its segmap."""
+
+    def __init__(self, module: FastWarpDecode) -> None:
+        super().__init__()
+        self.warp, self.channels_last = module.warp, module.channels_last
+
+    def forward(self, feature_3d: Tensor, kp_driving: Tensor, kp_source: Tensor) -> Tensor:
+        out = self.warp(feature_3d, kp_driving, kp_source)
+        return out.contiguous(memory_format=torch.channels_last) if self.channels_last else out
+
+
+class _Hidden(nn.Module):
+    def __init__(self, stage: _Stage) -> None:
+        super().__init__()
+        self.stage = stage
+
+    def forward(self, seg: Tensor) -> Tensor:
+        return self.stage.hidden_of(seg)
+
+
+class _MidMods(nn.Module):
+    """The two modulations of one middle block from the shared activations."""
+
+    def __init__(self, stage: _Stage, block: int) -> None:
+        super().__init__()
+        self.stage, self.layers = stage, range(2 * block, 2 * block + 2)
+
+    def forward(self, actv: Tensor) -> Mods:
+        return self.stage.mods_of(actv, self.layers)
+
+
+class _MidBlock(nn.Module):
+    def __init__(self, blk: nn.Module) -> None:
+        super().__init__()
+        self.blk = blk
+
+    def forward(self, x: Tensor, mods: Mods) -> Tensor:
+        return _block(self.blk, x, mods)
+
+
+class _UpBlock(nn.Module):
+    """Upsample x2 then an up block; the last one also makes the image."""
+
+    def __init__(self, blk: nn.Module, composed: bool, conv_img: nn.Conv2d | None = None
+                 ) -> None:
+        super().__init__()
+        self.blk, self.composed, self.conv_img = blk, composed, conv_img
+
+    def forward(self, x: Tensor, mods: Mods) -> Tensor:
+        x = _block(self.blk, F.interpolate(x, scale_factor=2.0), mods, self.composed)
+        if self.conv_img is None:
+            return x
+        return torch.sigmoid(self.conv_img(F.leaky_relu(x, 0.2)))
+
+
+class StreamedWarpDecode:
+    """``(feature_3d, kp_driving, kp_source) -> frames``, like ``module``'s forward, with the
+    SPADE modulations on a side stream (CUDA) and each piece compiled by ``compile_fn``.
+
+    Needs the decoder built with ``phase_up`` (the up stages read the 64^2 segmap) and not
+    ``grouped`` (the middle modulations come a block at a time).
+    """
+
+    def __init__(self, module: FastWarpDecode,
+                 compile_fn: Callable[[nn.Module], Callable] | None = None,
+                 streams: bool = True) -> None:
+        sp: FastSPADE = module.spade
+        if not sp.phase_up or sp.stage_mid.grouped:
+            raise ValueError("the streamed decoder needs phase_up and no grouped convs")
+        wrap = compile_fn or (lambda m: m)
+        self.module = module
+        self.head = wrap(_Head(module))
+        self.fc = sp.fc  # one conv: cuDNN either way
+        self.hidden = wrap(_Hidden(sp.stage_mid))
+        self.mid_mods = [wrap(_MidMods(sp.stage_mid, i)) for i in range(len(sp.middle))]
+        self.mid_blocks = [wrap(_MidBlock(b)) for b in sp.middle]
+        self.up_stages = [wrap(sp.stage_0), wrap(sp.stage_1)]
+        self.up_blocks = [wrap(_UpBlock(sp.up_0, sp.stage_0.composed)),
+                          wrap(_UpBlock(sp.up_1, sp.stage_1.composed, sp.conv_img))]
+        dev = next(module.parameters()).device
+        self.side = torch.cuda.Stream(dev) if streams and dev.type == "cuda" else None
+
+    def __call__(self, feature_3d: Tensor, kp_driving: Tensor, kp_source: Tensor) -> Tensor:
+        seg = self.head(feature_3d, kp_driving, kp_source)
+        side = self.side
+        main = torch.cuda.current_stream(seg.device) if side is not None else None
+        ready: list[torch.cuda.Event | None] = []
+
+        def mark() -> None:  # the side stream's work so far is needed by the next block
+            if side is not None:
+                ev = torch.cuda.Event()
+                ev.record(side)
+                ready.append(ev)
+            else:
+                ready.append(None)
+
+        if side is not None:
+            side.wait_stream(main)
+        with torch.cuda.stream(side) if side is not None else contextlib.nullcontext():
+            actv = self.hidden(seg)
+            mid = []
+            for mods in self.mid_mods:
+                mid.append(mods(actv))
+                mark()
+            up = []
+            for stage in self.up_stages:
+                up.append(stage(seg))
+                mark()
+        x = self.fc(seg)
+        for blk, mods, ev in zip([*self.mid_blocks, *self.up_blocks], [*mid, *up], ready,
+                                 strict=True):
+            if ev is not None:
+                main.wait_event(ev)
+            x = blk(x, mods)
+        if side is not None:
+            main.wait_stream(side)  # join: capture needs it, and the next call reuses buffers
+        return x
+
+
+def raise_recompile_limit(limit: int = 64) -> None:
+    """Dynamo compiles each piece once per batch size; the six middle blocks are six modules
+    of one class, which can count against one code object's limit (8 by default), and
+    past it Dynamo would silently run the piece eagerly."""
+    import torch._dynamo.config as dynamo_config
+
+    for name in ("recompile_limit", "cache_size_limit"):
+        if hasattr(dynamo_config, name):
+            setattr(dynamo_config, name, max(limit, getattr(dynamo_config, name)))
+
