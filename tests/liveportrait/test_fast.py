@@ -95,6 +95,21 @@ def test_fast_warping_depth_taps(nets, fixtures, pad8: bool) -> None:
     assert rel_l2(got, fixtures["W_out_out"]) < TOL
 
 
+@pytest.mark.parametrize("depth_taps", [False, True])
+@torch.no_grad()
+def test_fast_warping_mask_reads_zero_padded_input(nets, fixtures, depth_taps: bool) -> None:
+    """``mask_in``: the mask conv over the hourglass output padded with zero channels."""
+    fast = FastWarping(nets.warping, feature_hw=fixtures["W_in_feature_3d"].shape[-1],
+                       pad8=True, depth_taps=depth_taps, mask_in=160)
+    mask = fast.net.dense_motion_network.mask
+    assert (mask.conv if depth_taps else mask).in_channels == 160
+    got = fast(fixtures["W_in_feature_3d"], fixtures["W_in_kp_driving"],
+               fixtures["W_in_kp_source"])
+    assert rel_l2(got, fixtures["W_out_out"]) < TOL
+    with pytest.raises(ValueError, match="mask_in"):
+        FastWarping(nets.warping, feature_hw=16, pad8=True, mask_in=100)
+
+
 @torch.no_grad()
 def test_depth_tap_conv3d_equals_conv3d() -> None:
     """Odd depths, both layouts, a 7-deep kernel: the shift-add covers the depth padding."""

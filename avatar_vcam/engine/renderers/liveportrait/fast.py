@@ -429,11 +429,14 @@ class FastWarping(nn.Module):
     the mask conv runs as :class:`WidthTapConv3d`. ``depth_taps``: the hourglass and mask
     convs run as :class:`DepthTapConv3d` on NDHWC tensors (overrides the other two).
     ``occlusion_taps``: the 2304 -> 1 occlusion conv runs as :class:`SpatialTapConv2d`.
+    ``mask_in``: the mask conv reads the hourglass output zero-padded to this many channels
+    (alone on an H100, 160 inputs ran the 7x7 taps conv 6% faster at batch 32 than 144).
     """
 
     def __init__(self, warp: WarpingNetwork, feature_hw: int, channels_last_3d: bool = False,
                  pad8: bool = False, unfold3d: bool = False, width_taps: bool = False,
-                 depth_taps: bool = False, occlusion_taps: bool = False) -> None:
+                 depth_taps: bool = False, occlusion_taps: bool = False,
+                 mask_in: int | None = None) -> None:
         super().__init__()
         self.net = fold_warping_batchnorm(warp)
         dm = self.net.dense_motion_network
@@ -454,6 +457,13 @@ class FastWarping(nn.Module):
             hg.decoder.conv = pad_conv(hg.decoder.conv, n_in=_up8(n_pred), n_out=_up8(n_pred))
             dm.mask = pad_conv(dm.mask, n_in=_up8(n_pred), n_out=_up8(self.n_mask))
             dm.occlusion = pad_conv(dm.occlusion, n_in=_up8(n_pred) * depth)
+        self.mask_pad = 0
+        if mask_in is not None:
+            if mask_in < dm.mask.in_channels:
+                raise ValueError(f"mask_in {mask_in} < the mask conv's {dm.mask.in_channels} "
+                                 "inputs")
+            self.mask_pad = mask_in - dm.mask.in_channels
+            dm.mask = pad_conv(dm.mask, n_in=mask_in)
         if depth_taps:
             _depth_tap_hourglass(dm)
         elif unfold3d:
@@ -489,7 +499,12 @@ class FastWarping(nn.Module):
         if self.cl3d:
             x = x.contiguous(memory_format=torch.channels_last_3d)
         prediction = dm.hourglass(x)
-        mask = F.softmax(dm.mask(prediction)[:, :self.n_mask], dim=1)
+        mask_x = prediction
+        if self.mask_pad:  # zero channels: the same sums, a better-tiled conv
+            mask_x = F.pad(prediction, (0, 0, 0, 0, 0, 0, 0, self.mask_pad))
+            if self.cl3d:  # the depth-tap conv reads NDHWC slices as a free view
+                mask_x = mask_x.contiguous(memory_format=torch.channels_last_3d)
+        mask = F.softmax(dm.mask(mask_x)[:, :self.n_mask], dim=1)
         deformation = (sparse * mask.unsqueeze(-1)).sum(dim=1)
         occlusion = torch.sigmoid(dm.occlusion(prediction.contiguous().reshape(b, -1, h, w)))
         out = F.grid_sample(feature_3d, deformation, align_corners=False)
@@ -505,10 +520,10 @@ class FastWarpDecode(nn.Module):
                  grouped: bool = False, pad8: bool = False, unfold3d: bool = False,
                  width_taps: bool = False, depth_taps: bool = False,
                  occlusion_taps: bool = False, phase_up: bool = False,
-                 compose_shortcut: bool = False) -> None:
+                 compose_shortcut: bool = False, mask_in: int | None = None) -> None:
         super().__init__()
         self.warp = FastWarping(warp, feature_hw, channels_last_3d, pad8, unfold3d, width_taps,
-                                depth_taps, occlusion_taps)
+                                depth_taps, occlusion_taps, mask_in)
         # a FastSPADE is taken as built (shared between two W+G modules, one set of weights)
         self.spade = (spade if isinstance(spade, FastSPADE)
                       else FastSPADE(spade, grouped, phase_up, compose_shortcut))

@@ -43,6 +43,9 @@ class RuntimeOptions:
         W+G batch 1: 4.24 -> 3.82 ms on an H100; eager it is slower, 7.8 -> 8.7 ms).
     occlusion_taps: the 2304 -> 1 occlusion conv as a 1x1 conv to 49 (56) outputs + a 7x7
         shift-add (same sums; compiled W+G batch 1 on an H100: 3.78 -> 3.59 ms).
+    mask_in: the dense-motion mask conv reads its input zero-padded to this many channels
+        (None: 144 with pad8). Alone on an H100 its 7x7 taps conv ran 6% faster at batch 32
+        with 160 inputs; not yet timed inside W+G.
     phase_up: the up blocks' SPADE shared convs computed on the 64^2 segmap as 2x2 phase
         convs instead of 3x3 convs on its 2x / 4x nearest-upsampled copy (16/36 of the
         multiplies, the 256-channel 256^2 copy never built; compiled b1 3.78 -> 3.69 ms).
@@ -77,6 +80,7 @@ class RuntimeOptions:
     width_taps: bool = True
     depth_taps: bool = True
     occlusion_taps: bool = True
+    mask_in: int | None = None
     phase_up: bool = True
     compose_shortcut: bool = True
     eager_taps: bool = False
@@ -144,7 +148,7 @@ class WarpDecodeRuntime:
             channels_last_3d=o.channels_last_3d, grouped=o.grouped, pad8=o.pad8,
             unfold3d=o.unfold3d, width_taps=o.width_taps, depth_taps=depth_taps,
             occlusion_taps=occlusion_taps, phase_up=o.phase_up,
-            compose_shortcut=o.compose_shortcut)
+            compose_shortcut=o.compose_shortcut, mask_in=o.mask_in)
         return module.to(self.device, self.dtype).eval().requires_grad_(False)
 
     @property
