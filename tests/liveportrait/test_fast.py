@@ -194,3 +194,36 @@ def test_background_compile_serves_from_an_eager_warp_without_taps(nets, fixture
     assert isinstance(rt.module.spade.stage_1.shared, PhaseUpConv2d)  # the defaults
     assert rel_l2(rt.fn(*args), want) < TOL
     assert rel_l2(rt.module(*args), want) < TOL
+
+
+def test_background_compile_shortens_the_gil_switch_interval_while_it_runs(nets) -> None:
+    """Frames served while Dynamo traces wait for the GIL at most the switch interval per
+    hand-off: the compile thread lowers it, and puts it back whether or not it succeeds."""
+    import sys
+
+    from avatar_vcam.engine.renderers.liveportrait import runtime
+
+    rt = WarpDecodeRuntime(nets.warping, nets.spade, 16, "cpu",
+                           RuntimeOptions(compile=True, background_compile=True))
+    seen: list[float] = []
+
+    def fake_compiled(*args: torch.Tensor) -> torch.Tensor:
+        seen.append(sys.getswitchinterval())
+        return args[0]
+
+    def broken(*args: torch.Tensor) -> torch.Tensor:
+        seen.append(sys.getswitchinterval())
+        raise RuntimeError("compile failed")
+
+    before = sys.getswitchinterval()
+    example = (torch.zeros(1),)
+    rt._compile = lambda: fake_compiled
+    rt._compile_worker(example)
+    assert rt.compiled_ready.is_set() and rt.compiled is fake_compiled
+    rt2 = WarpDecodeRuntime(nets.warping, nets.spade, 16, "cpu",
+                            RuntimeOptions(compile=True, background_compile=True))
+    rt2._compile = lambda: broken
+    rt2._compile_worker(example)
+    assert not rt2.compiled_ready.is_set()
+    assert seen == [runtime.COMPILE_SWITCH_INTERVAL_S] * 2 and seen[0] < before
+    assert sys.getswitchinterval() == before
