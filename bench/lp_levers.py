@@ -75,6 +75,8 @@ VARIANTS: dict[str, tuple[dict, dict]] = {
     "all3_m160": ({}, ALL3 | {"mask_in": 160}),
     "all3_heur": ({}, ALL3),
     "all3_m160_heur": ({}, ALL3 | {"mask_in": 160}),
+    # horizontal fusion of independent kernels into one launch (fewer, fuller kernels at b1)
+    "all3_combo": ({"options": {"combo_kernels": True}}, ALL3),
     # round 7 measured "all3_rows": the mask conv as a 1x7 conv over row-stacked input
     # (FastWarpDecode(mask_rows=True), removed after it measured slower: BENCHMARKS.md)
 }
@@ -127,6 +129,7 @@ PLAN = [
     ("r8 all3 b1 b32", ["compile", "dtaps_all3", "1,32"], 110),
     ("r8 all3_m160 b1 b32", ["compile", "all3_m160", "1,32"], 110),
     ("r8 all3_heur b1 b32", ["compile", "all3_heur", "1,32"], 110),
+    ("r8 all3_combo b1 b32", ["compile", "all3_combo", "1,32"], 110),
     ("r8 all3_m160_heur b1 b32", ["compile", "all3_m160_heur", "1,32"], 110),
 ]
 
