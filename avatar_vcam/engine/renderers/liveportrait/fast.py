@@ -298,7 +298,6 @@ class FastSPADE(nn.Module):
         x = _block(self.up_1, x, self.stage_1(self._seg(feature, x)), self.stage_1.composed)
         return torch.sigmoid(self.conv_img(F.leaky_relu(x, 0.2)))
 
-
     def _seg(self, feature: Tensor, x: Tensor) -> Tensor:
         return feature if self.phase_up else F.interpolate(feature, size=x.shape[2:])
 
