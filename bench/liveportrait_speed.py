@@ -341,27 +341,47 @@ def section_renderer(nets: LivePortraitNetworks, device: torch.device,
     from avatar_vcam.engine.motion import N_CHANNELS, channel_index
     from avatar_vcam.engine.renderers.liveportrait.renderer import LivePortraitRenderer
 
-    opts = RuntimeOptions(channels_last=False, cuda_graphs=device.type == "cuda")
+    # with --compile: the compiled W+G (compiled in the foreground here), as the renderer
+    # runs once its background compile has landed
+    opts = RuntimeOptions(channels_last=False, cuda_graphs=device.type == "cuda",
+                          compile=args.compile and device.type == "cuda")
     r = LivePortraitRenderer(device=device, nets=nets, input_size=args.size, options=opts)
     t0 = time.perf_counter()
     state = r.prepare(load_avatar(ROOT / "avatar_vcam" / "avatars" / "leo"), 2 * args.size)
     prep = time.perf_counter() - t0
-    out = {"prepare_s": prep}
-    print(f"\n[renderer] leo, {2 * args.size}px frames; prepare {prep:.2f} s")
+    out = {"prepare_s": prep, "compiled": opts.compile}
+    kind = "compiled" if opts.compile else "eager"
+    print(f"\n[renderer] leo, {2 * args.size}px frames, W+G {kind}; prepare {prep:.2f} s")
+
+    def sync() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    def wall(fn, *fn_args) -> float:
+        ts = []
+        for _ in range(n):
+            t = time.perf_counter()
+            fn(*fn_args)
+            sync()
+            ts.append((time.perf_counter() - t) * 1e3)
+        return statistics.median(ts)
+
+    n = max(3, args.iters // 5)
     for batch in (1, 8):
         m = np.zeros((batch, N_CHANNELS), np.float32)
         m[:, channel_index("jawOpen")] = np.linspace(0, 1, batch)
-        r.render(state, m)
-        ts = []
-        for i in range(max(3, args.iters // 5)):
-            m[:, channel_index("yaw")] = i % 10
-            t = time.perf_counter()
-            frames = r.render(state, m)
-            ts.append((time.perf_counter() - t) * 1e3)
-        ms = statistics.median(ts)
+        frames = r.render(state, m)
+        ms = wall(r.render, state, m)
+        # where the time goes: the mapping, W+G alone, the paste + copy to the host alone
+        x_d = state.mapper(m)
+        crops = r.crops(state, x_d)
+        parts = {"mapping": wall(state.mapper, m), "W+G": wall(r.crops, state, x_d),
+                 "paste + to host": wall(r._paste, state, crops)}
         out[f"b{batch}_ms_per_frame"] = ms / batch
+        out[f"b{batch}_parts_ms_per_call"] = parts
         print(f"  batch {batch}: {ms / batch:.2f} ms/frame wall (mapping, W+G, paste, to host),"
-              f" frames {frames.shape} {frames.dtype}", flush=True)
+              f" frames {frames.shape} {frames.dtype}; per call: "
+              + ", ".join(f"{k} {v:.2f} ms" for k, v in parts.items()), flush=True)
     results["renderer"] = out
 
 
