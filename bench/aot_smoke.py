@@ -45,12 +45,8 @@ def _case(name: str) -> tuple[torch.nn.Module, tuple[torch.Tensor, ...]]:
         x = torch.randn(1, 4, 8, 16, 16, device=dev, dtype=dt)
         grid = torch.rand(1, 8, 16, 16, 3, device=dev, dtype=dt) * 2 - 1
         return _Grid3d().eval(), (x, grid)
-    import importlib.util
+    import liveportrait_speed as s  # bench/ is on sys.path: the script's folder
 
-    spec = importlib.util.spec_from_file_location("lp_speed",
-                                                  ROOT / "bench" / "liveportrait_speed.py")
-    s = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(s)
     from avatar_vcam.engine.renderers.liveportrait.fast import FastWarpDecode
 
     nets = s.synth_networks()

@@ -8,7 +8,6 @@ time on a GPU is for bench/lp_levers.py to measure.
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from pathlib import Path
 
@@ -17,9 +16,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-_spec = importlib.util.spec_from_file_location("lp_speed", ROOT / "bench" / "liveportrait_speed.py")
-S = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(S)
+import liveportrait_speed as S  # noqa: E402  (bench/ is on sys.path: the script's folder)
 
 from avatar_vcam.engine.renderers.liveportrait.fast import FastWarpDecode  # noqa: E402
 

@@ -19,7 +19,6 @@ cache, so a second run of the same variant measures the warm-cache compile):
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import subprocess
@@ -32,9 +31,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-_spec = importlib.util.spec_from_file_location("lp_speed", ROOT / "bench" / "liveportrait_speed.py")
-S = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(S)
+import liveportrait_speed as S  # noqa: E402  (bench/ is on sys.path: the script's folder)
 
 from avatar_vcam.engine.renderers.liveportrait.fast import (  # noqa: E402
     DepthTapConv3d,

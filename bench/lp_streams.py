@@ -18,7 +18,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import sys
 import time
@@ -29,9 +28,8 @@ import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-_spec = importlib.util.spec_from_file_location("lp_speed", ROOT / "bench" / "liveportrait_speed.py")
-S = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(S)
+import liveportrait_speed as S  # noqa: E402  (bench/ is on sys.path: the script's folder)
+from lp_levers import ALL3, _sync  # noqa: E402
 
 from avatar_vcam.engine.renderers.liveportrait.fast import (  # noqa: E402
     FastWarpDecode,
@@ -39,16 +37,21 @@ from avatar_vcam.engine.renderers.liveportrait.fast import (  # noqa: E402
 )
 from avatar_vcam.engine.renderers.liveportrait.streams import (  # noqa: E402
     StreamedWarpDecode,
-    raise_recompile_limit,
 )
 
-DEFAULTS = {"pad8": True, "width_taps": True, "depth_taps": True, "occlusion_taps": True,
-            "phase_up": True, "compose_shortcut": True}
+# the renderer's defaults (RuntimeOptions), as lp_levers builds its variants
+DEFAULTS = {"pad8": True, "width_taps": True} | ALL3
 
 
-def _sync(dev: torch.device) -> None:
-    if dev.type == "cuda":
-        torch.cuda.synchronize(dev)
+def raise_recompile_limit(limit: int = 64) -> None:
+    """Dynamo compiles each piece once per batch size; the six middle blocks are six modules
+    of one class, which can count against one code object's limit (8 by default), and
+    past it Dynamo would silently run the piece eagerly."""
+    import torch._dynamo.config as dynamo_config
+
+    for name in ("recompile_limit", "cache_size_limit"):
+        if hasattr(dynamo_config, name):
+            setattr(dynamo_config, name, max(limit, getattr(dynamo_config, name)))
 
 
 @torch.no_grad()

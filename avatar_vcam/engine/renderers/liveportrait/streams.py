@@ -152,14 +152,3 @@ class StreamedWarpDecode:
             main.wait_stream(side)  # join: capture needs it, and the next call reuses buffers
         return x
 
-
-def raise_recompile_limit(limit: int = 64) -> None:
-    """Dynamo compiles each piece once per batch size; the six middle blocks are six modules
-    of one class, which can count against one code object's limit (8 by default), and
-    past it Dynamo would silently run the piece eagerly."""
-    import torch._dynamo.config as dynamo_config
-
-    for name in ("recompile_limit", "cache_size_limit"):
-        if hasattr(dynamo_config, name):
-            setattr(dynamo_config, name, max(limit, getattr(dynamo_config, name)))
-
