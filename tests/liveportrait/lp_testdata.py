@@ -8,10 +8,17 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import torch
 from synth_weights import synth_state_dict
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "liveportrait"
 STITCHING_FILE = "stitching_retargeting_module.pth"
+
+
+def rel_l2(got: torch.Tensor, want: torch.Tensor) -> float:
+    """Relative L2 error of ``got`` against ``want`` (same shapes), in float64."""
+    assert got.shape == want.shape, (tuple(got.shape), tuple(want.shape))
+    return float((got.double() - want.double()).norm() / want.double().norm())
 
 
 def load_manifest() -> dict:

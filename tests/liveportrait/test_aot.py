@@ -9,17 +9,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from lp_testdata import rel_l2
 from support.needs import require
 
 from avatar_vcam.engine.renderers.liveportrait.aot import AotModule, weights_sha256
 from avatar_vcam.engine.renderers.liveportrait.runtime import RuntimeOptions, WarpDecodeRuntime
 
 TOL = 1e-4
-
-
-def rel_l2(got: torch.Tensor, want: torch.Tensor) -> float:
-    assert got.shape == want.shape, (tuple(got.shape), tuple(want.shape))
-    return float((got.double() - want.double()).norm() / want.double().norm())
 
 
 @pytest.fixture(scope="module")

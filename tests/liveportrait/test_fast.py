@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from lp_testdata import rel_l2
 
 from avatar_vcam.engine.renderers.liveportrait.fast import (
     DepthTapConv3d,
@@ -18,11 +19,6 @@ from avatar_vcam.engine.renderers.liveportrait.fast import (
 from avatar_vcam.engine.renderers.liveportrait.runtime import RuntimeOptions, WarpDecodeRuntime
 
 TOL = 1e-4
-
-
-def rel_l2(got: torch.Tensor, want: torch.Tensor) -> float:
-    assert got.shape == want.shape, (tuple(got.shape), tuple(want.shape))
-    return float((got.double() - want.double()).norm() / want.double().norm())
 
 
 def test_fold_bn_is_exact() -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from lp_testdata import STITCHING_FILE, shapes_of
+from lp_testdata import STITCHING_FILE, rel_l2, shapes_of
 
 from avatar_vcam.engine.errors import EngineError
 from avatar_vcam.engine.renderers.liveportrait import (
@@ -29,11 +29,6 @@ from avatar_vcam.engine.renderers.liveportrait.stitching import CHECKPOINT_PARTS
 
 TOL = 1e-4
 BASE_FILES = [name for name, (f, _, _) in NETWORKS.items() if f != STITCHING_FILE]
-
-
-def rel_l2(got: torch.Tensor, want: torch.Tensor) -> float:
-    assert got.shape == want.shape, (tuple(got.shape), tuple(want.shape))
-    return float((got.double() - want.double()).norm() / want.double().norm())
 
 
 def build_on_meta(name: str) -> torch.nn.Module:

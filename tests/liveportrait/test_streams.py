@@ -5,16 +5,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+from lp_testdata import rel_l2
 
 from avatar_vcam.engine.renderers.liveportrait.fast import FastWarpDecode
 from avatar_vcam.engine.renderers.liveportrait.streams import StreamedWarpDecode
 
 TOL = 1e-4
-
-
-def rel_l2(got: torch.Tensor, want: torch.Tensor) -> float:
-    assert got.shape == want.shape, (tuple(got.shape), tuple(want.shape))
-    return float((got.double() - want.double()).norm() / want.double().norm())
 
 
 def _args(fixtures) -> tuple[torch.Tensor, ...]:
