@@ -459,8 +459,8 @@ class FastWarping(nn.Module):
         self.mask_pad = 0
         if mask_in is not None:
             if mask_in < dm.mask.in_channels:
-                raise ValueError(f"mask_in {mask_in} < the mask conv's {dm.mask.in_channels} "
-                                 "inputs")
+                raise ValueError(f"mask_in={mask_in} is below the mask conv's "
+                                 f"{dm.mask.in_channels} inputs: give at least that, or None")
             self.mask_pad = mask_in - dm.mask.in_channels
             dm.mask = pad_conv(dm.mask, n_in=mask_in)
         if depth_taps:
