@@ -367,21 +367,35 @@ def section_renderer(nets: LivePortraitNetworks, device: torch.device,
         return statistics.median(ts)
 
     n = max(3, args.iters // 5)
-    for batch in (1, 8):
-        m = np.zeros((batch, N_CHANNELS), np.float32)
-        m[:, channel_index("jawOpen")] = np.linspace(0, 1, batch)
-        frames = r.render(state, m)
-        ms = wall(r.render, state, m)
-        # where the time goes: the mapping, W+G alone, the paste + copy to the host alone
-        x_d = state.mapper(m)
-        crops = r.crops(state, x_d)
-        parts = {"mapping": wall(state.mapper, m), "W+G": wall(r.crops, state, x_d),
-                 "paste + to host": wall(r._paste, state, crops)}
-        out[f"b{batch}_ms_per_frame"] = ms / batch
-        out[f"b{batch}_parts_ms_per_call"] = parts
-        print(f"  batch {batch}: {ms / batch:.2f} ms/frame wall (mapping, W+G, paste, to host),"
-              f" frames {frames.shape} {frames.dtype}; per call: "
-              + ", ".join(f"{k} {v:.2f} ms" for k, v in parts.items()), flush=True)
+    first: dict[int, np.ndarray] = {}
+    # graphed: the renderer's CUDA path (mapping, W+G and paste each one graph replay);
+    # eager: the same torch ops launched one by one (W+G still graphed by its runtime)
+    for mode in (("graphed", "eager") if device.type == "cuda" else ("eager",)):
+        r.use_graphs = mode == "graphed"
+        state.graphs.clear()
+        for batch in (1, 8):
+            m = np.zeros((batch, N_CHANNELS), np.float32)
+            m[:, channel_index("jawOpen")] = np.linspace(0, 1, batch)
+            frames = r.render(state, m)
+            if batch in first:  # same kernels either way: the frames must agree
+                diff = int(np.abs(first[batch].astype(int) - frames).max())
+                out[f"b{batch}_max_diff_vs_graphed"] = diff
+            else:
+                first[batch] = frames
+            ms = wall(r.render, state, m)
+            # where the time goes: mapping, W+G alone, paste + copy to the host alone
+            x_d = r._map(state, m).clone()
+            crops = r._crops([state], [x_d]).clone()
+            parts = {"mapping": wall(r._map, state, m), "W+G": wall(r._crops, [state], [x_d]),
+                     "paste + to host": wall(r._paste, state, crops)}
+            out[f"{mode}_b{batch}_ms_per_frame"] = ms / batch
+            out[f"{mode}_b{batch}_parts_ms_per_call"] = parts
+            print(f"  {mode} batch {batch}: {ms / batch:.2f} ms/frame wall (mapping, W+G, "
+                  f"paste, to host), frames {frames.shape}; per call: "
+                  + ", ".join(f"{k} {v:.2f} ms" for k, v in parts.items()), flush=True)
+    if "b1_max_diff_vs_graphed" in out:
+        print(f"  eager vs graphed frames: max |diff| b1 {out['b1_max_diff_vs_graphed']}, "
+              f"b8 {out['b8_max_diff_vs_graphed']} (uint8 levels)")
     results["renderer"] = out
 
 

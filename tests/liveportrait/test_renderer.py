@@ -64,8 +64,9 @@ def test_control_basis_rows() -> None:
     touched = {(r, a) for r, a, _ in EXP_ROWS["smile"]}
     untouched = [(r, a) for r in range(21) for a in range(3) if (r, a) not in touched]
     assert all(smile[r, a] == 0 for r, a in untouched)
-    ctrl = controls_from_channels(np.stack([vector({"mouthSmileLeft": 1, "mouthSmileRight": 1}),
-                                            vector({"eyeLookOutLeft": 1, "eyeLookInRight": 1})]))
+    ctrl = controls_from_channels(torch.from_numpy(np.stack([
+        vector({"mouthSmileLeft": 1, "mouthSmileRight": 1}),
+        vector({"eyeLookOutLeft": 1, "eyeLookInRight": 1})])))
     assert ctrl[0, CONTROLS.index("smile")] == 1 and ctrl[0].sum() == 1
     assert ctrl[1, CONTROLS.index("pupil_right")] == 1 and ctrl[1].sum() == 1
 

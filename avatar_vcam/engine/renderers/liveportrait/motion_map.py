@@ -73,32 +73,35 @@ def control_basis() -> np.ndarray:
     return basis.reshape(len(CONTROLS), -1)
 
 
-def _ch(m: np.ndarray, name: str) -> np.ndarray:
-    return m[:, CHANNEL_INDEX[name]]
+def _ch(m: Tensor, name: str) -> Tensor:
+    return m[:, CHANNEL_INDEX[name]]  # a view: no index tensor, so it can be graph-captured
 
 
-def controls_from_channels(m: np.ndarray) -> np.ndarray:
+def _clip_blendshapes(m: Tensor) -> Tensor:
+    """Blendshapes (the first 52 channels) clipped to 0..1; pose channels as they are."""
+    return torch.cat([m[:, :52].clamp(0.0, 1.0), m[:, 52:]], dim=1)
+
+
+def controls_from_channels(m: Tensor) -> Tensor:
     """(N, N_CHANNELS) MotionFrame values -> (N, len(CONTROLS)) control strengths."""
-    c = np.clip(m[:, :52], 0.0, 1.0)
-    full = np.concatenate([c, m[:, 52:]], axis=1)
+    full = _clip_blendshapes(m)
 
-    def both(a: str) -> np.ndarray:
+    def both(a: str) -> Tensor:
         return 0.5 * (_ch(full, a + "Left") + _ch(full, a + "Right"))
 
     gaze_right = 0.5 * (_ch(full, "eyeLookOutLeft") + _ch(full, "eyeLookInRight")
                         - _ch(full, "eyeLookInLeft") - _ch(full, "eyeLookOutRight"))
-    gaze_up = both("eyeLookUp") - both("eyeLookDown")
     out = {
         "smile": both("mouthSmile") - 0.3 * both("mouthFrown"),
         "eee": both("mouthStretch"),
-        "woo": np.maximum(_ch(full, "mouthPucker"), _ch(full, "mouthFunnel")),
-        "brow_up": np.maximum(_ch(full, "browInnerUp"), both("browOuterUp")),
+        "woo": torch.maximum(_ch(full, "mouthPucker"), _ch(full, "mouthFunnel")),
+        "brow_up": torch.maximum(_ch(full, "browInnerUp"), both("browOuterUp")),
         "brow_down": both("browDown"),
-        "pupil_right": np.maximum(gaze_right, 0.0),
-        "pupil_left": np.maximum(-gaze_right, 0.0),
-        "pupil_up": gaze_up,
+        "pupil_right": gaze_right.clamp_min(0.0),
+        "pupil_left": (-gaze_right).clamp_min(0.0),
+        "pupil_up": both("eyeLookUp") - both("eyeLookDown"),
     }
-    return np.stack([out[k] for k in CONTROLS], axis=1).astype(np.float32)
+    return torch.stack([out[k] for k in CONTROLS], dim=1)
 
 
 def ratios_from_mesh(landmarks: np.ndarray) -> tuple[float, float, float]:
@@ -147,37 +150,39 @@ class MotionMapper:
             self.lip_zero = self.net.lip_delta(x_s, lips)
 
     @torch.no_grad()
-    def __call__(self, motions: np.ndarray) -> Tensor:
-        m = np.asarray(motions, np.float32).reshape(-1, N_CHANNELS)
-        src, dev, b = self.src, self.src.kp.device, m.shape[0]
-        ctrl = torch.from_numpy(controls_from_channels(m)).to(dev)
-        exp = src.exp + (ctrl @ self.basis).reshape(b, NUM_KP, 3)
-        deg = {k: torch.from_numpy(_ch(m, k).copy()).to(dev) for k in ("pitch", "yaw", "roll")}
-        rot = rotation_matrix(src.pitch + POSE_SIGN["pitch"] * deg["pitch"],
-                              src.yaw + POSE_SIGN["yaw"] * deg["yaw"],
-                              src.roll + POSE_SIGN["roll"] * deg["roll"])
-        shift = torch.from_numpy(np.stack([_ch(m, "tx"), _ch(m, "ty"), np.zeros(b, np.float32)],
-                                          1)).to(dev) * (2.0 * src.face_frac)
-        t = (src.t + shift)
+    def __call__(self, motions: np.ndarray | Tensor) -> Tensor:
+        """MotionFrame vectors (N, N_CHANNELS), on any device -> driving keypoints."""
+        m = torch.as_tensor(motions, dtype=torch.float32).reshape(-1, N_CHANNELS)
+        return self.map(m.to(self.src.kp.device))
+
+    @torch.no_grad()
+    def map(self, m: Tensor) -> Tensor:
+        """(B, N_CHANNELS) float32 on the source's device -> (B, 21, 3). Torch ops only and
+        no host round trips, so a renderer can capture it in a CUDA graph."""
+        src, b = self.src, m.shape[0]
+        exp = src.exp + (controls_from_channels(m) @ self.basis).reshape(b, NUM_KP, 3)
+        rot = rotation_matrix(src.pitch + POSE_SIGN["pitch"] * _ch(m, "pitch"),
+                              src.yaw + POSE_SIGN["yaw"] * _ch(m, "yaw"),
+                              src.roll + POSE_SIGN["roll"] * _ch(m, "roll"))
+        shift = torch.stack([_ch(m, "tx"), _ch(m, "ty")], 1) * (2.0 * src.face_frac)
         x_d = src.scale.reshape(1, 1, 1) * (src.kp @ rot + exp)
-        x_d = x_d + torch.nn.functional.pad(t[:, :2], (0, 1)).unsqueeze(1)
-        x_d = x_d + self._retarget(m, b)
+        x_d = x_d + torch.nn.functional.pad(src.t[:, :2] + shift, (0, 1)).unsqueeze(1)
+        x_d = x_d + self._retarget(m)
         if self.stitch:
             x_d = self.net.stitch(src.x_s.expand(b, -1, -1), x_d)
         return x_d
 
-    def _retarget(self, m: np.ndarray, b: int) -> Tensor:
-        src, dev = self.src, self.src.kp.device
-        c = np.clip(m[:, :52], 0.0, 1.0)
-        blink = 0.5 * (c[:, CHANNEL_INDEX["eyeBlinkLeft"]] + c[:, CHANNEL_INDEX["eyeBlinkRight"]])
-        wide = 0.5 * (c[:, CHANNEL_INDEX["eyeWideLeft"]] + c[:, CHANNEL_INDEX["eyeWideRight"]])
+    def _retarget(self, m: Tensor) -> Tensor:
+        src, b = self.src, m.shape[0]
+        c = m[:, :52].clamp(0.0, 1.0)
+        blink = 0.5 * (_ch(c, "eyeBlinkLeft") + _ch(c, "eyeBlinkRight"))
+        wide = 0.5 * (_ch(c, "eyeWideLeft") + _ch(c, "eyeWideRight"))
         eye_open = float(np.mean(src.eye_ratios)) * (1 - blink) * (1 + EYE_WIDE_GAIN * wide)
-        opened = np.clip(c[:, CHANNEL_INDEX["jawOpen"]] - c[:, CHANNEL_INDEX["mouthClose"]], 0, 1)
+        opened = (_ch(c, "jawOpen") - _ch(c, "mouthClose")).clamp(0.0, 1.0)
         lip = src.lip_ratio + LIP_GAIN * opened
         x_s = src.x_s.expand(b, -1, -1)
-        eyes = torch.tensor(np.stack([np.full(b, src.eye_ratios[0]), np.full(b, src.eye_ratios[1]),
-                                      eye_open], 1), dtype=torch.float32, device=dev)
-        lips = torch.tensor(np.stack([np.full(b, src.lip_ratio), lip], 1), dtype=torch.float32,
-                            device=dev)
+        eyes = torch.stack([torch.full_like(eye_open, src.eye_ratios[0]),
+                            torch.full_like(eye_open, src.eye_ratios[1]), eye_open], 1)
+        lips = torch.stack([torch.full_like(lip, src.lip_ratio), lip], 1)
         return (self.net.eye_delta(x_s, eyes) - self.eye_zero
                 + self.net.lip_delta(x_s, lips) - self.lip_zero)

@@ -7,13 +7,18 @@ and the motion extractor M once, and keeps the feature volume and source motion 
 device. ``render`` maps MotionFrame vectors to driving keypoints (``motion_map``), warps and
 decodes (``runtime``: fp16 + CUDA graphs on a GPU) to 512x512 crops, and pastes them over the
 avatar frame through a feathered square mask. ``render_native`` replays native motion.
+
+On CUDA a frame is one copy of the motion vectors in, three graph replays (mapping, warp +
+decode, paste) and one copy of the uint8 frames out to pinned memory: no host round trip in
+between, so the host's work for a frame is a few launches, not ~60 kernels and syncs.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ...avatar import Avatar
+from .fast import GraphRunner
 from .keypoints import pose_to_degrees, rotation_matrix, transform_keypoints
 from .loader import LivePortraitNetworks, load_networks
 from .motion_map import MotionMapper, SourceMotion, ratios_from_mesh
@@ -42,12 +48,13 @@ class LivePortraitState:
     size: int
     input_size: int
     background: Tensor  # (1, 3, S, S) float32 0..1, the avatar at the output size
-    f_s: Tensor  # (1, 32, 16, h, w) feature volume
+    f_s: Tensor  # (1, 32, 16, h, w) feature volume, in the runtime's dtype
     source: SourceMotion
     mapper: MotionMapper
     paste_grid: Tensor  # (1, y1-y0, x1-x0, 2): output pixel -> crop coordinates
     paste_mask: Tensor  # (1, 1, y1-y0, x1-x0) 0..1
     roi: tuple[int, int, int, int]  # x0, y0, x1, y1 of the pasted region in the output
+    graphs: dict[tuple[str, int], GraphRunner] = field(default_factory=dict, repr=False)
 
 
 class LivePortraitRenderer:
@@ -74,6 +81,8 @@ class LivePortraitRenderer:
                                      cache_dir=models_root() / "compile-cache")
         self.runtime = WarpDecodeRuntime(nets.warping, nets.spade, input_size // 4,
                                          self.device, options)
+        # mapping and paste captured per state and batch size, like the runtime's W+G
+        self.use_graphs = self.device.type == "cuda" and self.runtime.opts.cuda_graphs
 
     # ------------------------------------------------------------------ prepare
     @torch.no_grad()
@@ -103,7 +112,8 @@ class LivePortraitRenderer:
             img, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
         k = size / r
         grid, mask, roi = _paste_mapping(tuple(v * k for v in box), size, FEATHER)
-        return LivePortraitState(size, n, background.to(dev), f_s, source,
+        return LivePortraitState(size, n, background.to(dev), f_s.to(self.runtime.dtype),
+                                 source,
                                  MotionMapper(source, self.nets.retargeting), grid.to(dev),
                                  mask.to(dev), roi)
 
@@ -114,7 +124,7 @@ class LivePortraitRenderer:
         motions = np.asarray(motions, np.float32)
         if len(motions) == 0:
             return np.zeros((0, state.size, state.size, 3), np.uint8)
-        return self._frames(state, state.mapper(motions))
+        return self._frames(state, self._map(state, motions))
 
     @torch.no_grad()
     def render_native(self, state: LivePortraitState, motion: NativeMotion) -> np.ndarray:
@@ -140,7 +150,8 @@ class LivePortraitRenderer:
         if any(st.input_size != self.input_size for st, _ in jobs):
             raise ValueError("render_streams: every state must come from this renderer's "
                              "prepare()")
-        x_ds = [st.mapper(np.asarray(m, np.float32)) if len(m) else None for st, m in jobs]
+        # cloned: a state listed twice would otherwise share (and overwrite) one graph buffer
+        x_ds = [self._map(st, m).clone() if len(m) else None for st, m in jobs]
         live = [(st, x) for (st, _), x in zip(jobs, x_ds, strict=True) if x is not None]
         crops = iter(torch.split(self._crops([st for st, _ in live], [x for _, x in live]),
                                  [len(x) for _, x in live]) if live else ())
@@ -150,31 +161,61 @@ class LivePortraitRenderer:
 
     def crops(self, state: LivePortraitState, x_d: Tensor) -> Tensor:
         """Driving keypoints (B, 21, 3) -> decoded crops (B, 3, 2n, 2n) float 0..1."""
-        return self._crops([state], [x_d])
+        return self._crops([state], [x_d]).float()
+
+    def _map(self, state: LivePortraitState, motions: np.ndarray) -> Tensor:
+        """MotionFrame vectors -> driving keypoints (B, 21, 3) on the device."""
+        m = torch.from_numpy(np.ascontiguousarray(motions, np.float32)).reshape(len(motions), -1)
+        return self._graphed(state, "map", state.mapper.map, m.to(self.device))
+
+    def _graphed(self, state: LivePortraitState, name: str, fn: Callable[..., Tensor],
+                 *inputs: Tensor) -> Tensor:
+        """``fn(*inputs)``, replayed from a graph captured per state and batch size on CUDA.
+        The result is the graph's buffer: use it before the next call with the same key."""
+        if not self.use_graphs:
+            return fn(*inputs)
+        key = (name, inputs[0].shape[0])
+        runner = state.graphs.get(key)
+        if runner is None:
+            runner = state.graphs[key] = GraphRunner(fn, inputs)
+        return runner(*inputs)
 
     def _crops(self, states: Sequence[LivePortraitState], x_ds: Sequence[Tensor]) -> Tensor:
-        """One runtime call for the rows of all ``x_ds``, each row with its state's source."""
+        """One runtime call for the rows of all ``x_ds``, each row with its state's source;
+        crops in the runtime's dtype."""
         f_s = [st.f_s.expand(len(x), -1, -1, -1, -1) for st, x in zip(states, x_ds, strict=True)]
         x_s = [st.source.x_s.expand(len(x), -1, -1) for st, x in zip(states, x_ds, strict=True)]
         if len(states) == 1:  # one source: broadcast views, no copies
-            return self.runtime(f_s[0], x_ds[0], x_s[0]).float()
+            return self.runtime(f_s[0], x_ds[0], x_s[0])
         x_d = torch.cat([x.to(x_s[0].device, x_s[0].dtype) for x in x_ds])
-        return self.runtime(torch.cat(f_s), x_d, torch.cat(x_s)).float()
+        return self.runtime(torch.cat(f_s), x_d, torch.cat(x_s))
 
     def _frames(self, state: LivePortraitState, x_d: Tensor) -> np.ndarray:
         return self._paste(state, self.crops(state, x_d))
 
     def _paste(self, state: LivePortraitState, crops: Tensor) -> np.ndarray:
         """Decoded crops (B, 3, 2n, 2n) -> uint8 frames of the avatar with them pasted in."""
-        b = crops.shape[0]
-        x0, y0, x1, y1 = state.roi
-        frames = state.background.expand(b, -1, -1, -1).clone()
-        pasted = F.grid_sample(crops, state.paste_grid.expand(b, -1, -1, -1), mode="bilinear",
-                               padding_mode="border", align_corners=False)
-        region = frames[:, :, y0:y1, x0:x1]
-        frames[:, :, y0:y1, x0:x1] = region + state.paste_mask * (pasted - region)
-        out = (frames * 255).round_().clamp_(0, 255).to(torch.uint8)
-        return out.permute(0, 2, 3, 1).cpu().numpy()
+        out = self._graphed(state, "paste", functools.partial(_composite, state), crops)
+        if self.device.type != "cuda":
+            return out.numpy()
+        host = torch.empty(out.shape, dtype=torch.uint8, pin_memory=True)
+        host.copy_(out, non_blocking=True)
+        torch.cuda.current_stream(self.device).synchronize()
+        return host.numpy()
+
+
+def _composite(state: LivePortraitState, crops: Tensor) -> Tensor:
+    """Crops (B, 3, 2n, 2n) -> (B, S, S, 3) uint8 avatar frames with them pasted in, on the
+    crops' device; torch ops only (graph-captured on CUDA)."""
+    b = crops.shape[0]
+    x0, y0, x1, y1 = state.roi
+    frames = state.background.expand(b, -1, -1, -1).clone()
+    pasted = F.grid_sample(crops.float(), state.paste_grid.expand(b, -1, -1, -1),
+                           mode="bilinear", padding_mode="border", align_corners=False)
+    region = frames[:, :, y0:y1, x0:x1]
+    frames[:, :, y0:y1, x0:x1] = region + state.paste_mask * (pasted - region)
+    out = (frames * 255).round_().clamp_(0, 255).to(torch.uint8)
+    return out.permute(0, 2, 3, 1).contiguous()
 
 
 def _sample_square(img: Tensor, box: tuple[float, float, float], n: int) -> Tensor:
