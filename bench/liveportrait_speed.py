@@ -433,8 +433,9 @@ def section_restart(args: argparse.Namespace, results: dict) -> None:
             continue
         rec = json.loads(lines[-1])
         out[f"{label} {phase}"] = rec
-        print(f"  {label:<16} {phase}: " + "  ".join(f"{k} {v:.2f}" for k, v in rec.items()),
-              flush=True)
+        print(f"  {label:<16} {phase}: " + "  ".join(
+            f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in rec.items()),
+            flush=True)
     results["restart"] = out
 
 
@@ -464,13 +465,18 @@ def probe(args: argparse.Namespace) -> None:
     sets = [(f_s, x_s + 0.01 * i, x_s) for i in range(3)]
     if args.background:
         marks["ms_b1_eager_while_compiling"] = time_ms(rt, sets, 2, 20)
-        n = 0
-        while rt._thread.is_alive() or (rt.compiled_ready.is_set()
-                                         and rt.fn is not rt.compiled):
-            rt(*sets[n % 3])
+        n, walls = 0, []
+        while (rt._thread is not None and rt._thread.is_alive()) or (rt.compiled_ready.is_set()
+                                                                    and rt.fn is not rt.compiled):
+            t = time.perf_counter()
+            rt(*sets[n % 3]).float().mean().item()  # wall: what a 25 fps stream waits
+            walls.append((time.perf_counter() - t) * 1e3)
             n += 1
-            time.sleep(0.04)  # a 25 fps stream
+            time.sleep(0.04)
         marks["frames_before_switch"] = n
+        if walls:  # the served frames' wall time while compiling (GIL contention shows here)
+            q = np.percentile(walls, [50, 90, 100])
+            marks["wall_ms_while_compiling_p50_p90_max"] = [round(float(v), 2) for v in q]
         marks["compiled_active"] = time.perf_counter() - T_START
     marks["compile_call"] = rt.compile_seconds
     marks["ms_b1"] = time_ms(rt, sets, 5, 50)

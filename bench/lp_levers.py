@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import subprocess
 import sys
@@ -123,6 +124,9 @@ PLAN = [
     ("r7 all3 b1 b32", ["compile", "dtaps_all3", "1,32"], 160),
     # round 8: python bench/lp_levers.py --plan r8 --budget 560
     ("r8 profile all3 b1", ["profile", "dtaps_all3", "1"], 90),
+    # round 9: the same profile with a per-conv table (shapes, GFLOP, TFLOP/s), b1 and b32
+    ("r9 profile all3 b1", ["profile", "dtaps_all3", "1"], 100),
+    ("r9 profile all3 b32", ["profile", "dtaps_all3", "32"], 120),
     ("r8 all3 b1 b32", ["compile", "dtaps_all3", "1,32"], 110),
     ("r8 all3_m160 b1 b32", ["compile", "all3_m160", "1,32"], 110),
     ("r8 all3_heur b1 b32", ["compile", "all3_heur", "1,32"], 110),
@@ -328,6 +332,7 @@ def worker_profile(dev: torch.device, smoke: bool, variant: str, batch: int) -> 
         for i in range(calls):
             compiled(*sets[i % 2])
         _sync(dev)
+    convs = _conv_table(compiled, sets, calls, dev)
     rows = []
     for ev in prof.key_averages():
         us = getattr(ev, "device_time_total", 0) or getattr(ev, "self_cpu_time_total", 0)
@@ -348,7 +353,42 @@ def worker_profile(dev: torch.device, smoke: bool, variant: str, batch: int) -> 
     for name, ms, n in rows[:22]:
         print(f"  {name[:90]:<90}{ms:8.3f}{n:>4}")
     return {"variant": variant, "batch": batch, "kernel_ms": total, "by_kind": kinds,
-            "top": rows[:40]}
+            "top": rows[:40], "convs": convs}
+
+
+def _conv_table(compiled, sets, calls: int, dev: torch.device) -> list[dict]:
+    """Each convolution of the compiled call by its shapes: GPU ms per call, GFLOP and
+    TFLOP/s (FLOPs from the shapes, output size = input size), to show which convs run far
+    below peak."""
+    from torch.profiler import ProfilerActivity, profile
+
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if dev.type == "cuda" else [])
+    with profile(activities=acts, record_shapes=True) as prof:
+        for i in range(calls):
+            compiled(*sets[i % 2])
+        _sync(dev)
+    rows = []
+    for ev in prof.key_averages(group_by_input_shape=True):
+        if ev.key != "aten::convolution":
+            continue
+        ms = (ev.device_time_total if dev.type == "cuda" else ev.cpu_time_total) / calls / 1000
+        shapes = [list(x) for x in ev.input_shapes[:2]]  # input, weight
+        (n, _, *spatial), (o, cg, *kernel) = shapes
+        # stride 1, "same" output size: true of every conv here to within a pixel
+        per = ev.count // calls
+        gflop = per * 2 * n * o * cg * math.prod(spatial) * math.prod(kernel) / 1e9
+        rows.append({"in": shapes[0], "w": shapes[1], "n": per, "ms": ms,
+                     "gflop": gflop, "tflops": gflop / ms if ms else 0.0})
+    rows.sort(key=lambda r: -r["ms"])
+    total_ms = sum(r["ms"] for r in rows)
+    total_gf = sum(r["gflop"] for r in rows)
+    print(f"  convolutions by shape: {total_ms:.3f} ms, {total_gf:.0f} GFLOP per call "
+          f"({total_gf / total_ms if total_ms else 0:.0f} TFLOP/s; profiled, with overhead)")
+    print(f"  {'input':<24}{'weight':<22}{'n':>3}{'ms':>8}{'GFLOP':>8}{'TF/s':>6}")
+    for r in rows[:30]:
+        print(f"  {str(r['in']):<24}{str(r['w']):<22}{r['n']:>3}{r['ms']:8.3f}"
+              f"{r['gflop']:8.1f}{r['tflops']:6.0f}")
+    return rows
 
 
 # ------------------------------------------------------------------------------ driver

@@ -134,7 +134,8 @@ class WarpDecodeRuntime:
             self.fn = self._build(warping, module.spade, feature_hw, False, False)
         self.compile_seconds = 0.0
         self.compiled_ready = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._switch_started = False  # the first call decides: load, or compile in a thread
+        self._thread: threading.Thread | None = None  # the compile thread, if one was needed
         self.compiled = None
         if opts.compile:
             set_compile_cache(opts.cache_dir)
@@ -194,13 +195,13 @@ class WarpDecodeRuntime:
 
     def _maybe_switch(self, args: tuple[Tensor, ...]) -> None:
         """Start the background compile on first use; swap it in once it is built."""
-        if self._thread is None:
+        if not self._switch_started:
+            self._switch_started = True
             aot = self._compile() if self._aot else None  # cheap to make: no build yet
             if aot is not None and aot.ready(args):  # built earlier: load now, first frame too
                 aot(*args)
                 self.compiled, self.fn = aot, aot
                 self.compiled_ready.set()
-                self._thread = threading.Thread(target=lambda: None)  # never run: no build
                 return
             example = tuple(x.clone() for x in args)
             self._thread = threading.Thread(target=self._compile_worker, args=(example, aot),
