@@ -465,18 +465,24 @@ def probe(args: argparse.Namespace) -> None:
     sets = [(f_s, x_s + 0.01 * i, x_s) for i in range(3)]
     if args.background:
         marks["ms_b1_eager_while_compiling"] = time_ms(rt, sets, 2, 20)
-        n, walls = 0, []
+        n, walls, slow = 0, [], []
         while (rt._thread is not None and rt._thread.is_alive()) or (rt.compiled_ready.is_set()
                                                                     and rt.fn is not rt.compiled):
+            ready, was_eager = rt.compiled_ready.is_set(), rt.fn is not rt.compiled
             t = time.perf_counter()
             rt(*sets[n % 3]).float().mean().item()  # wall: what a 25 fps stream waits
             walls.append((time.perf_counter() - t) * 1e3)
+            if walls[-1] > 100:  # a visible stall: when, and was it the swap to compiled?
+                phase = ("swap" if was_eager and rt.fn is rt.compiled
+                         else "ready" if ready else "compiling")
+                slow.append([round(t - T_START, 2), round(walls[-1]), phase])
             n += 1
             time.sleep(0.04)
         marks["frames_before_switch"] = n
         if walls:  # the served frames' wall time while compiling (GIL contention shows here)
             q = np.percentile(walls, [50, 90, 100])
             marks["wall_ms_while_compiling_p50_p90_max"] = [round(float(v), 2) for v in q]
+            marks["stalls_over_100ms_t_ms_phase"] = slow
         marks["compiled_active"] = time.perf_counter() - T_START
     marks["compile_call"] = rt.compile_seconds
     marks["ms_b1"] = time_ms(rt, sets, 5, 50)

@@ -75,6 +75,10 @@ VARIANTS: dict[str, tuple[dict, dict]] = {
     "all3_m160_heur": ({}, ALL3 | {"mask_in": 160}),
     # horizontal fusion of independent kernels into one launch (fewer, fuller kernels at b1)
     "all3_combo": ({"options": {"combo_kernels": True}}, ALL3),
+    # round 10: the taps for the two narrow convs the r9 per-conv table shows far below peak
+    "all3_mwt": ({}, ALL3 | {"mask_width_taps": True}),
+    "all3_img": ({}, ALL3 | {"img_taps": True}),
+    "all3_mwt_img": ({}, ALL3 | {"mask_width_taps": True, "img_taps": True}),
     # round 7 measured "all3_rows": the mask conv as a 1x7 conv over row-stacked input
     # (FastWarpDecode(mask_rows=True), removed after it measured slower: BENCHMARKS.md)
 }
@@ -127,6 +131,12 @@ PLAN = [
     # round 9: the same profile with a per-conv table (shapes, GFLOP, TFLOP/s), b1 and b32
     ("r9 profile all3 b1", ["profile", "dtaps_all3", "1"], 100),
     ("r9 profile all3 b32", ["profile", "dtaps_all3", "32"], 120),
+    # round 10: python bench/lp_levers.py --plan r10 --budget 520
+    ("r10 all3 b1 b32", ["compile", "dtaps_all3", "1,32"], 100),
+    ("r10 all3_mwt b1 b32", ["compile", "all3_mwt", "1,32"], 110),
+    ("r10 all3_mwt_img b1 b32", ["compile", "all3_mwt_img", "1,32"], 110),
+    ("r10 profile all3_mwt_img b1", ["profile", "all3_mwt_img", "1"], 90),
+    ("r10 all3_img b1 b32", ["compile", "all3_img", "1,32"], 110),
     ("r8 all3 b1 b32", ["compile", "dtaps_all3", "1,32"], 110),
     ("r8 all3_m160 b1 b32", ["compile", "all3_m160", "1,32"], 110),
     ("r8 all3_heur b1 b32", ["compile", "all3_heur", "1,32"], 110),

@@ -117,6 +117,34 @@ def test_depth_tap_conv3d_equals_conv3d() -> None:
     assert rel_l2(tap(x.contiguous(memory_format=torch.channels_last_3d)), conv(x)) < 1e-6
 
 
+@torch.no_grad()
+def test_depth_tap_conv3d_with_width_taps_equals_conv3d() -> None:
+    """Depth and width taps both moved to the outputs (kh x 1 conv, kd * kw * O outputs):
+    odd sizes, both layouts, padding on every axis."""
+    g = torch.Generator().manual_seed(3)
+    conv = torch.nn.Conv3d(5, 3, (5, 3, 7), padding=(2, 1, 3)).double()
+    x = torch.randn(2, 5, 5, 6, 9, generator=g, dtype=torch.float64)
+    tap = DepthTapConv3d(conv, width_taps=True)
+    assert tap.conv.kernel_size == (3, 1) and tap.conv.out_channels == 5 * 7 * 3
+    assert rel_l2(tap(x), conv(x)) < 1e-12
+    assert rel_l2(tap(x.contiguous(memory_format=torch.channels_last_3d)), conv(x)) < 1e-12
+
+
+def test_mask_width_taps_and_img_taps_match_reference(nets, fixtures) -> None:
+    """The mask conv with depth and width taps, the decoder's last conv as spatial taps:
+    W -> G still equals the plain networks' chain."""
+    args = (fixtures["W_in_feature_3d"], fixtures["W_in_kp_driving"],
+            fixtures["W_in_kp_source"])
+    want = nets.spade(nets.warping(*args)["out"])
+    fast = FastWarpDecode(nets.warping, nets.spade, feature_hw=args[0].shape[-1], pad8=True,
+                          depth_taps=True, occlusion_taps=True, phase_up=True,
+                          compose_shortcut=True, mask_width_taps=True, img_taps=True)
+    mask = fast.warp.net.dense_motion_network.mask
+    assert mask.kw == 7 and mask.conv.kernel_size == (7, 1)
+    assert isinstance(fast.spade.conv_img[0], SpatialTapConv2d)
+    assert rel_l2(fast(*args), want) < TOL
+
+
 @pytest.mark.parametrize("k, scale", [(3, 2), (3, 4), (3, 3), (5, 2), (5, 3), (1, 2)])
 @torch.no_grad()
 def test_phase_up_conv_equals_conv_of_upsampled(k: int, scale: int) -> None:

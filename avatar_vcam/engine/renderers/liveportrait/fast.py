@@ -266,14 +266,21 @@ class FastSPADE(nn.Module):
     ``conv_s(x_norm * (1 + gamma_s)) + conv_s(beta_s)``, and ``conv_s`` (1x1, no bias) after
     beta's 3x3 conv is one 3x3 conv with conv_s's outputs: 128 -> 64 at 256^2 instead of
     128 -> 256 plus a 256-channel product.
+    ``img_taps``: the last conv (64 -> 12 at 256^2, ~40 TFLOP/s on an H100: 12 outputs fill
+    no tensor-core tile) as a :class:`SpatialTapConv2d` (1x1 to 108 -> 112, then 9 taps).
     """
 
     def __init__(self, gen: SPADEGenerator, grouped: bool = False, phase_up: bool = False,
-                 compose_shortcut: bool = False) -> None:
+                 compose_shortcut: bool = False, img_taps: bool = False) -> None:
         super().__init__()
         self.phase_up = phase_up
         gen = copy.deepcopy(gen)
         self.fc, self.up_0, self.up_1, self.conv_img = gen.fc, gen.up_0, gen.up_1, gen.conv_img
+        if img_taps:  # conv_img is the conv, or (conv, pixel shuffle)
+            if isinstance(gen.conv_img, nn.Sequential):
+                self.conv_img[0] = SpatialTapConv2d(gen.conv_img[0])
+            else:
+                self.conv_img = SpatialTapConv2d(gen.conv_img)
         self.middle = nn.ModuleList(gen.middle)
         self.stage_mid = _Stage([s for b in gen.middle for s in _spades(b)], grouped)
         stages = []
@@ -384,38 +391,49 @@ class DepthTapConv3d(nn.Module):
     ``kd * O`` outputs (one group of O per depth tap), then a shift-and-add of the kd taps
     along D (in fp32): the same sums, run by 2-D kernels, which cuDNN tunes far better than
     its 3-D ones. Fed an NDHWC (channels_last_3d) tensor, the slices are a free
-    channels_last view; the result is (B, O, D, H, W) as a view of an NDHWC tensor."""
+    channels_last view; the result is (B, O, D, H, W) as a view of an NDHWC tensor.
 
-    def __init__(self, conv: nn.Conv3d) -> None:
+    ``width_taps``: the width taps go to the outputs too: a (kh x 1) conv with
+    ``kd * kw * O`` outputs, then the shift-add runs over depth and width. For the
+    dense-motion mask (144 -> 22 x 7 x 7 x 7) that is a 1176-wide product with 1008-long
+    sums instead of a 168-wide one (cuDNN ran the latter at ~340 TFLOP/s on an H100, its
+    512-wide convs at ~640), for a 49-tap shift-add over a larger intermediate."""
+
+    def __init__(self, conv: nn.Conv3d, width_taps: bool = False) -> None:
         super().__init__()
         w = conv.weight
         o, c, kd, kh, kw = w.shape
         self.kd, self.pd, self.o = kd, conv.padding[0], o
-        self.conv = nn.Conv2d(c, kd * o, (kh, kw), padding=conv.padding[1:], bias=False,
+        self.kw, self.pw = (kw, conv.padding[2]) if width_taps else (1, 0)
+        k2, p2 = ((kh, 1), (conv.padding[1], 0)) if width_taps else ((kh, kw), conv.padding[1:])
+        self.conv = nn.Conv2d(c, kd * self.kw * o, k2, padding=p2, bias=False,
                               device=w.device, dtype=w.dtype)
-        # output channel index = depth tap * O + o
-        self.conv.weight = nn.Parameter(w.permute(2, 0, 1, 3, 4).reshape(kd * o, c, kh, kw)
-                                        .detach().contiguous(), requires_grad=False)
+        # output channel index = (depth tap * width taps + width tap) * O + o
+        taps = (w.permute(2, 4, 0, 1, 3).reshape(kd * kw * o, c, kh, 1) if width_taps
+                else w.permute(2, 0, 1, 3, 4).reshape(kd * o, c, kh, kw))
+        self.conv.weight = nn.Parameter(taps.detach().contiguous(), requires_grad=False)
         self.bias = nn.Parameter(conv.bias.detach().clone(), requires_grad=False)
 
     def forward(self, x: Tensor) -> Tensor:
         b, c, d, h, w = x.shape
         y = self.conv(x.permute(0, 2, 1, 3, 4).reshape(b * d, c, h, w))
-        y = y.permute(0, 2, 3, 1).reshape(b, d, h, w, self.kd, self.o)
-        y = F.pad(y, (0, 0, 0, 0, 0, 0, 0, 0, self.pd, self.pd))
-        out = y[:, 0:d, :, :, 0].float()  # the taps are summed in fp32, like the conv would
-        for t in range(1, self.kd):
-            out = out + y[:, t:t + d, :, :, t].float()
-        return (out + self.bias.float()).to(y.dtype).permute(0, 4, 1, 2, 3)
+        y = y.permute(0, 2, 3, 1).reshape(b, d, h, w, self.kd, self.kw, self.o)
+        y = F.pad(y, (0, 0, 0, 0, 0, 0, self.pw, self.pw, 0, 0, self.pd, self.pd))
+        acc = torch.promote_types(y.dtype, torch.float32)  # summed in fp32 (at least), like
+        out = self.bias.to(acc)  # the conv would
+        for t in range(self.kd):
+            for u in range(self.kw):
+                out = out + y[:, t:t + d, :, u:u + w, t, u].to(acc)
+        return out.to(y.dtype).permute(0, 4, 1, 2, 3)
 
 
-def _depth_tap_hourglass(dm: nn.Module) -> None:
+def _depth_tap_hourglass(dm: nn.Module, mask_width_taps: bool = False) -> None:
     """Every 3-D conv of the dense-motion net with a depth extent > 1 -> DepthTapConv3d."""
     hg = dm.hourglass
     for blk in (*hg.encoder.down_blocks, *hg.decoder.up_blocks):
         blk.conv = DepthTapConv3d(blk.conv)
     hg.decoder.conv = DepthTapConv3d(hg.decoder.conv)
-    dm.mask = DepthTapConv3d(dm.mask)
+    dm.mask = DepthTapConv3d(dm.mask, width_taps=mask_width_taps)
 
 
 class FastWarping(nn.Module):
@@ -430,12 +448,14 @@ class FastWarping(nn.Module):
     ``occlusion_taps``: the 2304 -> 1 occlusion conv runs as :class:`SpatialTapConv2d`.
     ``mask_in``: the mask conv reads the hourglass output zero-padded to this many channels
     (alone on an H100, 160 inputs ran the 7x7 taps conv 6% faster at batch 32 than 144).
+    ``mask_width_taps`` (with ``depth_taps``): the mask's width taps go to the conv's outputs
+    as well (``DepthTapConv3d(width_taps=True)``).
     """
 
     def __init__(self, warp: WarpingNetwork, feature_hw: int, channels_last_3d: bool = False,
                  pad8: bool = False, unfold3d: bool = False, width_taps: bool = False,
                  depth_taps: bool = False, occlusion_taps: bool = False,
-                 mask_in: int | None = None) -> None:
+                 mask_in: int | None = None, mask_width_taps: bool = False) -> None:
         super().__init__()
         self.net = fold_warping_batchnorm(warp)
         dm = self.net.dense_motion_network
@@ -464,7 +484,7 @@ class FastWarping(nn.Module):
             self.mask_pad = mask_in - dm.mask.in_channels
             dm.mask = pad_conv(dm.mask, n_in=mask_in)
         if depth_taps:
-            _depth_tap_hourglass(dm)
+            _depth_tap_hourglass(dm, mask_width_taps)
         elif unfold3d:
             dm.hourglass.decoder.conv = DepthUnfoldConv3d(dm.hourglass.decoder.conv)
             dm.mask = DepthUnfoldConv3d(dm.mask)
@@ -519,13 +539,14 @@ class FastWarpDecode(nn.Module):
                  grouped: bool = False, pad8: bool = False, unfold3d: bool = False,
                  width_taps: bool = False, depth_taps: bool = False,
                  occlusion_taps: bool = False, phase_up: bool = False,
-                 compose_shortcut: bool = False, mask_in: int | None = None) -> None:
+                 compose_shortcut: bool = False, mask_in: int | None = None,
+                 mask_width_taps: bool = False, img_taps: bool = False) -> None:
         super().__init__()
         self.warp = FastWarping(warp, feature_hw, channels_last_3d, pad8, unfold3d, width_taps,
-                                depth_taps, occlusion_taps, mask_in)
+                                depth_taps, occlusion_taps, mask_in, mask_width_taps)
         # a FastSPADE is taken as built (shared between two W+G modules, one set of weights)
         self.spade = (spade if isinstance(spade, FastSPADE)
-                      else FastSPADE(spade, grouped, phase_up, compose_shortcut))
+                      else FastSPADE(spade, grouped, phase_up, compose_shortcut, img_taps))
         self.channels_last = channels_last
         if channels_last:
             self.spade.to(memory_format=torch.channels_last)

@@ -50,6 +50,11 @@ class RuntimeOptions:
     mask_in: the dense-motion mask conv reads its input zero-padded to this many channels
         (None: 144 with pad8). Alone on an H100 its 7x7 taps conv ran 6% faster at batch 32
         with 160 inputs; not yet timed inside W+G.
+    mask_width_taps: with depth_taps, the mask conv's width taps go to its outputs too
+        (a 7x1 conv with 7 x 7 x 24 outputs + a 49-tap shift-add; exact, tested; not yet
+        timed inside W+G).
+    img_taps: the decoder's last conv (64 -> 12) as a 1x1 conv to 9 x 12 outputs + a 3x3
+        shift-add (exact, tested; not yet timed inside W+G).
     phase_up: the up blocks' SPADE shared convs computed on the 64^2 segmap as 2x2 phase
         convs instead of 3x3 convs on its 2x / 4x nearest-upsampled copy (16/36 of the
         multiplies, the 256-channel 256^2 copy never built; compiled b1 3.78 -> 3.69 ms).
@@ -86,6 +91,8 @@ class RuntimeOptions:
     depth_taps: bool = True
     occlusion_taps: bool = True
     mask_in: int | None = None
+    mask_width_taps: bool = False
+    img_taps: bool = False
     phase_up: bool = True
     compose_shortcut: bool = True
     eager_taps: bool = False
@@ -154,7 +161,8 @@ class WarpDecodeRuntime:
             channels_last_3d=o.channels_last_3d, grouped=o.grouped, pad8=o.pad8,
             unfold3d=o.unfold3d, width_taps=o.width_taps, depth_taps=depth_taps,
             occlusion_taps=occlusion_taps, phase_up=o.phase_up,
-            compose_shortcut=o.compose_shortcut, mask_in=o.mask_in)
+            compose_shortcut=o.compose_shortcut, mask_in=o.mask_in,
+            mask_width_taps=o.mask_width_taps and depth_taps, img_taps=o.img_taps)
         return module.to(self.device, self.dtype).eval().requires_grad_(False)
 
     @property
