@@ -42,6 +42,8 @@ from avatar_vcam.engine.renderers.liveportrait.fast import (  # noqa: E402
 
 # the round-3 winners (now the renderer's defaults), the base of the later rounds
 ALL3 = {"depth_taps": True, "phase_up": True, "occlusion_taps": True, "compose_shortcut": True}
+# the renderer's defaults since round 10 (RuntimeOptions), the base of later rounds
+DEFAULT = ALL3 | {"mask_width_taps": True, "img_taps": True}
 
 # name -> (torch.compile keyword arguments, FastWarpDecode keyword arguments)
 VARIANTS: dict[str, tuple[dict, dict]] = {
@@ -78,7 +80,8 @@ VARIANTS: dict[str, tuple[dict, dict]] = {
     # round 10: the taps for the two narrow convs the r9 per-conv table shows far below peak
     "all3_mwt": ({}, ALL3 | {"mask_width_taps": True}),
     "all3_img": ({}, ALL3 | {"img_taps": True}),
-    "all3_mwt_img": ({}, ALL3 | {"mask_width_taps": True, "img_taps": True}),
+    "all3_mwt_img": ({}, DEFAULT),
+    "default": ({}, DEFAULT),
     # round 7 measured "all3_rows": the mask conv as a 1x7 conv over row-stacked input
     # (FastWarpDecode(mask_rows=True), removed after it measured slower: BENCHMARKS.md)
 }

@@ -49,12 +49,14 @@ class RuntimeOptions:
         shift-add (same sums; compiled W+G batch 1 on an H100: 3.78 -> 3.59 ms).
     mask_in: the dense-motion mask conv reads its input zero-padded to this many channels
         (None: 144 with pad8). Alone on an H100 its 7x7 taps conv ran 6% faster at batch 32
-        with 160 inputs; not yet timed inside W+G.
-    mask_width_taps: with depth_taps, the mask conv's width taps go to its outputs too
-        (a 7x1 conv with 7 x 7 x 24 outputs + a 49-tap shift-add; exact, tested; not yet
-        timed inside W+G).
-    img_taps: the decoder's last conv (64 -> 12) as a 1x1 conv to 9 x 12 outputs + a 3x3
-        shift-add (exact, tested; not yet timed inside W+G).
+        with 160 inputs; inside W+G it bought nothing (b1 3.42 vs 3.40 ms, b32 364 vs 360
+        frames/s), so it stays off.
+    mask_width_taps: with depth_taps (so only in the compiled warp), the mask conv's width
+        taps go to its outputs too: a 7x1 conv with 7 x 7 x 24 outputs + a 49-tap shift-add.
+        The conv runs at ~540 TFLOP/s instead of ~340 (compiled W+G on an H100: b1 3.46 ->
+        3.33 ms, b32 361 -> 376 frames/s).
+    img_taps: the decoder's last conv (64 -> 12, ~40 TFLOP/s) as a 1x1 conv to 9 x 12
+        outputs + a 3x3 shift-add (with mask_width_taps: b1 3.33 -> 3.29 ms, b32 equal).
     phase_up: the up blocks' SPADE shared convs computed on the 64^2 segmap as 2x2 phase
         convs instead of 3x3 convs on its 2x / 4x nearest-upsampled copy (16/36 of the
         multiplies, the 256-channel 256^2 copy never built; compiled b1 3.78 -> 3.69 ms).
@@ -95,8 +97,8 @@ class RuntimeOptions:
     depth_taps: bool = True
     occlusion_taps: bool = True
     mask_in: int | None = None
-    mask_width_taps: bool = False
-    img_taps: bool = False
+    mask_width_taps: bool = True
+    img_taps: bool = True
     phase_up: bool = True
     compose_shortcut: bool = True
     eager_taps: bool = False
