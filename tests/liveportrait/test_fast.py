@@ -220,23 +220,6 @@ def test_background_compile_serves_from_an_eager_warp_without_taps(nets, fixture
     assert rel_l2(rt.module(*args), want) < TOL
 
 
-def test_background_compile_imports_the_compiler_early(nets) -> None:
-    """With a background compile, Inductor is imported from a thread as soon as the runtime
-    is built (so its GIL-holding library loads overlap ``prepare``, not served frames);
-    without one, or with ``early_import=False``, no thread is started."""
-    import sys
-
-    hw = 16
-    rt = WarpDecodeRuntime(nets.warping, nets.spade, hw, "cpu",
-                           RuntimeOptions(compile=True, background_compile=True))
-    assert rt._importer is not None and rt._importer.name == "lp-compile-import"
-    rt._importer.join(120)
-    assert not rt._importer.is_alive() and "torch._inductor.compile_fx" in sys.modules
-    for opts in (RuntimeOptions(compile=True, background_compile=True, early_import=False),
-                 RuntimeOptions(compile=False, background_compile=True)):
-        assert WarpDecodeRuntime(nets.warping, nets.spade, hw, "cpu", opts)._importer is None
-
-
 def test_background_compile_shortens_the_gil_switch_interval_while_it_runs(nets) -> None:
     """Frames served while Dynamo traces wait for the GIL at most the switch interval per
     hand-off: the compile thread lowers it, and puts it back whether or not it succeeds."""

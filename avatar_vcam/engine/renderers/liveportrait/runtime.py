@@ -81,10 +81,6 @@ class RuntimeOptions:
     background_compile: serve frames from the eager path (graphed) at once and compile in a
         thread; the compiled graph takes over once it is built (fast first frame). While
         it compiles, the GIL switch interval is 0.5 ms, so served frames wait less for it.
-    early_import: with ``background_compile``, import Inductor and Triton in a thread as
-        soon as the runtime is built (the renderer builds it before ``prepare``), not when
-        the first frame starts the compile: loading their native libraries holds the GIL,
-        and frames served meanwhile stall (up to ~2 s seen on an H100).
     """
 
     dtype: torch.dtype | None = None
@@ -108,21 +104,6 @@ class RuntimeOptions:
     cuda_graphs: bool = True
     cache_dir: Path | None = None
     background_compile: bool = False
-    early_import: bool = True
-
-
-def _import_compiler() -> None:
-    """Import what ``torch.compile``'s first call imports (Inductor, Triton): seconds of
-    module loading, some of it in native code that holds the GIL."""
-    try:
-        import torch._inductor.codecache  # noqa: F401
-        import torch._inductor.compile_fx  # noqa: F401
-
-        if torch.cuda.is_available():
-            import triton  # noqa: F401
-            import triton.compiler  # noqa: F401
-    except Exception:  # the compile itself reports what is missing
-        log.debug("early import of the compiler failed", exc_info=True)
 
 
 def set_compile_cache(cache_dir: Path | None) -> None:
@@ -165,13 +146,8 @@ class WarpDecodeRuntime:
         self._switch_started = False  # the first call decides: load, or compile in a thread
         self._thread: threading.Thread | None = None  # the compile thread, if one was needed
         self.compiled = None
-        self._importer: threading.Thread | None = None
         if opts.compile:
             set_compile_cache(opts.cache_dir)
-            if opts.background_compile and opts.early_import:
-                self._importer = threading.Thread(target=_import_compiler, daemon=True,
-                                                  name="lp-compile-import")
-                self._importer.start()
             if not opts.background_compile:  # importing Inductor alone takes seconds:
                 self.compiled = self._compile()  # in the thread if so
                 self.fn = self.compiled
