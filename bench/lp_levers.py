@@ -82,6 +82,8 @@ VARIANTS: dict[str, tuple[dict, dict]] = {
     "all3_img": ({}, ALL3 | {"img_taps": True}),
     "all3_mwt_img": ({}, DEFAULT),
     "default": ({}, DEFAULT),
+    # round 11: the 4x phase conv computes its 9 distinct phases only
+    "default_dp": ({}, DEFAULT | {"distinct_phases": True}),
     # round 7 measured "all3_rows": the mask conv as a 1x7 conv over row-stacked input
     # (FastWarpDecode(mask_rows=True), removed after it measured slower: BENCHMARKS.md)
 }
@@ -140,6 +142,9 @@ PLAN = [
     ("r10 all3_mwt_img b1 b32", ["compile", "all3_mwt_img", "1,32"], 110),
     ("r10 profile all3_mwt_img b1", ["profile", "all3_mwt_img", "1"], 90),
     ("r10 all3_img b1 b32", ["compile", "all3_img", "1,32"], 110),
+    # round 11: python bench/lp_levers.py --plan r11 --budget 230
+    ("r11 default b1 b32", ["compile", "default", "1,32"], 110),
+    ("r11 default_dp b1 b32", ["compile", "default_dp", "1,32"], 110),
     ("r8 all3 b1 b32", ["compile", "dtaps_all3", "1,32"], 110),
     ("r8 all3_m160 b1 b32", ["compile", "all3_m160", "1,32"], 110),
     ("r8 all3_heur b1 b32", ["compile", "all3_heur", "1,32"], 110),

@@ -131,29 +131,39 @@ def test_depth_tap_conv3d_with_width_taps_equals_conv3d() -> None:
 
 
 def test_mask_width_taps_and_img_taps_match_reference(nets, fixtures) -> None:
-    """The mask conv with depth and width taps, the decoder's last conv as spatial taps:
-    W -> G still equals the plain networks' chain."""
+    """The mask conv with depth and width taps, the decoder's last conv as spatial taps,
+    the 4x phase conv with its distinct phases only: W -> G still equals the plain
+    networks' chain."""
     args = (fixtures["W_in_feature_3d"], fixtures["W_in_kp_driving"],
             fixtures["W_in_kp_source"])
     want = nets.spade(nets.warping(*args)["out"])
     fast = FastWarpDecode(nets.warping, nets.spade, feature_hw=args[0].shape[-1], pad8=True,
                           depth_taps=True, occlusion_taps=True, phase_up=True,
-                          compose_shortcut=True, mask_width_taps=True, img_taps=True)
+                          compose_shortcut=True, mask_width_taps=True, img_taps=True,
+                          distinct_phases=True)
+    assert fast.spade.stage_1.shared.n_phases == 3
     mask = fast.warp.net.dense_motion_network.mask
     assert mask.kw == 7 and mask.conv.kernel_size == (7, 1)
     assert isinstance(fast.spade.conv_img[0], SpatialTapConv2d)
     assert rel_l2(fast(*args), want) < TOL
 
 
-@pytest.mark.parametrize("k, scale", [(3, 2), (3, 4), (3, 3), (5, 2), (5, 3), (1, 2)])
+@pytest.mark.parametrize("distinct", [False, True])
+@pytest.mark.parametrize("k, scale", [(3, 2), (3, 4), (3, 3), (5, 2), (5, 3), (1, 2), (3, 8)])
 @torch.no_grad()
-def test_phase_up_conv_equals_conv_of_upsampled(k: int, scale: int) -> None:
-    """conv(nearest-upsample(x)) from x itself, odd sizes and odd kernel extents included."""
+def test_phase_up_conv_equals_conv_of_upsampled(k: int, scale: int, distinct: bool) -> None:
+    """conv(nearest-upsample(x)) from x itself, odd sizes and odd kernel extents included;
+    with ``distinct``, equal phases are computed once (3x3 at 4x: 3 of 4 per axis)."""
     g = torch.Generator().manual_seed(2)
     conv = torch.nn.Conv2d(5, 7, k, padding=k // 2).double()
     x = torch.randn(2, 5, 6, 9, generator=g, dtype=torch.float64)
     want = conv(F.interpolate(x, scale_factor=scale))
-    assert rel_l2(PhaseUpConv2d(conv, scale)(x), want) < 1e-12
+    phase = PhaseUpConv2d(conv, scale, distinct=distinct)
+    assert rel_l2(phase(x), want) < 1e-12
+    if distinct and (k, scale) == (3, 4):
+        assert phase.n_phases == 3 and phase.conv.out_channels == 7 * 9
+    if not distinct:
+        assert phase.n_phases == scale
 
 
 def test_phase_up_conv_refuses_strided_conv() -> None:
@@ -251,3 +261,45 @@ def test_background_compile_shortens_the_gil_switch_interval_while_it_runs(nets)
     assert not rt2.compiled_ready.is_set()
     assert seen == [runtime.COMPILE_SWITCH_INTERVAL_S] * 2 and seen[0] < before
     assert sys.getswitchinterval() == before
+
+
+def test_compile_thread_captures_the_compiled_graph_for_the_swap(nets, fixtures,
+                                                                 monkeypatch) -> None:
+    """The swap to the compiled path costs the serving thread no capture: the compile thread
+    captures the first batch size's graph (on an H100, capturing it at the swap stalled a
+    served frame 1.3-1.8 s); other batch sizes are still captured on first use."""
+    import threading
+
+    from avatar_vcam.engine.renderers.liveportrait import runtime
+
+    built: list[tuple[str, int, object]] = []
+
+    class RecordingRunner:  # stands in for GraphRunner, which needs CUDA
+        def __init__(self, fn, inputs) -> None:
+            self.fn = fn
+            built.append((threading.current_thread().name, inputs[0].shape[0], fn))
+
+        def __call__(self, *xs: torch.Tensor) -> torch.Tensor:
+            return self.fn(*xs)
+
+    monkeypatch.setattr(runtime, "GraphRunner", RecordingRunner)
+    f, kp_d, kp_s = (fixtures[k][:1] for k in ("W_in_feature_3d", "W_in_kp_driving",
+                                                "W_in_kp_source"))
+    rt = WarpDecodeRuntime(nets.warping, nets.spade, f.shape[-1], "cpu",
+                           RuntimeOptions(compile=True, background_compile=True))
+    rt.use_graphs = True  # as on CUDA
+
+    def fake_compiled(*args: torch.Tensor) -> torch.Tensor:
+        return args[0] * 2
+
+    rt._compile = lambda: fake_compiled
+    rt(f, kp_d, kp_s)  # an eager frame; starts the compile thread
+    rt._thread.join(60)
+    assert rt.compiled_ready.is_set()
+    assert [(name, b) for name, b, _ in built] == [("MainThread", 1), ("lp-compile", 1)]
+    assert built[1][2] is fake_compiled
+    out = rt(f, kp_d, kp_s)  # the swap: the ready graph, nothing captured here
+    assert torch.equal(out, f * 2) and len(built) == 2
+    two = [x.expand(2, *x.shape[1:]) for x in (f, kp_d, kp_s)]
+    assert torch.equal(rt(*two), two[0] * 2)
+    assert [(name, b) for name, b, _ in built[2:]] == [("MainThread", 2)]

@@ -87,9 +87,13 @@ class PhaseUpConv2d(nn.Module):
     built. The SPADE decoder feeds its up blocks' shared convs exactly such maps.
     (Tried and dropped: the 2x2 window conv as one GEMM over the four shifted copies laid
     side by side; compiled on an H100 it was slower, 3.46 vs 3.37 ms at batch 1.)
+
+    ``distinct``: phases whose taps read the same window rows are one phase computed once
+    (for a 3x3 kernel at 4x, phases 0 and 1 of each axis: 9 of 16 computed, 56% of the
+    multiplies) and gathered back before the pixel shuffle.
     """
 
-    def __init__(self, conv: nn.Conv2d, scale: int) -> None:
+    def __init__(self, conv: nn.Conv2d, scale: int, distinct: bool = False) -> None:
         super().__init__()
         o, c, k, k2 = conv.weight.shape
         if k != k2 or k % 2 == 0 or conv.padding != (k // 2, k // 2) or conv.stride != (1, 1):
@@ -97,26 +101,32 @@ class PhaseUpConv2d(nn.Module):
         self.scale, self.o = scale, o
         taps = _phase_taps(k, scale)
         n = max(max(row) for row in taps) + 1  # window size in low-resolution pixels
+        # computed phases, and for each output phase the computed one it equals
+        kept = list(dict.fromkeys(map(tuple, taps))) if distinct else [tuple(r) for r in taps]
+        self.n_phases = len(kept)
+        self.register_buffer("phase_of", torch.tensor([kept.index(tuple(r)) for r in taps]),
+                             persistent=False)
         self.lead = -(-(k // 2) // scale)  # low-res rows the first window starts before row 0
         self.crop = self.lead * scale - k // 2  # output rows before the first wanted one
         # windows needed: ceil((crop + s*H) / s) = H + (crop > 0); zero rows after the input
         self.trail = int(self.crop > 0) + n - 1 - self.lead
         w = conv.weight.detach().double()
-        # one-hot map kernel row t -> window row, per phase: (s, n, k)
-        onehot = torch.zeros(scale, n, k, dtype=torch.float64, device=w.device)
-        for j, row in enumerate(taps):
+        # one-hot map kernel row t -> window row, per computed phase: (p, n, k)
+        p = self.n_phases
+        onehot = torch.zeros(p, n, k, dtype=torch.float64, device=w.device)
+        for j, row in enumerate(kept):
             for t, a in enumerate(row):
                 onehot[j, a, t] = 1.0
         # weight[o, c, jy, jx, a, b] = sum_{t, u} w[o, c, t, u] [a = tap(jy, t)] [b = tap(jx, u)]
         big = torch.einsum("octu,yat,xbu->ocyxab", w, onehot, onehot)
-        weight = big.permute(0, 2, 3, 1, 4, 5).reshape(o * scale * scale, c, n, n)
-        self.conv = nn.Conv2d(c, o * scale * scale, n,
+        weight = big.permute(0, 2, 3, 1, 4, 5).reshape(o * p * p, c, n, n)
+        self.conv = nn.Conv2d(c, o * p * p, n,
                               padding=self.lead if self.trail == self.lead else 0,
                               device=w.device, dtype=conv.weight.dtype)
         self.conv.weight = nn.Parameter(weight.to(conv.weight.dtype).contiguous(),
                                         requires_grad=False)
         bias = conv.bias.detach() if conv.bias is not None else torch.zeros(o, device=w.device)
-        self.conv.bias = nn.Parameter(bias.repeat_interleave(scale * scale)
+        self.conv.bias = nn.Parameter(bias.repeat_interleave(p * p)
                                       .to(conv.weight.dtype), requires_grad=False)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -124,7 +134,13 @@ class PhaseUpConv2d(nn.Module):
         h, w = x.shape[2] * self.scale, x.shape[3] * self.scale
         if self.trail != self.lead:
             x = F.pad(x, (self.lead, self.trail, self.lead, self.trail))
-        y = F.pixel_shuffle(self.conv(x), self.scale)
+        y = self.conv(x)
+        if self.n_phases < self.scale:  # the equal phases gathered back
+            b, _, hy, wy = y.shape
+            p = self.n_phases
+            y = (y.reshape(b, self.o, p, p, hy, wy).index_select(2, self.phase_of)
+                 .index_select(3, self.phase_of).reshape(b, -1, hy, wy))
+        y = F.pixel_shuffle(y, self.scale)
         return y[:, :, self.crop:self.crop + h, self.crop:self.crop + w]
 
 
@@ -178,12 +194,12 @@ class _Stage(nn.Module):
     then per layer one conv for (1 + gamma, beta)."""
 
     def __init__(self, spades: list[SPADE], grouped: bool, upsampled: int = 1,
-                 shortcut: nn.Conv2d | None = None) -> None:
+                 shortcut: nn.Conv2d | None = None, distinct_phases: bool = False) -> None:
         super().__init__()
         self.hidden = spades[0].mlp_shared[0].out_channels
         self.shared = _cat_conv([s.mlp_shared[0] for s in spades])
         if upsampled > 1:  # fed the low-resolution segmap, computes as if upsampled
-            self.shared = PhaseUpConv2d(self.shared, upsampled)
+            self.shared = PhaseUpConv2d(self.shared, upsampled, distinct_phases)
         # split of each layer's output: (1 + gamma, beta), or for a composed shortcut
         # (1 + gamma, conv_s(beta))
         self.splits = [[s.mlp_gamma.out_channels] * 2 for s in spades]
@@ -266,12 +282,14 @@ class FastSPADE(nn.Module):
     ``conv_s(x_norm * (1 + gamma_s)) + conv_s(beta_s)``, and ``conv_s`` (1x1, no bias) after
     beta's 3x3 conv is one 3x3 conv with conv_s's outputs: 128 -> 64 at 256^2 instead of
     128 -> 256 plus a 256-channel product.
+    ``distinct_phases`` (with ``phase_up``): equal phases computed once (PhaseUpConv2d).
     ``img_taps``: the last conv (64 -> 12 at 256^2, ~40 TFLOP/s on an H100: 12 outputs fill
     no tensor-core tile) as a :class:`SpatialTapConv2d` (1x1 to 108 -> 112, then 9 taps).
     """
 
     def __init__(self, gen: SPADEGenerator, grouped: bool = False, phase_up: bool = False,
-                 compose_shortcut: bool = False, img_taps: bool = False) -> None:
+                 compose_shortcut: bool = False, img_taps: bool = False,
+                 distinct_phases: bool = False) -> None:
         super().__init__()
         self.phase_up = phase_up
         gen = copy.deepcopy(gen)
@@ -287,7 +305,8 @@ class FastSPADE(nn.Module):
         for blk, scale in ((gen.up_0, 2), (gen.up_1, 4)):
             composed = compose_shortcut and blk.learned_shortcut
             stages.append(_Stage(_spades(blk), grouped=False, upsampled=scale if phase_up else 1,
-                                 shortcut=blk.conv_s if composed else None))
+                                 shortcut=blk.conv_s if composed else None,
+                                 distinct_phases=distinct_phases))
         self.stage_0, self.stage_1 = stages
         for blk in (*self.middle, self.up_0, self.up_1):  # the norms now live in the stages
             for name in ("norm_0", "norm_1", "norm_s"):
@@ -540,13 +559,15 @@ class FastWarpDecode(nn.Module):
                  width_taps: bool = False, depth_taps: bool = False,
                  occlusion_taps: bool = False, phase_up: bool = False,
                  compose_shortcut: bool = False, mask_in: int | None = None,
-                 mask_width_taps: bool = False, img_taps: bool = False) -> None:
+                 mask_width_taps: bool = False, img_taps: bool = False,
+                 distinct_phases: bool = False) -> None:
         super().__init__()
         self.warp = FastWarping(warp, feature_hw, channels_last_3d, pad8, unfold3d, width_taps,
                                 depth_taps, occlusion_taps, mask_in, mask_width_taps)
         # a FastSPADE is taken as built (shared between two W+G modules, one set of weights)
         self.spade = (spade if isinstance(spade, FastSPADE)
-                      else FastSPADE(spade, grouped, phase_up, compose_shortcut, img_taps))
+                      else FastSPADE(spade, grouped, phase_up, compose_shortcut, img_taps,
+                                     distinct_phases))
         self.channels_last = channels_last
         if channels_last:
             self.spade.to(memory_format=torch.channels_last)

@@ -60,6 +60,8 @@ class RuntimeOptions:
     phase_up: the up blocks' SPADE shared convs computed on the 64^2 segmap as 2x2 phase
         convs instead of 3x3 convs on its 2x / 4x nearest-upsampled copy (16/36 of the
         multiplies, the 256-channel 256^2 copy never built; compiled b1 3.78 -> 3.69 ms).
+    distinct_phases: with phase_up, the 4x phase conv computes its 9 distinct phases, not
+        all 16 (exact, tested; not yet timed).
     compose_shortcut: the up blocks' 1x1 shortcut conv composed with their beta conv (one
         3x3 conv with 64 / 256 outputs instead of 256 / 512 then the 1x1). With the two
         above: compiled b1 3.78 -> 3.37 ms, b32 326 -> 364 frames/s.
@@ -96,6 +98,7 @@ class RuntimeOptions:
     mask_width_taps: bool = True
     img_taps: bool = True
     phase_up: bool = True
+    distinct_phases: bool = False
     compose_shortcut: bool = True
     eager_taps: bool = False
     compile: bool = False
@@ -153,6 +156,8 @@ class WarpDecodeRuntime:
                 self.fn = self.compiled
         self.use_graphs = cuda and opts.cuda_graphs
         self._graphs: dict[int, GraphRunner] = {}
+        # the compiled function's graphs, captured by the compile thread (see _compile_worker)
+        self._ready_graphs: dict[int, GraphRunner] = {}
 
     def _build(self, warping: WarpingNetwork, spade: SPADEGenerator | FastSPADE,
                feature_hw: int, depth_taps: bool, occlusion_taps: bool) -> FastWarpDecode:
@@ -164,7 +169,8 @@ class WarpDecodeRuntime:
             unfold3d=o.unfold3d, width_taps=o.width_taps, depth_taps=depth_taps,
             occlusion_taps=occlusion_taps, phase_up=o.phase_up,
             compose_shortcut=o.compose_shortcut, mask_in=o.mask_in,
-            mask_width_taps=o.mask_width_taps and depth_taps, img_taps=o.img_taps)
+            mask_width_taps=o.mask_width_taps and depth_taps, img_taps=o.img_taps,
+            distinct_phases=o.distinct_phases)
         return module.to(self.device, self.dtype).eval().requires_grad_(False)
 
     @property
@@ -219,7 +225,8 @@ class WarpDecodeRuntime:
             self._thread.start()
         elif self.compiled_ready.is_set() and self.fn is not self.compiled:
             self.fn = self.compiled
-            self._graphs.clear()  # recaptured from the compiled function on next use
+            # the compile thread captured the first batch size; others are captured here
+            self._graphs = dict(self._ready_graphs)
 
     def _compile_worker(self, example: tuple[Tensor, ...],
                         compiled: AotModule | None = None) -> None:
@@ -236,6 +243,9 @@ class WarpDecodeRuntime:
                 compiled(*example)
                 if stream is not None:
                     stream.synchronize()
+            self.compile_seconds = time.perf_counter() - t0
+            if self.use_graphs:
+                self._capture_ready(compiled, example)
         except Exception:  # keep serving the eager path; say why once
             log.warning("torch.compile of the LivePortrait decoder failed; staying on the "
                         "eager path", exc_info=True)
@@ -243,9 +253,20 @@ class WarpDecodeRuntime:
         finally:
             sys.setswitchinterval(switch)
         self.compiled = compiled
-        self.compile_seconds = time.perf_counter() - t0
         log.info("compiled warp+decode in %.1f s", self.compile_seconds)
         self.compiled_ready.set()
+
+    def _capture_ready(self, compiled: torch.nn.Module | AotModule,
+                       example: tuple[Tensor, ...]) -> None:
+        """Capture the compiled function's graph here, in the compile thread, so the swap
+        costs the serving thread nothing: captured on first use there instead, a frame
+        stalled 1.3-1.8 s on an H100 (run S; the compiled convs' first calls re-run cuDNN's
+        benchmark, whose plan cache is per thread, plus the warm-up and capture)."""
+        try:
+            self._ready_graphs[example[0].shape[0]] = GraphRunner(compiled, example)
+        except RuntimeError as exc:  # captured lazily by the serving thread instead
+            log.warning("capturing the compiled warp+decode graph in the compile thread "
+                        "failed (%s)", str(exc).splitlines()[0])
 
     def _run(self, feature: Tensor, kp_d: Tensor, kp_s: Tensor) -> Tensor:
         if self.compiled is not None and self.fn is self.compiled and not self.compile_seconds:
