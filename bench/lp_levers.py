@@ -42,8 +42,8 @@ from avatar_vcam.engine.renderers.liveportrait.fast import (  # noqa: E402
 
 # the round-3 winners (now the renderer's defaults), the base of the later rounds
 ALL3 = {"depth_taps": True, "phase_up": True, "occlusion_taps": True, "compose_shortcut": True}
-# the renderer's defaults since round 10 (RuntimeOptions), the base of later rounds
-DEFAULT = ALL3 | {"mask_width_taps": True, "img_taps": True}
+# the renderer's defaults since round 11 (RuntimeOptions), the base of later rounds
+DEFAULT = ALL3 | {"mask_width_taps": True, "img_taps": True, "distinct_phases": True}
 
 # name -> (torch.compile keyword arguments, FastWarpDecode keyword arguments)
 VARIANTS: dict[str, tuple[dict, dict]] = {
@@ -80,10 +80,11 @@ VARIANTS: dict[str, tuple[dict, dict]] = {
     # round 10: the taps for the two narrow convs the r9 per-conv table shows far below peak
     "all3_mwt": ({}, ALL3 | {"mask_width_taps": True}),
     "all3_img": ({}, ALL3 | {"img_taps": True}),
-    "all3_mwt_img": ({}, DEFAULT),
+    "all3_mwt_img": ({}, ALL3 | {"mask_width_taps": True, "img_taps": True}),
+    # round 11: the 4x phase conv computes its 9 distinct phases only (now a default)
     "default": ({}, DEFAULT),
-    # round 11: the 4x phase conv computes its 9 distinct phases only
-    "default_dp": ({}, DEFAULT | {"distinct_phases": True}),
+    "default_dp": ({}, DEFAULT),
+    "r10_default": ({}, DEFAULT | {"distinct_phases": False}),
     # round 7 measured "all3_rows": the mask conv as a 1x7 conv over row-stacked input
     # (FastWarpDecode(mask_rows=True), removed after it measured slower: BENCHMARKS.md)
 }
@@ -143,7 +144,7 @@ PLAN = [
     ("r10 profile all3_mwt_img b1", ["profile", "all3_mwt_img", "1"], 90),
     ("r10 all3_img b1 b32", ["compile", "all3_img", "1,32"], 110),
     # round 11: python bench/lp_levers.py --plan r11 --budget 230
-    ("r11 default b1 b32", ["compile", "default", "1,32"], 110),
+    ("r11 default b1 b32", ["compile", "r10_default", "1,32"], 110),
     ("r11 default_dp b1 b32", ["compile", "default_dp", "1,32"], 110),
     ("r8 all3 b1 b32", ["compile", "dtaps_all3", "1,32"], 110),
     ("r8 all3_m160 b1 b32", ["compile", "all3_m160", "1,32"], 110),
