@@ -113,9 +113,8 @@ class LivePortraitRenderer:
         k = size / r
         grid, mask, roi = _paste_mapping(tuple(v * k for v in box), size, FEATHER)
         return LivePortraitState(size, n, background.to(dev), f_s.to(self.runtime.dtype),
-                                 source,
-                                 MotionMapper(source, self.nets.retargeting), grid.to(dev),
-                                 mask.to(dev), roi)
+                                 source, MotionMapper(source, self.nets.retargeting),
+                                 grid.to(dev), mask.to(dev), roi)
 
     # ------------------------------------------------------------------ render
     @torch.no_grad()
@@ -191,7 +190,7 @@ class LivePortraitRenderer:
         return self.runtime(torch.cat(f_s), x_d, torch.cat(x_s))
 
     def _frames(self, state: LivePortraitState, x_d: Tensor) -> np.ndarray:
-        return self._paste(state, self.crops(state, x_d))
+        return self._paste(state, self._crops([state], [x_d]))  # cast to fp32 in the paste
 
     def _paste(self, state: LivePortraitState, crops: Tensor) -> np.ndarray:
         """Decoded crops (B, 3, 2n, 2n) -> uint8 frames of the avatar with them pasted in."""

@@ -259,9 +259,10 @@ class WarpDecodeRuntime:
     def _capture_ready(self, compiled: torch.nn.Module | AotModule,
                        example: tuple[Tensor, ...]) -> None:
         """Capture the compiled function's graph here, in the compile thread, so the swap
-        costs the serving thread nothing: captured on first use there instead, a frame
-        stalled 1.3-1.8 s on an H100 (run S; the compiled convs' first calls re-run cuDNN's
-        benchmark, whose plan cache is per thread, plus the warm-up and capture)."""
+        costs the serving thread nothing. Captured on first use there instead, a frame
+        stalled 1.3-1.8 s on an H100 (BENCHMARKS.md, run S): PyTorch keeps cuDNN's benchmark
+        results per thread (``thread_local`` caches in ATen's ``cudnn/Conv_v8.cpp``), so the
+        compiled convs were benchmarked again in the serving thread before the capture."""
         try:
             self._ready_graphs[example[0].shape[0]] = GraphRunner(compiled, example)
         except RuntimeError as exc:  # captured lazily by the serving thread instead
