@@ -230,3 +230,42 @@ def test_engine_drives_the_liveportrait_renderer(nets) -> None:
         frame = engine.frame_at(0.0)
     assert frame.image.shape == (128, 128, 3) and frame.image.dtype == np.uint8
     assert frame.image.std() > 5  # a picture, not a constant fill
+
+
+def test_graphed_mapping_and_paste_reuse_buffers_safely(renderer, state, monkeypatch) -> None:
+    """On CUDA the mapping and the paste replay graphs whose outputs are one buffer,
+    overwritten by the next replay. A stand-in with those semantics (CUDA graphs cannot
+    run here): one capture per (part, batch size), frames as without graphs, and
+    ``render_streams`` with one state listed twice still gets each job's own frames."""
+    from avatar_vcam.engine.renderers.liveportrait import renderer as renderer_module
+
+    captured: list[tuple[int, ...]] = []
+
+    class BufferRunner:  # GraphRunner's contract: static inputs in, one output buffer out
+        def __init__(self, fn, inputs) -> None:
+            self.fn, self.static = fn, [x.clone() for x in inputs]
+            self.out = fn(*self.static).clone()
+            captured.append(tuple(inputs[0].shape))
+
+        def __call__(self, *xs: torch.Tensor) -> torch.Tensor:
+            for dst, src in zip(self.static, xs, strict=True):
+                dst.copy_(src)
+            self.out.copy_(self.fn(*self.static))
+            return self.out
+
+    m1 = np.stack([zeros(), vector({"jawOpen": 0.8})])
+    m2 = np.stack([vector({"eyeBlinkLeft": 1.0}), vector({"mouthSmileLeft": 0.7})])
+    want1, want2 = renderer.render(state, m1), renderer.render(state, m2)
+    want_one = renderer.render(state, m1[:1])
+    graphed = dataclasses.replace(state, graphs={})
+    monkeypatch.setattr(renderer_module, "GraphRunner", BufferRunner)
+    monkeypatch.setattr(renderer, "use_graphs", True)
+    assert np.array_equal(renderer.render(graphed, m1), want1)
+    assert np.array_equal(renderer.render(graphed, m2), want2)
+    assert sorted(graphed.graphs) == [("map", 2), ("paste", 2)] and len(captured) == 2
+    assert np.array_equal(renderer.render(graphed, m1[:1]), want_one)  # a new batch size
+    assert sorted(graphed.graphs) == [("map", 1), ("map", 2), ("paste", 1), ("paste", 2)]
+    got = renderer.render_streams([(graphed, m1), (graphed, m2)])
+    for g, want in zip(got, (want1, want2), strict=True):
+        assert np.abs(g.astype(int) - want).max() <= 1  # batched float sums: rounding only
+    assert not np.array_equal(got[0], got[1])

@@ -195,8 +195,8 @@ class LivePortraitRenderer:
     def _paste(self, state: LivePortraitState, crops: Tensor) -> np.ndarray:
         """Decoded crops (B, 3, 2n, 2n) -> uint8 frames of the avatar with them pasted in."""
         out = self._graphed(state, "paste", functools.partial(_composite, state), crops)
-        if self.device.type != "cuda":
-            return out.numpy()
+        if self.device.type != "cuda":  # a graph's output buffer is reused: copy it out
+            return (out.clone() if self.use_graphs else out).numpy()
         host = torch.empty(out.shape, dtype=torch.uint8, pin_memory=True)
         host.copy_(out, non_blocking=True)
         torch.cuda.current_stream(self.device).synchronize()
