@@ -85,6 +85,12 @@ VARIANTS: dict[str, tuple[dict, dict]] = {
     "default": ({}, DEFAULT),
     "default_dp": ({}, DEFAULT),
     "r10_default": ({}, DEFAULT | {"distinct_phases": False}),
+    # round 12 (prepared 2026-11-23, not yet run): cuDNN's benchmark tries every engine
+    # instead of its first 10 (BENCH_ALL below); coordinate-descent tuning of the Triton
+    # kernels compiled to completion (round 4 stopped it at 150 s; the renderer compiles in
+    # the background and keeps the cache, so one long cold compile would be acceptable)
+    "default_bl0": ({}, DEFAULT),
+    "default_cdt": ({"options": {"coordinate_descent_tuning": True}}, DEFAULT),
     # round 7 measured "all3_rows": the mask conv as a 1x7 conv over row-stacked input
     # (FastWarpDecode(mask_rows=True), removed after it measured slower: BENCHMARKS.md)
 }
@@ -92,6 +98,9 @@ VARIANTS: dict[str, tuple[dict, dict]] = {
 # variants compiled and run with torch.backends.cudnn.benchmark off (cuDNN's heuristic picks
 # each conv's kernel): alone, the mask conv's benchmark pick was slower at batch 1 (round 7)
 HEURISTIC = {"all3_heur", "all3_m160_heur"}
+# variants compiled with torch.backends.cudnn.benchmark_limit = 0: cuDNN's benchmark tries
+# every engine it has, not the first 10 of its heuristic's list (PyTorch's default)
+BENCH_ALL = {"default_bl0"}
 
 # (label, worker arguments, timeout s): run in order while the time budget lasts
 PLAN = [
@@ -146,6 +155,15 @@ PLAN = [
     # round 11: python bench/lp_levers.py --plan r11 --budget 230
     ("r11 default b1 b32", ["compile", "r10_default", "1,32"], 110),
     ("r11 default_dp b1 b32", ["compile", "default_dp", "1,32"], 110),
+    # round 12, two calls:
+    #   python bench/lp_levers.py --plan "r12 bl" --budget 560
+    #   python bench/lp_levers.py --plan "r12 cdt" --budget 580
+    ("r12 bl default b1 b32", ["compile", "default", "1,32"], 110),
+    ("r12 bl default_bl0 b1 b32", ["compile", "default_bl0", "1,32"], 180),
+    ("r12 bl profile default b1", ["profile", "default", "1"], 90),
+    ("r12 bl profile default b32", ["profile", "default", "32"], 110),
+    ("r12 cdt default_cdt b1 (cold)", ["compile", "default_cdt", "1"], 440),
+    ("r12 cdt default_cdt b1 b32 (warm)", ["compile", "default_cdt", "1,32"], 130),
     ("r8 all3 b1 b32", ["compile", "dtaps_all3", "1,32"], 110),
     ("r8 all3_m160 b1 b32", ["compile", "all3_m160", "1,32"], 110),
     ("r8 all3_heur b1 b32", ["compile", "all3_heur", "1,32"], 110),
@@ -266,6 +284,8 @@ def _compiled_variant(dev: torch.device, smoke: bool, variant: str):
     """Synthesised networks, feature size, dtype and the variant's module, compiled (lazily:
     the first call compiles). Smoke runs use the eager backend."""
     torch.backends.cudnn.benchmark = variant not in HEURISTIC
+    if variant in BENCH_ALL:
+        torch.backends.cudnn.benchmark_limit = 0
     compile_kw, module_kw = VARIANTS[variant]
     if smoke:
         compile_kw = {"backend": "eager"}
