@@ -81,10 +81,8 @@ VARIANTS: dict[str, tuple[dict, dict]] = {
     "all3_mwt": ({}, ALL3 | {"mask_width_taps": True}),
     "all3_img": ({}, ALL3 | {"img_taps": True}),
     "all3_mwt_img": ({}, ALL3 | {"mask_width_taps": True, "img_taps": True}),
-    # round 11: the 4x phase conv computes its 9 distinct phases only (now a default)
+    # round 11: + the 4x phase conv computes its 9 distinct phases only (now the default)
     "default": ({}, DEFAULT),
-    "default_dp": ({}, DEFAULT),
-    "r10_default": ({}, DEFAULT | {"distinct_phases": False}),
     # round 12 (prepared 2026-11-23, not yet run): cuDNN's benchmark tries every engine
     # instead of its first 10 (BENCH_ALL below); coordinate-descent tuning of the Triton
     # kernels compiled to completion (round 4 stopped it at 150 s; the renderer compiles in
@@ -153,8 +151,8 @@ PLAN = [
     ("r10 profile all3_mwt_img b1", ["profile", "all3_mwt_img", "1"], 90),
     ("r10 all3_img b1 b32", ["compile", "all3_img", "1,32"], 110),
     # round 11: python bench/lp_levers.py --plan r11 --budget 230
-    ("r11 default b1 b32", ["compile", "r10_default", "1,32"], 110),
-    ("r11 default_dp b1 b32", ["compile", "default_dp", "1,32"], 110),
+    ("r11 all3_mwt_img b1 b32", ["compile", "all3_mwt_img", "1,32"], 110),
+    ("r11 default b1 b32", ["compile", "default", "1,32"], 110),
     # round 12, two calls:
     #   python bench/lp_levers.py --plan "r12 bl" --budget 560
     #   python bench/lp_levers.py --plan "r12 cdt" --budget 580

@@ -39,7 +39,8 @@ from avatar_vcam.engine.renderers.liveportrait.streams import (  # noqa: E402
     StreamedWarpDecode,
 )
 
-# the renderer's defaults (RuntimeOptions), as lp_levers builds its variants
+# the renderer's defaults when this was measured (round 7: ALL3), as lp_levers builds its
+# variants; the later defaults are lp_levers.DEFAULT
 DEFAULTS = {"pad8": True, "width_taps": True} | ALL3
 
 

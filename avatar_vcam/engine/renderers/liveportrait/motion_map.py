@@ -84,7 +84,11 @@ def _clip_blendshapes(m: Tensor) -> Tensor:
 
 def controls_from_channels(m: Tensor) -> Tensor:
     """(N, N_CHANNELS) MotionFrame values -> (N, len(CONTROLS)) control strengths."""
-    full = _clip_blendshapes(m)
+    return _controls(_clip_blendshapes(m))
+
+
+def _controls(full: Tensor) -> Tensor:
+    """:func:`controls_from_channels` of values whose blendshapes are already clipped."""
 
     def both(a: str) -> Tensor:
         return 0.5 * (_ch(full, a + "Left") + _ch(full, a + "Right"))
@@ -160,21 +164,22 @@ class MotionMapper:
         """(B, N_CHANNELS) float32 on the source's device -> (B, 21, 3). Torch ops only and
         no host round trips, so a renderer can capture it in a CUDA graph."""
         src, b = self.src, m.shape[0]
-        exp = src.exp + (controls_from_channels(m) @ self.basis).reshape(b, NUM_KP, 3)
+        full = _clip_blendshapes(m)  # once, for the controls and the retargeting
+        exp = src.exp + (_controls(full) @ self.basis).reshape(b, NUM_KP, 3)
         rot = rotation_matrix(src.pitch + POSE_SIGN["pitch"] * _ch(m, "pitch"),
                               src.yaw + POSE_SIGN["yaw"] * _ch(m, "yaw"),
                               src.roll + POSE_SIGN["roll"] * _ch(m, "roll"))
         shift = torch.stack([_ch(m, "tx"), _ch(m, "ty")], 1) * (2.0 * src.face_frac)
         x_d = src.scale.reshape(1, 1, 1) * (src.kp @ rot + exp)
         x_d = x_d + torch.nn.functional.pad(src.t[:, :2] + shift, (0, 1)).unsqueeze(1)
-        x_d = x_d + self._retarget(m)
+        x_d = x_d + self._retarget(full)
         if self.stitch:
             x_d = self.net.stitch(src.x_s.expand(b, -1, -1), x_d)
         return x_d
 
-    def _retarget(self, m: Tensor) -> Tensor:
-        src, b = self.src, m.shape[0]
-        c = m[:, :52].clamp(0.0, 1.0)
+    def _retarget(self, c: Tensor) -> Tensor:
+        """Eye and lip retargeting deltas; ``c``: values with the blendshapes clipped."""
+        src, b = self.src, c.shape[0]
         blink = 0.5 * (_ch(c, "eyeBlinkLeft") + _ch(c, "eyeBlinkRight"))
         wide = 0.5 * (_ch(c, "eyeWideLeft") + _ch(c, "eyeWideRight"))
         eye_open = float(np.mean(src.eye_ratios)) * (1 - blink) * (1 + EYE_WIDE_GAIN * wide)
