@@ -267,7 +267,8 @@ class WarpDecodeRuntime:
             self._ready_graphs[example[0].shape[0]] = GraphRunner(compiled, example)
         except RuntimeError as exc:  # captured lazily by the serving thread instead
             log.warning("capturing the compiled warp+decode graph in the compile thread "
-                        "failed (%s)", str(exc).splitlines()[0])
+                        "failed (%s); it is captured on the first compiled frame instead, "
+                        "which may stall that frame", str(exc).splitlines()[0])
 
     def _run(self, feature: Tensor, kp_d: Tensor, kp_s: Tensor) -> Tensor:
         if self.compiled is not None and self.fn is self.compiled and not self.compile_seconds:
