@@ -89,6 +89,9 @@ VARIANTS: dict[str, tuple[dict, dict]] = {
     # the background and keeps the cache, so one long cold compile would be acceptable)
     "default_bl0": ({}, DEFAULT),
     "default_cdt": ({"options": {"coordinate_descent_tuning": True}}, DEFAULT),
+    # programmatic dependent launch: each Triton kernel may start while the one before it
+    # drains (Hopper); ~150 short Triton kernels at batch 1 (config absent before torch 2.10?)
+    "default_pdl": ({"options": {"triton.enable_pdl": True}}, DEFAULT),
     # round 7 measured "all3_rows": the mask conv as a 1x7 conv over row-stacked input
     # (FastWarpDecode(mask_rows=True), removed after it measured slower: BENCHMARKS.md)
 }
@@ -158,6 +161,7 @@ PLAN = [
     #   python bench/lp_levers.py --plan "r12 cdt" --budget 580
     ("r12 bl default b1 b32", ["compile", "default", "1,32"], 110),
     ("r12 bl default_bl0 b1 b32", ["compile", "default_bl0", "1,32"], 180),
+    ("r12 bl default_pdl b1 b32", ["compile", "default_pdl", "1,32"], 120),
     ("r12 bl profile default b1", ["profile", "default", "1"], 90),
     ("r12 bl profile default b32", ["profile", "default", "32"], 110),
     ("r12 cdt default_cdt b1 (cold)", ["compile", "default_cdt", "1"], 440),
