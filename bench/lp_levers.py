@@ -43,7 +43,10 @@ from avatar_vcam.engine.renderers.liveportrait.fast import (  # noqa: E402
 # the round-3 winners (now the renderer's defaults), the base of the later rounds
 ALL3 = {"depth_taps": True, "phase_up": True, "occlusion_taps": True, "compose_shortcut": True}
 # the renderer's defaults since round 11 (RuntimeOptions), the base of later rounds
-DEFAULT = ALL3 | {"mask_width_taps": True, "img_taps": True, "distinct_phases": True}
+DEFAULT = ALL3 | {"mask_width_taps": True, "img_taps": True, "distinct_phases": True,
+                  "phase_major": True}
+# round 11's default: the phase convs' outputs in pixel_shuffle's (O-major) order
+DEFAULT_R11 = DEFAULT | {"phase_major": False}
 
 # name -> (torch.compile keyword arguments, FastWarpDecode keyword arguments)
 VARIANTS: dict[str, tuple[dict, dict]] = {
@@ -83,6 +86,7 @@ VARIANTS: dict[str, tuple[dict, dict]] = {
     "all3_mwt_img": ({}, ALL3 | {"mask_width_taps": True, "img_taps": True}),
     # round 11: + the 4x phase conv computes its 9 distinct phases only (now the default)
     "default": ({}, DEFAULT),
+    "default_r11": ({}, DEFAULT_R11),
     # round 12 (prepared 2026-11-23, not yet run): cuDNN's benchmark tries every engine
     # instead of its first 10 (BENCH_ALL below); coordinate-descent tuning of the Triton
     # kernels compiled to completion (round 4 stopped it at 150 s; the renderer compiles in
@@ -92,6 +96,12 @@ VARIANTS: dict[str, tuple[dict, dict]] = {
     # programmatic dependent launch: each Triton kernel may start while the one before it
     # drains (Hopper); ~150 short Triton kernels at batch 1 (config absent before torch 2.10?)
     "default_pdl": ({"options": {"triton.enable_pdl": True}}, DEFAULT),
+    # the round-12 levers together (a "_bl0" in the name sets the benchmark limit to 0)
+    "default_cdt_pdl": ({"options": {"coordinate_descent_tuning": True,
+                                     "triton.enable_pdl": True}}, DEFAULT),
+    "default_bl0_cdt": ({"options": {"coordinate_descent_tuning": True}}, DEFAULT),
+    "default_bl0_cdt_pdl": ({"options": {"coordinate_descent_tuning": True,
+                                         "triton.enable_pdl": True}}, DEFAULT),
     # round 7 measured "all3_rows": the mask conv as a 1x7 conv over row-stacked input
     # (FastWarpDecode(mask_rows=True), removed after it measured slower: BENCHMARKS.md)
 }
@@ -166,6 +176,12 @@ PLAN = [
     ("r12 bl profile default b32", ["profile", "default", "32"], 110),
     ("r12 cdt default_cdt b1 (cold)", ["compile", "default_cdt", "1"], 440),
     ("r12 cdt default_cdt b1 b32 (warm)", ["compile", "default_cdt", "1,32"], 130),
+    # round 12, third call: python bench/lp_levers.py --plan "r12 pm" "r12 big" --budget 560
+    ("r12 pm default_r11 b1 b32", ["compile", "default_r11", "1,32"], 110),
+    ("r12 pm default b1 b32", ["compile", "default", "1,32"], 110),
+    ("r12 pm profile default b1", ["profile", "default", "1"], 90),
+    ("r12 big default b8 b16 b32 + bigstreams",
+     ["compile", "default", "8,16,32", "bigstreams"], 240),
     ("r8 all3 b1 b32", ["compile", "dtaps_all3", "1,32"], 110),
     ("r8 all3_m160 b1 b32", ["compile", "all3_m160", "1,32"], 110),
     ("r8 all3_heur b1 b32", ["compile", "all3_heur", "1,32"], 110),
@@ -260,8 +276,8 @@ def worker_dtype(dev: torch.device, smoke: bool) -> dict:
     return out
 
 
-def _stream_fps(runners: list[GraphRunner], iters: int) -> float:
-    """Frames/s with one batch-1 graph per CUDA stream, all replayed at once."""
+def _stream_fps(runners: list[GraphRunner], iters: int, batch: int = 1) -> float:
+    """Frames/s with one graph of ``batch`` frames per CUDA stream, all replayed at once."""
     cur = torch.cuda.current_stream()
     streams = [torch.cuda.Stream() for _ in runners]
     times = []
@@ -279,14 +295,14 @@ def _stream_fps(runners: list[GraphRunner], iters: int) -> float:
         if i >= 3:
             times.append(start.elapsed_time(end))
     times.sort()
-    return 1000 * len(runners) / times[len(times) // 2]
+    return 1000 * len(runners) * batch / times[len(times) // 2]
 
 
 def _compiled_variant(dev: torch.device, smoke: bool, variant: str):
     """Synthesised networks, feature size, dtype and the variant's module, compiled (lazily:
     the first call compiles). Smoke runs use the eager backend."""
     torch.backends.cudnn.benchmark = variant not in HEURISTIC
-    if variant in BENCH_ALL:
+    if variant in BENCH_ALL or "_bl0" in variant:
         torch.backends.cudnn.benchmark_limit = 0
     compile_kw, module_kw = VARIANTS[variant]
     if smoke:
@@ -301,7 +317,7 @@ def _compiled_variant(dev: torch.device, smoke: bool, variant: str):
 
 @torch.no_grad()
 def worker_compile(dev: torch.device, smoke: bool, variant: str, batches: list[int],
-                   streams: bool) -> dict:
+                   streams: bool, big_streams: bool = False) -> dict:
     """Compile one variant; per batch size: compile seconds, ms per call, error (b1)."""
     t0 = time.perf_counter()
     import torch._inductor.config  # noqa: F401  (import time kept out of the compile time)
@@ -341,6 +357,19 @@ def worker_compile(dev: torch.device, smoke: bool, variant: str, batches: list[i
             res[f"streams{n}_b1_fps"] = fps
             print(f"  {variant} {n} streams x b1: {fps:6.0f} frames/s", flush=True)
             del runners
+    if big_streams and dev.type == "cuda":
+        # large batches side by side: one graph's memory-bound Triton kernels may run while
+        # the other's convolutions do (each shape is compiled above, in batches)
+        for n, b in ((2, 16), (4, 8), (2, 32)):
+            if b not in batches:
+                continue
+            runners = [GraphRunner(compiled, S.make_inputs(b, hw, dev, dt, seed=20 + i))
+                       for i in range(n)]
+            fps = _stream_fps(runners, iters // 2, b)
+            res[f"streams{n}_b{b}_fps"] = fps
+            print(f"  {variant} {n} streams x b{b}: {fps:6.0f} frames/s", flush=True)
+            del runners
+            torch.cuda.empty_cache()
     return res
 
 
@@ -447,7 +476,7 @@ def run_worker(argv: list[str]) -> None:
         res = worker_profile(dev, smoke, argv[1], int(argv[2]))
     else:
         res = worker_compile(dev, smoke, argv[1], [int(b) for b in argv[2].split(",")],
-                             "streams" in argv[3:])
+                             "streams" in argv[3:], "bigstreams" in argv[3:])
     print("RESULT " + json.dumps(res))
 
 

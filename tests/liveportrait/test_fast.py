@@ -130,36 +130,44 @@ def test_depth_tap_conv3d_with_width_taps_equals_conv3d() -> None:
     assert rel_l2(tap(x.contiguous(memory_format=torch.channels_last_3d)), conv(x)) < 1e-12
 
 
-def test_mask_width_taps_and_img_taps_match_reference(nets, fixtures) -> None:
+@pytest.mark.parametrize("phase_major", [False, True])
+def test_mask_width_taps_and_img_taps_match_reference(nets, fixtures, phase_major: bool
+                                                      ) -> None:
     """The mask conv with depth and width taps, the decoder's last conv as spatial taps,
-    the 4x phase conv with its distinct phases only: W -> G still equals the plain
-    networks' chain."""
+    the 4x phase conv with its distinct phases only (either channel order): W -> G still
+    equals the plain networks' chain."""
     args = (fixtures["W_in_feature_3d"], fixtures["W_in_kp_driving"],
             fixtures["W_in_kp_source"])
     want = nets.spade(nets.warping(*args)["out"])
     fast = FastWarpDecode(nets.warping, nets.spade, feature_hw=args[0].shape[-1], pad8=True,
                           depth_taps=True, occlusion_taps=True, phase_up=True,
                           compose_shortcut=True, mask_width_taps=True, img_taps=True,
-                          distinct_phases=True)
+                          distinct_phases=True, phase_major=phase_major)
     assert fast.spade.stage_1.shared.n_phases == 3
+    assert fast.spade.stage_0.shared.phase_major == phase_major
     mask = fast.warp.net.dense_motion_network.mask
     assert mask.kw == 7 and mask.conv.kernel_size == (7, 1)
     assert isinstance(fast.spade.conv_img[0], SpatialTapConv2d)
     assert rel_l2(fast(*args), want) < TOL
 
 
+@pytest.mark.parametrize("phase_major", [False, True])
 @pytest.mark.parametrize("distinct", [False, True])
 @pytest.mark.parametrize("k, scale", [(3, 2), (3, 4), (3, 3), (5, 2), (5, 3), (1, 2), (3, 8)])
 @torch.no_grad()
-def test_phase_up_conv_equals_conv_of_upsampled(k: int, scale: int, distinct: bool) -> None:
+def test_phase_up_conv_equals_conv_of_upsampled(k: int, scale: int, distinct: bool,
+                                                phase_major: bool) -> None:
     """conv(nearest-upsample(x)) from x itself, odd sizes and odd kernel extents included;
-    with ``distinct``, equal phases are computed once (3x3 at 4x: 3 of 4 per axis)."""
+    with ``distinct``, equal phases are computed once (3x3 at 4x: 3 of 4 per axis); in
+    either channel order of the phase conv."""
     g = torch.Generator().manual_seed(2)
     conv = torch.nn.Conv2d(5, 7, k, padding=k // 2).double()
     x = torch.randn(2, 5, 6, 9, generator=g, dtype=torch.float64)
     want = conv(F.interpolate(x, scale_factor=scale))
-    phase = PhaseUpConv2d(conv, scale, distinct=distinct)
+    phase = PhaseUpConv2d(conv, scale, distinct=distinct, phase_major=phase_major)
     assert rel_l2(phase(x), want) < 1e-12
+    cl = x.contiguous(memory_format=torch.channels_last)  # NHWC, as the decoder runs it
+    assert rel_l2(phase(cl), want) < 1e-12
     if distinct and (k, scale) == (3, 4):
         assert phase.n_phases == 3 and phase.conv.out_channels == 7 * 9
     if not distinct:

@@ -62,6 +62,8 @@ class RuntimeOptions:
         multiplies, the 256-channel 256^2 copy never built; compiled b1 3.78 -> 3.69 ms).
     distinct_phases: with phase_up, the 4x phase conv computes its 9 distinct phases, not
         all 16 (compiled W+G on an H100: b1 3.28 -> 3.24 ms, b32 377 -> 378 frames/s).
+    phase_major: with phase_up, the phase convs' outputs ordered phase-major, so their pixel
+        shuffle reads each pixel's channels contiguously in NHWC (see PhaseUpConv2d).
     compose_shortcut: the up blocks' 1x1 shortcut conv composed with their beta conv (one
         3x3 conv with 64 / 256 outputs instead of 256 / 512 then the 1x1). With the two
         above: compiled b1 3.78 -> 3.37 ms, b32 326 -> 364 frames/s.
@@ -99,6 +101,7 @@ class RuntimeOptions:
     img_taps: bool = True
     phase_up: bool = True
     distinct_phases: bool = True
+    phase_major: bool = True
     compose_shortcut: bool = True
     eager_taps: bool = False
     compile: bool = False
@@ -170,7 +173,7 @@ class WarpDecodeRuntime:
             occlusion_taps=occlusion_taps, phase_up=o.phase_up,
             compose_shortcut=o.compose_shortcut, mask_in=o.mask_in,
             mask_width_taps=o.mask_width_taps and depth_taps, img_taps=o.img_taps,
-            distinct_phases=o.distinct_phases)
+            distinct_phases=o.distinct_phases, phase_major=o.phase_major)
         return module.to(self.device, self.dtype).eval().requires_grad_(False)
 
     @property
