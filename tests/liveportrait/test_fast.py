@@ -260,29 +260,27 @@ def test_background_compile_shortens_the_gil_switch_interval_while_it_runs(nets)
     before = sys.getswitchinterval()
     example = (torch.zeros(1),)
     rt._compile = lambda: fake_compiled
-    rt._compile_worker(example)
+    rt._pending.append(example)
+    rt._compile_worker()
     assert rt.compiled_ready.is_set() and rt.compiled is fake_compiled
     rt2 = WarpDecodeRuntime(nets.warping, nets.spade, 16, "cpu",
                             RuntimeOptions(compile=True, background_compile=True))
     rt2._compile = lambda: broken
-    rt2._compile_worker(example)
-    assert not rt2.compiled_ready.is_set()
+    rt2._pending.extend([example, example])
+    rt2._compile_worker()
+    assert not rt2.compiled_ready.is_set() and not rt2._pending  # the rest is dropped
     assert seen == [runtime.COMPILE_SWITCH_INTERVAL_S] * 2 and seen[0] < before
     assert sys.getswitchinterval() == before
 
 
-def test_compile_thread_captures_the_compiled_graph_for_the_swap(nets, fixtures,
-                                                                 monkeypatch) -> None:
-    """The swap to the compiled path costs the serving thread no capture: the compile thread
-    captures the first batch size's graph (on an H100, capturing it at the swap stalled a
-    served frame 1.3-1.8 s); other batch sizes are still captured on first use."""
+def _recording_runner(monkeypatch, built: list) -> None:
+    """GraphRunner (which needs CUDA) replaced by a stand-in that records who captured what:
+    (thread name, batch size, function)."""
     import threading
 
     from avatar_vcam.engine.renderers.liveportrait import runtime
 
-    built: list[tuple[str, int, object]] = []
-
-    class RecordingRunner:  # stands in for GraphRunner, which needs CUDA
+    class RecordingRunner:
         def __init__(self, fn, inputs) -> None:
             self.fn = fn
             built.append((threading.current_thread().name, inputs[0].shape[0], fn))
@@ -291,23 +289,98 @@ def test_compile_thread_captures_the_compiled_graph_for_the_swap(nets, fixtures,
             return self.fn(*xs)
 
     monkeypatch.setattr(runtime, "GraphRunner", RecordingRunner)
+
+
+def _graphed_background_runtime(nets, fixtures, compiled) -> tuple[WarpDecodeRuntime, tuple]:
     f, kp_d, kp_s = (fixtures[k][:1] for k in ("W_in_feature_3d", "W_in_kp_driving",
                                                 "W_in_kp_source"))
     rt = WarpDecodeRuntime(nets.warping, nets.spade, f.shape[-1], "cpu",
                            RuntimeOptions(compile=True, background_compile=True))
     rt.use_graphs = True  # as on CUDA
+    rt._compile = lambda: compiled
+    return rt, (f, kp_d, kp_s)
 
-    def fake_compiled(*args: torch.Tensor) -> torch.Tensor:
-        return args[0] * 2
 
-    rt._compile = lambda: fake_compiled
-    rt(f, kp_d, kp_s)  # an eager frame; starts the compile thread
+def _rows(args: tuple, n: int) -> list[torch.Tensor]:
+    return [x.expand(n, *x.shape[1:]) for x in args]
+
+
+def test_compile_thread_captures_the_compiled_graph_for_the_swap(nets, fixtures,
+                                                                 monkeypatch) -> None:
+    """The swap to the compiled path costs the serving thread no capture: the compile thread
+    captures the first batch size's graph (on an H100, capturing it at the swap stalled a
+    served frame 1.3-1.8 s). A batch size seen after the swap is served eager at once and
+    compiled + captured in the thread, then served compiled."""
+    built: list = []
+    _recording_runner(monkeypatch, built)
+
+    class Compiled:  # like torch.compile's module: no truth value (its len() raises)
+        def __call__(self, *args: torch.Tensor) -> torch.Tensor:
+            return args[0] * 2
+
+        def __len__(self) -> int:
+            raise TypeError("does not support len()")
+
+    fake_compiled = Compiled()
+    rt, one = _graphed_background_runtime(nets, fixtures, fake_compiled)
+    first = rt(*one)  # an eager frame; starts the compile thread
+    assert first.shape[1] == 3  # a frame, not the fake's doubled input
     rt._thread.join(60)
     assert rt.compiled_ready.is_set()
-    assert [(name, b) for name, b, _ in built] == [("MainThread", 1), ("lp-compile", 1)]
-    assert built[1][2] is fake_compiled
-    out = rt(f, kp_d, kp_s)  # the swap: the ready graph, nothing captured here
-    assert torch.equal(out, f * 2) and len(built) == 2
-    two = [x.expand(2, *x.shape[1:]) for x in (f, kp_d, kp_s)]
-    assert torch.equal(rt(*two), two[0] * 2)
-    assert [(name, b) for name, b, _ in built[2:]] == [("MainThread", 2)]
+    assert sorted((name, b, fn is fake_compiled) for name, b, fn in built) == [
+        ("MainThread", 1, False), ("lp-compile", 1, True)]
+    out = rt(*one)  # the swap: the ready graph, nothing captured here
+    assert torch.equal(out, one[0] * 2) and len(built) == 2
+    two = _rows(one, 2)
+    eager = rt(*two)  # a new size: eager now (captured here), compiled in the thread
+    assert eager.shape[1] == 3 and built[2][:2] == ("MainThread", 2)
+    assert built[2][2] is rt.eager_fn
+    rt._thread.join(60)
+    assert built[3][:2] == ("lp-compile", 2) and built[3][2] is fake_compiled
+    assert torch.equal(rt(*two), two[0] * 2) and len(built) == 4
+    assert rt._compiled_sizes == {1, 2}
+
+
+def test_a_batch_size_that_fails_to_compile_stays_eager(nets, fixtures, monkeypatch,
+                                                         caplog) -> None:
+    """A compile that fails for a later batch size leaves that size on the eager path, says
+    so once, and keeps the compiled sizes compiled."""
+    built: list = []
+    _recording_runner(monkeypatch, built)
+
+    def compiled_for_one(*args: torch.Tensor) -> torch.Tensor:
+        if args[0].shape[0] != 1:
+            raise RuntimeError("no kernel for this shape")
+        return args[0] * 2
+
+    rt, one = _graphed_background_runtime(nets, fixtures, compiled_for_one)
+    rt(*one)
+    rt._thread.join(60)
+    rt(*one)
+    two = _rows(one, 2)
+    with caplog.at_level("WARNING"):
+        rt(*two)
+        rt._thread.join(60)
+        again = rt(*two)
+    assert again.shape[1] == 3  # eager frames
+    assert len([r for r in caplog.records if "failed for batch 2" in r.getMessage()]) == 1
+    assert rt._compiled_sizes == {1} and torch.equal(rt(*one), one[0] * 2)
+
+
+def test_batch_sizes_are_padded_to_ones_already_run(nets, fixtures, monkeypatch) -> None:
+    """Graphs and compiles are per batch size: a call runs at a size already run when one
+    lies in [b, 2b], else at the next of 1, 2, 3, 4, 6, 8, 12, ...; the padding rows are
+    copies of the last row, and the caller gets exactly its own rows back."""
+    built: list = []
+    _recording_runner(monkeypatch, built)
+    args = [fixtures[k][:1] for k in ("W_in_feature_3d", "W_in_kp_driving", "W_in_kp_source")]
+    rt = WarpDecodeRuntime(nets.warping, nets.spade, args[0].shape[-1], "cpu")
+    assert rt.batch_size_for(5) == 5  # plain eager on the CPU: never padded
+    rt.use_graphs = True
+    assert [rt.batch_size_for(b) for b in (8, 5, 3, 7, 9, 17)] == [8, 8, 3, 8, 12, 24]
+    g = torch.Generator().manual_seed(4)
+    kp = args[1].expand(5, -1, -1) + 0.01 * torch.randn(5, *args[1].shape[1:], generator=g)
+    rows = (args[0].expand(5, -1, -1, -1, -1), kp, args[2].expand(5, -1, -1))
+    out = rt(*rows)  # runs at 8
+    assert out.shape[0] == 5 and built[-1][1] == 8
+    assert rel_l2(out, rt.module(*rows)) < 1e-6

@@ -4,6 +4,11 @@
 and memory format, optionally compiled with ``torch.compile`` (Inductor's on-disk cache
 under ``cache_dir`` makes a restart reuse what an earlier run compiled), and on CUDA one
 captured graph per batch size, so a frame costs one graph launch.
+
+Batch sizes are few on purpose: a call is padded to a size already run, or to the next of
+1, 2, 3, 4, 6, 8, 12, ... (``batch_size_for``). With ``background_compile``, a size the
+compile has not reached yet is served by the eager module at once and compiled in the
+compile thread, so no call waits for Dynamo.
 """
 
 from __future__ import annotations
@@ -147,11 +152,20 @@ class WarpDecodeRuntime:
             # frames until the compile lands come from a warp without taps (faster eager);
             # the decoder, most of the weights, is shared, not built twice
             self.fn = self._build(warping, module.spade, feature_hw, False, False)
+        self.eager_fn = self.fn  # what serves a batch size the compile has not reached yet
         self.compile_seconds = 0.0
         self.compiled_ready = threading.Event()
         self._switch_started = False  # the first call decides: load, or compile in a thread
         self._thread: threading.Thread | None = None  # the compile thread, if one was needed
         self.compiled = None
+        self._compiled_fn = None  # the compile thread's function, before it is swapped in
+        # batch sizes for the compile thread: asked for, waiting, done (compiled + captured)
+        self._lock = threading.Lock()
+        self._requested: set[int] = set()
+        self._pending: list[tuple[Tensor, ...]] = []
+        self._worker_busy = False
+        self._compiled_sizes: set[int] = set()
+        self._sizes: set[int] = set()  # batch sizes run so far (see batch_size_for)
         if opts.compile:
             set_compile_cache(opts.cache_dir)
             if not opts.background_compile:  # importing Inductor alone takes seconds:
@@ -159,6 +173,7 @@ class WarpDecodeRuntime:
                 self.fn = self.compiled
         self.use_graphs = cuda and opts.cuda_graphs
         self._graphs: dict[int, GraphRunner] = {}
+        self._eager_graphs: dict[int, GraphRunner] = {}  # eager frames of a background compile
         # the compiled function's graphs, captured by the compile thread (see _compile_worker)
         self._ready_graphs: dict[int, GraphRunner] = {}
 
@@ -186,19 +201,45 @@ class WarpDecodeRuntime:
                              self.opts.compile_options)
         return torch.compile(self.module, dynamic=False, options=self.opts.compile_options)
 
+    def batch_size_for(self, b: int) -> int:
+        """The batch size a call of ``b`` frames runs at, padded with copies of its last row.
+
+        Each new batch size costs a compile (Dynamo specialises on shapes) and a graph capture,
+        so a call runs at a size already run when one lies in ``[b, 2b]`` (an offline render's
+        last, shorter chunk reuses the chunk size), else at the next size of the ladder 1, 2,
+        3, 4, 6, 8, 12, 16, 24, ... (at most a third wasted). Plain eager CPU runs are not
+        padded: there, nothing is specialised per size.
+        """
+        if not (self.use_graphs or self.opts.compile):
+            return b
+        seen = [s for s in self._sizes if b <= s <= 2 * b]
+        size = min(seen) if seen else _ladder_size(b)
+        self._sizes.add(size)
+        return size
+
     @torch.no_grad()
     def __call__(self, feature: Tensor, kp_driving: Tensor, kp_source: Tensor) -> Tensor:
         args = tuple(x.to(self.device, self.dtype) for x in (feature, kp_driving, kp_source))
-        if self.opts.compile and self.opts.background_compile:
-            self._maybe_switch(args)
-        if not self.use_graphs:
-            return self._run(*args)
         b = args[0].shape[0]
-        runner = self._graphs.get(b)
+        size = self.batch_size_for(b)
+        if size != b:
+            args = tuple(torch.cat([x, x[-1:].expand(size - b, *x.shape[1:])]) for x in args)
+        if self.opts.compile and self.opts.background_compile:
+            out = self._serve_background(args)
+        else:
+            out = self._serve(self._run, self._graphs, args)
+        return out if size == b else out[:b]
+
+    def _serve(self, fn, graphs: dict[int, GraphRunner], args: tuple[Tensor, ...]) -> Tensor:
+        """``fn(*args)``, from a graph captured per batch size in ``graphs`` on CUDA."""
+        if not self.use_graphs:
+            return fn(*args)
+        b = args[0].shape[0]
+        runner = graphs.get(b)
         if runner is None:
             t0 = time.perf_counter()
             try:
-                runner = GraphRunner(self._run, args)
+                runner = GraphRunner(fn, args)
             except RuntimeError as exc:
                 if not isinstance(self.fn, AotModule):
                     raise
@@ -206,11 +247,27 @@ class WarpDecodeRuntime:
                 log.warning("CUDA graph capture of the compiled package failed (%s); "
                             "running it without a graph", str(exc).splitlines()[0])
                 self.use_graphs = False
-                return self._run(*args)
-            self._graphs[b] = runner
+                return fn(*args)
+            graphs[b] = runner
             log.info("captured warp+decode graph for batch %d in %.1f s", b,
                      time.perf_counter() - t0)
         return runner(*args)
+
+    def _serve_background(self, args: tuple[Tensor, ...]) -> Tensor:
+        """Compiled where the compile thread has reached this batch size, eager until then
+        (and the size is queued for the thread): a new batch size never waits for Dynamo."""
+        self._maybe_switch(args)
+        if isinstance(self.compiled, AotModule) and self.fn is self.compiled:
+            return self._serve(self._run, self._graphs, args)  # loaded packages, any size
+        if self.fn is self.compiled:  # the compiled path is on
+            b = args[0].shape[0]
+            runner = self._ready_graphs.get(b)
+            if runner is not None:
+                return runner(*args)
+            if b in self._compiled_sizes:  # compiled, but not captured in the thread
+                return self._serve(self.compiled, self._graphs, args)
+            self._request(args)
+        return self._serve(self.eager_fn, self._eager_graphs, args)
 
     def _maybe_switch(self, args: tuple[Tensor, ...]) -> None:
         """Start the background compile on first use; swap it in once it is built."""
@@ -222,42 +279,75 @@ class WarpDecodeRuntime:
                 self.compiled, self.fn = aot, aot
                 self.compiled_ready.set()
                 return
-            example = tuple(x.clone() for x in args)
-            self._thread = threading.Thread(target=self._compile_worker, args=(example, aot),
-                                            name="lp-compile", daemon=True)
-            self._thread.start()
+            self._compiled_fn = aot
+            self._request(args)
         elif self.compiled_ready.is_set() and self.fn is not self.compiled:
             self.fn = self.compiled
-            # the compile thread captured the first batch size; others are captured here
-            self._graphs = dict(self._ready_graphs)
 
-    def _compile_worker(self, example: tuple[Tensor, ...],
-                        compiled: AotModule | None = None) -> None:
-        t0 = time.perf_counter()
-        stream = torch.cuda.Stream(self.device) if self.device.type == "cuda" else None
+    def _request(self, args: tuple[Tensor, ...]) -> None:
+        """Queue a batch size for the compile thread (once), starting the thread if idle."""
+        b = args[0].shape[0]
+        with self._lock:
+            if b in self._requested:
+                return
+            self._requested.add(b)
+            self._pending.append(tuple(x.clone() for x in args))
+            if self._worker_busy:
+                return
+            self._worker_busy = True
+        self._thread = threading.Thread(target=self._compile_worker, name="lp-compile",
+                                        daemon=True)
+        self._thread.start()
+
+    def _compile_worker(self) -> None:
+        """Compile (and capture) each queued batch size in turn, then exit."""
         # Dynamo's tracing is pure Python and holds the GIL; a frame being served needs it
         # back after each GIL-free call, and waits up to the switch interval each time
         # (5 ms by default: eager frames took 26-79 ms while compiling on an H100)
         switch = sys.getswitchinterval()
         sys.setswitchinterval(min(switch, COMPILE_SWITCH_INTERVAL_S))
         try:
-            compiled = compiled or self._compile()  # an AotModule keeps its weights hash
+            while True:
+                with self._lock:
+                    if not self._pending:
+                        self._worker_busy = False
+                        return
+                    example = self._pending.pop(0)
+                if not self._compile_size(example):
+                    with self._lock:  # the compile failed: everything stays eager
+                        self._pending.clear()
+                        self._worker_busy = False
+                    return
+        finally:
+            sys.setswitchinterval(switch)
+
+    def _compile_size(self, example: tuple[Tensor, ...]) -> bool:
+        """Compile for ``example``'s batch size and capture its graph; False on failure."""
+        t0 = time.perf_counter()
+        b = example[0].shape[0]
+        stream = torch.cuda.Stream(self.device) if self.device.type == "cuda" else None
+        try:
+            if self._compiled_fn is None:  # (not `or`: a compiled module has no truth value)
+                self._compiled_fn = self._compile()
+            compiled = self._compiled_fn
             with torch.no_grad(), (torch.cuda.stream(stream) if stream else _nullctx()):
                 compiled(*example)
                 if stream is not None:
                     stream.synchronize()
-            self.compile_seconds = time.perf_counter() - t0
+            seconds = time.perf_counter() - t0
             if self.use_graphs:
                 self._capture_ready(compiled, example)
         except Exception:  # keep serving the eager path; say why once
-            log.warning("torch.compile of the LivePortrait decoder failed; staying on the "
-                        "eager path", exc_info=True)
-            return
-        finally:
-            sys.setswitchinterval(switch)
-        self.compiled = compiled
-        log.info("compiled warp+decode in %.1f s", self.compile_seconds)
-        self.compiled_ready.set()
+            log.warning("torch.compile of the LivePortrait decoder failed for batch %d; "
+                        "staying on the eager path", b, exc_info=True)
+            return False
+        self._compiled_sizes.add(b)
+        log.info("compiled warp+decode for batch %d in %.1f s", b, seconds)
+        if self.compiled is None:
+            self.compile_seconds = seconds
+            self.compiled = compiled
+            self.compiled_ready.set()
+        return True
 
     def _capture_ready(self, compiled: torch.nn.Module | AotModule,
                        example: tuple[Tensor, ...]) -> None:
@@ -282,3 +372,11 @@ class WarpDecodeRuntime:
             self.compile_seconds = time.perf_counter() - t0
             return out
         return self.fn(feature, kp_d, kp_s)
+
+
+def _ladder_size(b: int) -> int:
+    """The smallest of 1, 2, 3, 4, 6, 8, 12, 16, 24, ... (2^k and 3 * 2^k) that is >= b."""
+    p = 1
+    while p < b:
+        p *= 2
+    return 3 * p // 4 if p >= 4 and 3 * p // 4 >= b else p
