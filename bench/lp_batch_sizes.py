@@ -36,8 +36,8 @@ from avatar_vcam.engine.renderers.liveportrait.runtime import (  # noqa: E402
 def _wall(fn, *args) -> tuple[torch.Tensor, float]:
     t0 = time.perf_counter()
     out = fn(*args)
-    if out.is_cuda:
-        torch.cuda.synchronize()
+    if out.is_cuda:  # the stream, not the device: the compile thread may be capturing a
+        torch.cuda.current_stream().synchronize()  # graph, and a device sync would fail
     return out, (time.perf_counter() - t0) * 1e3
 
 

@@ -8,7 +8,9 @@ captured graph per batch size, so a frame costs one graph launch.
 Batch sizes are few on purpose: a call is padded to a size already run, or to the next of
 1, 2, 3, 4, 6, 8, 12, ... (``batch_size_for``). With ``background_compile``, a size the
 compile has not reached yet is served by the eager module at once and compiled in the
-compile thread, so no call waits for Dynamo.
+compile thread, so no call waits for Dynamo. Callers wait for results with a stream
+synchronize (or a copy to the host), never ``torch.cuda.synchronize()``: that one fails
+while the compile thread captures a graph.
 """
 
 from __future__ import annotations
