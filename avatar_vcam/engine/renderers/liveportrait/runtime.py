@@ -7,10 +7,10 @@ captured graph per batch size, so a frame costs one graph launch.
 
 Batch sizes are few on purpose: a call is padded to a size already run, or to the next of
 1, 2, 3, 4, 6, 8, 12, ... (``batch_size_for``). With ``background_compile``, a size the
-compile has not reached yet is served by the eager module at once and compiled in the
-compile thread, so no call waits for Dynamo. Callers wait for results with a stream
-synchronize (or a copy to the host), never ``torch.cuda.synchronize()``: that one fails
-while the compile thread captures a graph.
+compile has not reached yet is compiled in the compile thread and served meanwhile in chunks
+of the sizes already compiled, so no call waits for Dynamo or for cuDNN's benchmark.
+Callers wait for results with a stream synchronize (or a copy to the host), never
+``torch.cuda.synchronize()``: that one fails while the compile thread captures a graph.
 """
 
 from __future__ import annotations
@@ -256,20 +256,45 @@ class WarpDecodeRuntime:
         return runner(*args)
 
     def _serve_background(self, args: tuple[Tensor, ...]) -> Tensor:
-        """Compiled where the compile thread has reached this batch size, eager until then
-        (and the size is queued for the thread): a new batch size never waits for Dynamo."""
+        """Eager until the first compile lands; then compiled: a batch size the compile
+        thread has not reached yet is queued for it and served meanwhile in chunks of the
+        compiled sizes, so a new size never waits for Dynamo or for cuDNN's benchmark."""
         self._maybe_switch(args)
         if isinstance(self.compiled, AotModule) and self.fn is self.compiled:
             return self._serve(self._run, self._graphs, args)  # loaded packages, any size
-        if self.fn is self.compiled:  # the compiled path is on
-            b = args[0].shape[0]
-            runner = self._ready_graphs.get(b)
-            if runner is not None:
-                return runner(*args)
-            if b in self._compiled_sizes:  # compiled, but not captured in the thread
-                return self._serve(self.compiled, self._graphs, args)
-            self._request(args)
-        return self._serve(self.eager_fn, self._eager_graphs, args)
+        if self.fn is not self.compiled:
+            return self._serve(self.eager_fn, self._eager_graphs, args)
+        b = args[0].shape[0]
+        runner = self._ready_graphs.get(b)
+        if runner is not None:
+            return runner(*args)
+        if b in self._compiled_sizes:  # compiled; its graph, if any, not captured in the thread
+            return self._serve(self.compiled, self._graphs, args)
+        self._request(args)
+        return self._chunked(args)
+
+    def _chunked(self, args: tuple[Tensor, ...]) -> Tensor:
+        """``args``' rows through the compiled sizes: the largest that fits, repeatedly; a
+        rest smaller than every compiled size is padded to the smallest."""
+        fns = (dict(self._ready_graphs) if self.use_graphs
+               else dict.fromkeys(self._compiled_sizes, self.compiled))
+        if not fns:  # no graph was captured in the compile thread
+            return self._serve(self.eager_fn, self._eager_graphs, args)
+        sizes = sorted(fns)
+        n, i, out = args[0].shape[0], 0, None
+        while i < n:
+            fit = [s for s in sizes if s <= n - i]
+            s = fit[-1] if fit else sizes[0]
+            take = min(s, n - i)
+            part = tuple(x[i:i + take] for x in args)
+            if take < s:
+                part = tuple(torch.cat([x, x[-1:].expand(s - take, *x.shape[1:])]) for x in part)
+            y = fns[s](*part)[:take]  # a graph's buffer: copied out before the next replay
+            if out is None:
+                out = y.new_empty((n, *y.shape[1:]))
+            out[i:i + take].copy_(y)
+            i += take
+        return out
 
     def _maybe_switch(self, args: tuple[Tensor, ...]) -> None:
         """Start the background compile on first use; swap it in once it is built."""
