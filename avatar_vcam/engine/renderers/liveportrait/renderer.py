@@ -140,8 +140,8 @@ class LivePortraitRenderer:
         """Several streams (avatars) in one warp + decode call: ``[(state, motions)]`` ->
         one ``(N_i, size_i, size_i, 3)`` uint8 array per job, as ``render`` gives each.
 
-        The GPU's throughput comes from batching (BENCHMARKS.md: ~3.3 ms per frame at
-        batch 1, ~2.7 at batch 32 on an H100), and one stream at 25-30 frames/s never
+        The GPU's throughput comes from batching (BENCHMARKS.md: ~3.2 ms per frame at
+        batch 1, ~2.6 at batch 32 on an H100), and one stream at 25-30 frames/s never
         fills a batch; a server feeding many streams gathers their frames into one call.
         """
         if not jobs:
