@@ -96,6 +96,9 @@ VARIANTS: dict[str, tuple[dict, dict]] = {
     # programmatic dependent launch: each Triton kernel may start while the one before it
     # drains (Hopper); ~150 short Triton kernels at batch 1 (config absent before torch 2.10?)
     "default_pdl": ({"options": {"triton.enable_pdl": True}}, DEFAULT),
+    # round 1 measured these before every later lever; again on today's default
+    "default_cl": ({}, DEFAULT | {"channels_last": True}),
+    "default_grouped": ({}, DEFAULT | {"grouped": True}),
     # the round-12 levers together (a "_bl0" in the name sets the benchmark limit to 0)
     "default_cdt_pdl": ({"options": {"coordinate_descent_tuning": True,
                                      "triton.enable_pdl": True}}, DEFAULT),
@@ -182,6 +185,10 @@ PLAN = [
     ("r12 pm profile default b1", ["profile", "default", "1"], 90),
     ("r12 big default b8 b16 b32 + bigstreams",
      ["compile", "default", "8,16,32", "bigstreams"], 240),
+    # round 13: python bench/lp_levers.py --plan r13 --budget 330
+    ("r13 default b1 b32", ["compile", "default", "1,32"], 110),
+    ("r13 default_cl b1 b32", ["compile", "default_cl", "1,32"], 110),
+    ("r13 default_grouped b1 b32", ["compile", "default_grouped", "1,32"], 110),
     ("r8 all3 b1 b32", ["compile", "dtaps_all3", "1,32"], 110),
     ("r8 all3_m160 b1 b32", ["compile", "all3_m160", "1,32"], 110),
     ("r8 all3_heur b1 b32", ["compile", "all3_heur", "1,32"], 110),
