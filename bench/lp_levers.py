@@ -189,6 +189,10 @@ PLAN = [
     ("r13 default b1 b32", ["compile", "default", "1,32"], 110),
     ("r13 default_cl b1 b32", ["compile", "default_cl", "1,32"], 110),
     ("r13 default_grouped b1 b32", ["compile", "default_grouped", "1,32"], 110),
+    # round 13b, the confirmation in the other order: --plan r13b --budget 270
+    ("r13b default_cl b1 b32", ["compile", "default_cl", "1,32"], 90),
+    ("r13b default b1 b32", ["compile", "default", "1,32"], 90),
+    ("r13b again default_cl b1 b32", ["compile", "default_cl", "1,32"], 90),
     ("r8 all3 b1 b32", ["compile", "dtaps_all3", "1,32"], 110),
     ("r8 all3_m160 b1 b32", ["compile", "all3_m160", "1,32"], 110),
     ("r8 all3_heur b1 b32", ["compile", "all3_heur", "1,32"], 110),
