@@ -187,7 +187,7 @@ def section_check(nets: LivePortraitNetworks, device: torch.device, args: argpar
     if args.compile and device.type == "cuda":
         a = tuple(x.to(device, torch.float16) for x in args32)
         rt = WarpDecodeRuntime(nets.warping, nets.spade, hw, device,
-                               RuntimeOptions(channels_last=False, compile=True))
+                               RuntimeOptions(channels_last=True, compile=True))  # renderer's
         rows["float16"]["compiled W->G vs fp32 W->G"] = rel(rt(*a), ref_frame)
         print(f"  float16  compiled W->G vs fp32 W->G "
               f"{rows['float16']['compiled W->G vs fp32 W->G']:.2e}", flush=True)
@@ -343,7 +343,7 @@ def section_renderer(nets: LivePortraitNetworks, device: torch.device,
 
     # with --compile: the compiled W+G (compiled in the foreground here), as the renderer
     # runs once its background compile has landed
-    opts = RuntimeOptions(channels_last=False, cuda_graphs=device.type == "cuda",
+    opts = RuntimeOptions(channels_last=True, cuda_graphs=device.type == "cuda",
                           compile=args.compile and device.type == "cuda")
     r = LivePortraitRenderer(device=device, nets=nets, input_size=args.size, options=opts)
     t0 = time.perf_counter()
@@ -454,7 +454,7 @@ def probe(args: argparse.Namespace) -> None:
     x_s.sum().item()
     marks["prepare_FM"] = time.perf_counter() - T_START
     rt = WarpDecodeRuntime(nets.warping, nets.spade, args.size // 4, device,
-                           RuntimeOptions(dtype=dtype, channels_last=False, compile=args.compile,
+                           RuntimeOptions(dtype=dtype, channels_last=True, compile=args.compile,
                                           cache_dir=Path(args.cache),
                                           background_compile=args.background,
                                           aot=args.aot))

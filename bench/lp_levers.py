@@ -42,7 +42,8 @@ from avatar_vcam.engine.renderers.liveportrait.fast import (  # noqa: E402
 
 # the round-3 winners (now the renderer's defaults), the base of the later rounds
 ALL3 = {"depth_taps": True, "phase_up": True, "occlusion_taps": True, "compose_shortcut": True}
-# the renderer's defaults since round 11 (RuntimeOptions), the base of later rounds
+# the W+G module's options in the renderer since round 12 (channels_last: since round 13;
+# the variants named default* in rounds 12-13 ran without it), the base of later rounds
 DEFAULT = ALL3 | {"mask_width_taps": True, "img_taps": True, "distinct_phases": True,
                   "phase_major": True}
 # round 11's default: the phase convs' outputs in pixel_shuffle's (O-major) order

@@ -216,8 +216,10 @@ def test_all_levers_together_match_reference(nets, fixtures) -> None:
     assert rel_l2(fast(*args), want) < TOL
 
 
+@pytest.mark.parametrize("channels_last", [False, True])  # True: the renderer's on CUDA
 @torch.no_grad()
-def test_background_compile_serves_from_an_eager_warp_without_taps(nets, fixtures) -> None:
+def test_background_compile_serves_from_an_eager_warp_without_taps(nets, fixtures,
+                                                                    channels_last: bool) -> None:
     """While the compile runs, frames come from a warp without depth / occlusion taps
     sharing the (phase_up, composed-shortcut) decoder; both compute the reference."""
     args = (fixtures["W_in_feature_3d"], fixtures["W_in_kp_driving"],
@@ -225,7 +227,7 @@ def test_background_compile_serves_from_an_eager_warp_without_taps(nets, fixture
     want = nets.spade(nets.warping(*args)["out"])
     rt = WarpDecodeRuntime(nets.warping, nets.spade, args[0].shape[-1], "cpu",
                            RuntimeOptions(compile=True, background_compile=True,
-                                          compile_options=None))
+                                          compile_options=None, channels_last=channels_last))
     assert rt.fn is not rt.module and rt.fn.spade is rt.module.spade
     dm_eager = rt.fn.warp.net.dense_motion_network
     assert not isinstance(dm_eager.mask, DepthTapConv3d)

@@ -77,7 +77,9 @@ class LivePortraitRenderer:
         if options is None and self.device.type == "cuda":
             from .weights import models_root
 
-            options = RuntimeOptions(channels_last=False, compile=True, background_compile=True,
+            # channels_last: compiled W+G b1 3.21 -> 3.09-3.13 ms on an H100 (BENCHMARKS.md,
+            # round 13); the eager frames served while it compiles get ~1 ms slower
+            options = RuntimeOptions(channels_last=True, compile=True, background_compile=True,
                                      cache_dir=models_root() / "compile-cache")
         self.runtime = WarpDecodeRuntime(nets.warping, nets.spade, input_size // 4,
                                          self.device, options)

@@ -43,7 +43,9 @@ class RuntimeOptions:
     """How the warp + decode runs (measurements on an H100 in BENCHMARKS.md).
 
     dtype: float16 on CUDA (within 1e-2 of float32 on the fixtures), float32 on the CPU.
-    channels_last: NHWC for the 2-D decoder (measured: slower eager, equal once compiled).
+    channels_last: NHWC for the 2-D decoder. Eager it is slower; compiled, with today's other
+        options, W+G batch 1 on an H100 went 3.21-3.22 -> 3.09-3.13 ms (round 13), so the
+        renderer turns it on with the compile on CUDA. Off here: plain CPU runs.
     channels_last_3d: NDHWC for the 3-D hourglass of the dense-motion network.
     grouped: the 12 middle SPADE gamma/beta convs as one grouped conv.
     pad8: zero-pad dense-motion channel counts to multiples of 8 (tensor-core widths; -3%).
