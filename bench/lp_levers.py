@@ -42,8 +42,8 @@ from avatar_vcam.engine.renderers.liveportrait.fast import (  # noqa: E402
 
 # the round-3 winners (now the renderer's defaults), the base of the later rounds
 ALL3 = {"depth_taps": True, "phase_up": True, "occlusion_taps": True, "compose_shortcut": True}
-# the W+G module's options in the renderer since round 12 (channels_last: since round 13;
-# the variants named default* in rounds 12-13 ran without it), the base of later rounds
+# the W+G module's options in the renderer in round 12, the base of later rounds; since
+# round 13 the renderer also sets channels_last (the variant default_cl)
 DEFAULT = ALL3 | {"mask_width_taps": True, "img_taps": True, "distinct_phases": True,
                   "phase_major": True}
 # round 11's default: the phase convs' outputs in pixel_shuffle's (O-major) order
@@ -100,12 +100,6 @@ VARIANTS: dict[str, tuple[dict, dict]] = {
     # round 1 measured these before every later lever; again on today's default
     "default_cl": ({}, DEFAULT | {"channels_last": True}),
     "default_grouped": ({}, DEFAULT | {"grouped": True}),
-    # the round-12 levers together (a "_bl0" in the name sets the benchmark limit to 0)
-    "default_cdt_pdl": ({"options": {"coordinate_descent_tuning": True,
-                                     "triton.enable_pdl": True}}, DEFAULT),
-    "default_bl0_cdt": ({"options": {"coordinate_descent_tuning": True}}, DEFAULT),
-    "default_bl0_cdt_pdl": ({"options": {"coordinate_descent_tuning": True,
-                                         "triton.enable_pdl": True}}, DEFAULT),
     # round 7 measured "all3_rows": the mask conv as a 1x7 conv over row-stacked input
     # (FastWarpDecode(mask_rows=True), removed after it measured slower: BENCHMARKS.md)
 }
@@ -314,7 +308,7 @@ def _compiled_variant(dev: torch.device, smoke: bool, variant: str):
     """Synthesised networks, feature size, dtype and the variant's module, compiled (lazily:
     the first call compiles). Smoke runs use the eager backend."""
     torch.backends.cudnn.benchmark = variant not in HEURISTIC
-    if variant in BENCH_ALL or "_bl0" in variant:
+    if variant in BENCH_ALL:
         torch.backends.cudnn.benchmark_limit = 0
     compile_kw, module_kw = VARIANTS[variant]
     if smoke:

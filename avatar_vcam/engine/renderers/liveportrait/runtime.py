@@ -21,6 +21,7 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -227,14 +228,15 @@ class WarpDecodeRuntime:
         b = args[0].shape[0]
         size = self.batch_size_for(b)
         if size != b:
-            args = tuple(torch.cat([x, x[-1:].expand(size - b, *x.shape[1:])]) for x in args)
+            args = _pad_rows(args, size)
         if self.opts.compile and self.opts.background_compile:
             out = self._serve_background(args)
         else:
             out = self._serve(self._run, self._graphs, args)
         return out if size == b else out[:b]
 
-    def _serve(self, fn, graphs: dict[int, GraphRunner], args: tuple[Tensor, ...]) -> Tensor:
+    def _serve(self, fn: Callable[..., Tensor], graphs: dict[int, GraphRunner],
+               args: tuple[Tensor, ...]) -> Tensor:
         """``fn(*args)``, from a graph captured per batch size in ``graphs`` on CUDA."""
         if not self.use_graphs:
             return fn(*args)
@@ -290,7 +292,7 @@ class WarpDecodeRuntime:
             take = min(s, n - i)
             part = tuple(x[i:i + take] for x in args)
             if take < s:
-                part = tuple(torch.cat([x, x[-1:].expand(s - take, *x.shape[1:])]) for x in part)
+                part = _pad_rows(part, s)
             y = fns[s](*part)[:take]  # a graph's buffer: copied out before the next replay
             if out is None:
                 out = y.new_empty((n, *y.shape[1:]))
@@ -343,7 +345,9 @@ class WarpDecodeRuntime:
                         return
                     example = self._pending.pop(0)
                 if not self._compile_size(example):
-                    with self._lock:  # the compile failed: everything stays eager
+                    # before the first success: everything stays eager; after it, the sizes
+                    # still queued stay served in chunks of the compiled ones
+                    with self._lock:
                         self._pending.clear()
                         self._worker_busy = False
                     return
@@ -401,6 +405,11 @@ class WarpDecodeRuntime:
             self.compile_seconds = time.perf_counter() - t0
             return out
         return self.fn(feature, kp_d, kp_s)
+
+
+def _pad_rows(args: tuple[Tensor, ...], size: int) -> tuple[Tensor, ...]:
+    """Each tensor grown to ``size`` rows with copies of its last row."""
+    return tuple(torch.cat([x, x[-1:].expand(size - x.shape[0], *x.shape[1:])]) for x in args)
 
 
 def _ladder_size(b: int) -> int:
