@@ -100,6 +100,9 @@ VARIANTS: dict[str, tuple[dict, dict]] = {
     # round 1 measured these before every later lever; again on today's default
     "default_cl": ({}, DEFAULT | {"channels_last": True}),
     "default_grouped": ({}, DEFAULT | {"grouped": True}),
+    # round 14: the renderer's options since round 13 (default_cl), + the 3-D grid samples
+    # as fused gathers on NDHWC views (FastWarping(gather_sample=True))
+    "cl_gather": ({}, DEFAULT | {"channels_last": True, "gather_sample": True}),
     # round 7 measured "all3_rows": the mask conv as a 1x7 conv over row-stacked input
     # (FastWarpDecode(mask_rows=True), removed after it measured slower: BENCHMARKS.md)
 }
@@ -188,6 +191,12 @@ PLAN = [
     ("r13b default_cl b1 b32", ["compile", "default_cl", "1,32"], 90),
     ("r13b default b1 b32", ["compile", "default", "1,32"], 90),
     ("r13b again default_cl b1 b32", ["compile", "default_cl", "1,32"], 90),
+    # round 14: python bench/lp_levers.py --plan r14 --budget 400
+    ("r14 default_cl b1 b32", ["compile", "default_cl", "1,32"], 100),
+    ("r14 cl_gather b1 b32", ["compile", "cl_gather", "1,32"], 100),
+    ("r14 again default_cl b1", ["compile", "default_cl", "1"], 70),
+    ("r14 again cl_gather b1", ["compile", "cl_gather", "1"], 70),
+    ("r14 profile cl_gather b1", ["profile", "cl_gather", "1"], 70),
     ("r8 all3 b1 b32", ["compile", "dtaps_all3", "1,32"], 110),
     ("r8 all3_m160 b1 b32", ["compile", "all3_m160", "1,32"], 110),
     ("r8 all3_heur b1 b32", ["compile", "all3_heur", "1,32"], 110),

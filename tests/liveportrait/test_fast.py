@@ -15,6 +15,7 @@ from avatar_vcam.engine.renderers.liveportrait.fast import (
     PhaseUpConv2d,
     SpatialTapConv2d,
     fold_bn,
+    sample_3d,
 )
 from avatar_vcam.engine.renderers.liveportrait.runtime import RuntimeOptions, WarpDecodeRuntime
 
@@ -149,6 +150,37 @@ def test_mask_width_taps_and_img_taps_match_reference(nets, fixtures, phase_majo
     assert mask.kw == 7 and mask.conv.kernel_size == (7, 1)
     assert isinstance(fast.spade.conv_img[0], SpatialTapConv2d)
     assert rel_l2(fast(*args), want) < TOL
+
+
+@pytest.mark.parametrize("depth_taps", [False, True])
+@torch.no_grad()
+def test_gather_sample_warp_matches_reference(nets, fixtures, depth_taps: bool) -> None:
+    """Both 3-D grid samples as gathers on NDHWC views, the hourglass input built NDHWC:
+    W -> G still equals the plain networks' chain, alone and with the taps and channels_last
+    the renderer compiles with."""
+    args = (fixtures["W_in_feature_3d"], fixtures["W_in_kp_driving"],
+            fixtures["W_in_kp_source"])
+    want = nets.spade(nets.warping(*args)["out"])
+    levers = (dict(channels_last=True, pad8=True, depth_taps=True, occlusion_taps=True,
+                   mask_width_taps=True, img_taps=True) if depth_taps else {})
+    fast = FastWarpDecode(nets.warping, nets.spade, feature_hw=args[0].shape[-1],
+                          gather_sample=True, **levers)
+    assert rel_l2(fast(*args), want) < TOL
+
+
+def test_sample_3d_equals_grid_sample() -> None:
+    """Trilinear, zero padding, align_corners=False, on a strided (permuted) volume, with
+    sample points inside, outside and on the border."""
+    g = torch.Generator().manual_seed(3)
+    vol = torch.randn(2, 5, 4, 6, 7, generator=g, dtype=torch.float64)
+    grid = torch.rand(2, 3, 5, 8, 3, generator=g, dtype=torch.float64) * 2.6 - 1.3
+    grid[0, 0, 0, :4] = torch.tensor([[-1.0, -1, -1], [1, 1, 1], [-0.75, 0.5, 1], [1.1, 0, 0]],
+                                     dtype=torch.float64)
+    want = F.grid_sample(vol, grid, align_corners=False)  # B, C, *S
+    got = sample_3d(vol.permute(0, 2, 3, 4, 1), grid).permute(0, 4, 1, 2, 3)
+    assert got.dtype == vol.dtype
+    assert rel_l2(got, want) < 1e-6
+    assert (got[:, :, 0, 0, 3] - want[:, :, 0, 0, 3]).abs().max() < 1e-6
 
 
 @pytest.mark.parametrize("phase_major", [False, True])
@@ -372,6 +404,36 @@ def test_a_batch_size_that_fails_to_compile_is_served_by_the_compiled_ones(
     assert torch.equal(again, two[0] * 2)  # two b1 replays
     assert len([r for r in caplog.records if "failed for batch 2" in r.getMessage()]) == 1
     assert rt._compiled_sizes == {1} and torch.equal(rt(*one), one[0] * 2)
+
+
+def test_sizes_queued_behind_a_failed_one_are_still_compiled(nets, fixtures,
+                                                             monkeypatch) -> None:
+    """After a first success, one batch size failing to compile does not drop the sizes
+    queued behind it in the compile thread."""
+    import threading
+
+    built: list = []
+    _recording_runner(monkeypatch, built)
+    three_queued = threading.Event()
+
+    def fails_for_two(*args: torch.Tensor) -> torch.Tensor:
+        if args[0].shape[0] == 2:
+            assert three_queued.wait(30)  # 3 is queued while 2 compiles
+            raise RuntimeError("no kernel for this shape")
+        return args[0] * 2
+
+    rt, one = _graphed_background_runtime(nets, fixtures, fails_for_two)
+    rt(*one)
+    rt._thread.join(60)
+    rt(*one)
+    rt(*_rows(one, 2))
+    worker = rt._thread
+    rt(*_rows(one, 3))
+    assert rt._thread is worker  # queued behind 2, not a second thread
+    three_queued.set()
+    worker.join(60)
+    assert rt._compiled_sizes == {1, 3}
+    assert torch.equal(rt(*_rows(one, 3)), _rows(one, 3)[0] * 2)
 
 
 def test_batch_sizes_are_padded_to_ones_already_run(nets, fixtures, monkeypatch) -> None:
