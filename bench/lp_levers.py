@@ -103,6 +103,9 @@ VARIANTS: dict[str, tuple[dict, dict]] = {
     # round 14: the renderer's options since round 13 (default_cl), + the 3-D grid samples
     # as fused gathers on NDHWC views (FastWarping(gather_sample=True))
     "cl_gather": ({}, DEFAULT | {"channels_last": True, "gather_sample": True}),
+    # the middle SPADE layers' shared activations split into channels_last tensors by one
+    # copy (round 14's profile: 12 aten copies, one per layer, before the gamma/beta convs)
+    "cl_split": ({}, DEFAULT | {"channels_last": True, "split_hidden": True}),
     # round 7 measured "all3_rows": the mask conv as a 1x7 conv over row-stacked input
     # (FastWarpDecode(mask_rows=True), removed after it measured slower: BENCHMARKS.md)
 }
@@ -197,6 +200,13 @@ PLAN = [
     ("r14 again default_cl b1", ["compile", "default_cl", "1"], 70),
     ("r14 again cl_gather b1", ["compile", "cl_gather", "1"], 70),
     ("r14 profile cl_gather b1", ["profile", "cl_gather", "1"], 70),
+    # round 15: python bench/lp_levers.py --plan r15 --budget 500
+    ("r15 default_cl b1", ["compile", "default_cl", "1"], 80),
+    ("r15 cl_split b1", ["compile", "cl_split", "1"], 80),
+    ("r15 again default_cl b1", ["compile", "default_cl", "1"], 60),
+    ("r15 again cl_split b1", ["compile", "cl_split", "1"], 60),
+    ("r15 profile cl_split b1", ["profile", "cl_split", "1"], 60),
+    ("r15 profile default_cl b1", ["profile", "default_cl", "1"], 60),
     ("r8 all3 b1 b32", ["compile", "dtaps_all3", "1,32"], 110),
     ("r8 all3_m160 b1 b32", ["compile", "all3_m160", "1,32"], 110),
     ("r8 all3_heur b1 b32", ["compile", "all3_heur", "1,32"], 110),

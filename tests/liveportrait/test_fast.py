@@ -168,6 +168,25 @@ def test_gather_sample_warp_matches_reference(nets, fixtures, depth_taps: bool) 
     assert rel_l2(fast(*args), want) < TOL
 
 
+@torch.no_grad()
+def test_split_hidden_feeds_each_middle_layer_a_channels_last_tensor(nets, fixtures,
+                                                                     monkeypatch) -> None:
+    """With channels_last, the middle SPADE layers' shared activations are split by one
+    copy into channels_last tensors (no per-layer copy before each conv); the W -> G chain
+    still equals the plain networks'."""
+    args = (fixtures["W_in_feature_3d"], fixtures["W_in_kp_driving"],
+            fixtures["W_in_kp_source"])
+    want = nets.spade(nets.warping(*args)["out"])
+    fast = FastWarpDecode(nets.warping, nets.spade, feature_hw=args[0].shape[-1],
+                          channels_last=True, split_hidden=True)
+    seen: list[torch.Tensor] = []
+    for conv in fast.spade.stage_mid.gbs:
+        conv.register_forward_pre_hook(lambda _m, a: seen.append(a[0]))
+    assert rel_l2(fast(*args), want) < TOL
+    assert len(seen) == 12
+    assert all(x.is_contiguous(memory_format=torch.channels_last) for x in seen)
+
+
 def test_sample_3d_equals_grid_sample() -> None:
     """Trilinear, zero padding, align_corners=False, on a strided (permuted) volume, with
     sample points inside, outside and on the border."""

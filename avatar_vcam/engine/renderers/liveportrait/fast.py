@@ -213,8 +213,9 @@ class _Stage(nn.Module):
 
     def __init__(self, spades: list[SPADE], grouped: bool, upsampled: int = 1,
                  shortcut: nn.Conv2d | None = None, distinct_phases: bool = False,
-                 phase_major: bool = False) -> None:
+                 phase_major: bool = False, split_hidden: bool = False) -> None:
         super().__init__()
+        self.split_hidden = split_hidden
         self.hidden = spades[0].mlp_shared[0].out_channels
         self.shared = _cat_conv([s.mlp_shared[0] for s in spades])
         if upsampled > 1:  # fed the low-resolution segmap, computes as if upsampled
@@ -256,14 +257,29 @@ class _Stage(nn.Module):
         """[(1 + gamma, beta)] of some layers from :meth:`hidden_of`'s activations (the
         streamed decoder computes them a block at a time)."""
         h = self.hidden
-        return [tuple(self.gbs[j](actv[:, j * h:(j + 1) * h]).split(self.splits[j], dim=1))
-                for j in layers]
+        if self.split_hidden and _nhwc_only(actv):
+            # one copy puts every layer's channels together (L, B, H, W, h): each layer's
+            # conv then reads a channels_last tensor. A channel slice of the NHWC
+            # activations is not one, and cuDNN got a copy per layer (12 launches).
+            b, c, hh, ww = actv.shape
+            stacked = (actv.permute(0, 2, 3, 1).reshape(b, hh, ww, c // h, h)
+                       .permute(3, 0, 1, 2, 4).contiguous())
+            ins = [stacked[j].permute(0, 3, 1, 2) for j in layers]
+        else:
+            ins = [actv[:, j * h:(j + 1) * h] for j in layers]
+        return [tuple(self.gbs[j](x).split(self.splits[j], dim=1))
+                for j, x in zip(layers, ins, strict=True)]
+
+
+def _nhwc_only(x: Tensor) -> bool:
+    """Channels_last in memory and not also plain contiguous (C, H or W of 1)."""
+    return x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
 
 
 def _inorm(x: Tensor) -> Tensor:
     """Instance norm (no affine, eps 1e-5) that keeps a channels_last layout (F.instance_norm
     would copy to NCHW and back)."""
-    if x.is_contiguous() or not x.is_contiguous(memory_format=torch.channels_last):
+    if not _nhwc_only(x):
         return F.instance_norm(x, eps=1e-5)
     var, mean = torch.var_mean(x.float(), dim=(2, 3), keepdim=True, correction=0)
     return ((x.float() - mean) * torch.rsqrt(var + 1e-5)).to(x.dtype)
@@ -306,11 +322,14 @@ class FastSPADE(nn.Module):
     their pixel shuffle read contiguous channels (PhaseUpConv2d).
     ``img_taps``: the last conv (64 -> 12 at 256^2, ~40 TFLOP/s on an H100: 12 outputs fill
     no tensor-core tile) as a :class:`SpatialTapConv2d` (1x1 to 108 -> 112, then 9 taps).
+    ``split_hidden``: in channels_last, the middle layers' shared activations are copied
+    once into one channels_last tensor per layer (see :meth:`_Stage.mods_of`).
     """
 
     def __init__(self, gen: SPADEGenerator, grouped: bool = False, phase_up: bool = False,
                  compose_shortcut: bool = False, img_taps: bool = False,
-                 distinct_phases: bool = False, phase_major: bool = False) -> None:
+                 distinct_phases: bool = False, phase_major: bool = False,
+                 split_hidden: bool = False) -> None:
         super().__init__()
         self.phase_up = phase_up
         gen = copy.deepcopy(gen)
@@ -321,7 +340,8 @@ class FastSPADE(nn.Module):
             else:
                 self.conv_img = SpatialTapConv2d(gen.conv_img)
         self.middle = nn.ModuleList(gen.middle)
-        self.stage_mid = _Stage([s for b in gen.middle for s in _spades(b)], grouped)
+        self.stage_mid = _Stage([s for b in gen.middle for s in _spades(b)], grouped,
+                                split_hidden=split_hidden)
         stages = []
         for blk, scale in ((gen.up_0, 2), (gen.up_1, 4)):
             composed = compose_shortcut and blk.learned_shortcut
@@ -657,7 +677,7 @@ class FastWarpDecode(nn.Module):
                  compose_shortcut: bool = False, mask_in: int | None = None,
                  mask_width_taps: bool = False, img_taps: bool = False,
                  distinct_phases: bool = False, phase_major: bool = False,
-                 gather_sample: bool = False) -> None:
+                 gather_sample: bool = False, split_hidden: bool = False) -> None:
         super().__init__()
         self.warp = FastWarping(warp, feature_hw, channels_last_3d, pad8, unfold3d, width_taps,
                                 depth_taps, occlusion_taps, mask_in, mask_width_taps,
@@ -665,7 +685,7 @@ class FastWarpDecode(nn.Module):
         # a FastSPADE is taken as built (shared between two W+G modules, one set of weights)
         self.spade = (spade if isinstance(spade, FastSPADE)
                       else FastSPADE(spade, grouped, phase_up, compose_shortcut, img_taps,
-                                     distinct_phases, phase_major))
+                                     distinct_phases, phase_major, split_hidden))
         self.channels_last = channels_last
         if channels_last:
             self.spade.to(memory_format=torch.channels_last)

@@ -81,6 +81,8 @@ class RuntimeOptions:
         as index arithmetic + gathers on NDHWC views (:func:`fast.sample_3d`), which Inductor
         fuses with the ops that build their grids and read their outputs (ATen's kernel:
         2 x 0.031 ms at batch 1 on an H100, plus the layout copies around it).
+    split_hidden: with channels_last, the middle SPADE layers' shared activations are split
+        into per-layer channels_last tensors by one copy (instead of a copy per layer).
     eager_taps: with ``background_compile``, whether the eager module that serves frames
         while the compile runs uses the depth / occlusion taps too. Off: their shift-adds
         only pay once Inductor fuses them (eager b1 on an H100: 7.8 ms without depth taps,
@@ -118,6 +120,7 @@ class RuntimeOptions:
     phase_major: bool = True
     compose_shortcut: bool = True
     gather_sample: bool = False
+    split_hidden: bool = False
     eager_taps: bool = False
     compile: bool = False
     aot: bool = False
@@ -199,7 +202,7 @@ class WarpDecodeRuntime:
             compose_shortcut=o.compose_shortcut, mask_in=o.mask_in,
             mask_width_taps=o.mask_width_taps and depth_taps, img_taps=o.img_taps,
             distinct_phases=o.distinct_phases, phase_major=o.phase_major,
-            gather_sample=o.gather_sample and depth_taps)
+            gather_sample=o.gather_sample and depth_taps, split_hidden=o.split_hidden)
         return module.to(self.device, self.dtype).eval().requires_grad_(False)
 
     @property
