@@ -13,6 +13,7 @@
     python bench/lp_streams.py                     # both, on a CUDA machine
     python bench/lp_streams.py --sections streams
     python bench/lp_streams.py --smoke             # tiny, on the CPU: checks it runs
+    python bench/lp_streams.py --sections split    # round 16: the four-piece split
 """
 
 from __future__ import annotations
@@ -29,13 +30,14 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 import liveportrait_speed as S  # noqa: E402  (bench/ is on sys.path: the script's folder)
-from lp_levers import ALL3, _sync  # noqa: E402
+from lp_levers import ALL3, DEFAULT, _sync  # noqa: E402
 
 from avatar_vcam.engine.renderers.liveportrait.fast import (  # noqa: E402
     FastWarpDecode,
     GraphRunner,
 )
 from avatar_vcam.engine.renderers.liveportrait.streams import (  # noqa: E402
+    SplitStreamWarpDecode,
     StreamedWarpDecode,
 )
 
@@ -163,6 +165,57 @@ def section_streams(dev: torch.device, smoke: bool, results: dict) -> None:
     results["streams"] = out
 
 
+@torch.no_grad()
+def section_split(dev: torch.device, smoke: bool, results: dict) -> None:
+    """Round 16: the renderer's module (round 15 options) against the four-piece split
+    (``SplitStreamWarpDecode``) on one stream and on two, at a few cut points; batch 1,
+    compiled, replayed as CUDA graphs; each variant timed twice, in turn."""
+    torch.backends.cudnn.benchmark = True
+    raise_recompile_limit()
+    dt = torch.float16 if dev.type == "cuda" else torch.float32
+    hw, iters = (32, 2) if smoke else (64, 60)
+    nets = S.synth_networks()
+    opts = DEFAULT | {"channels_last": dev.type == "cuda", "split_hidden": True}
+    module = FastWarpDecode(nets.warping, nets.spade, hw, **opts).to(dev, dt).eval()
+    module.requires_grad_(False)
+
+    def comp(m):
+        return torch.compile(m, dynamic=False, **({"backend": "eager"} if smoke else {}))
+
+    variants = {
+        "one module (renderer)": lambda: comp(module),
+        "split 3, one stream": lambda: SplitStreamWarpDecode(module, comp, False, 3),
+        "split 3, two streams": lambda: SplitStreamWarpDecode(module, comp, True, 3),
+        "split 2, two streams": lambda: SplitStreamWarpDecode(module, comp, True, 2),
+        "split 4, two streams": lambda: SplitStreamWarpDecode(module, comp, True, 4),
+    }
+    sets = S.input_sets(1, hw, dev, dt, n=2)
+    out: dict = {}
+    runners = {}
+    ref = None
+    print("\n[split] compiled W+G + CUDA graph, fp16, batch 1: ms per call")
+    for name, make in variants.items():
+        t = time.perf_counter()
+        fn = make()
+        fn(*sets[0])
+        _sync(dev)
+        compile_s = time.perf_counter() - t
+        runner = GraphRunner(fn, sets[0]) if dev.type == "cuda" else fn
+        y = runner(*sets[0]).clone()
+        ref = y if ref is None else ref
+        out[name] = {"compile_s": compile_s, "err_vs_module": S.rel(y.float(), ref.float()),
+                     "ms": []}
+        runners[name] = runner
+        print(f"  {name:<24} compile {compile_s:5.1f} s  err {out[name]['err_vs_module']:.1e}",
+              flush=True)
+    for rnd in range(2):
+        for name, runner in runners.items():
+            ms = S.time_ms(runner, sets, 2 if smoke else 10, iters)
+            out[name]["ms"].append(ms)
+            print(f"  round {rnd + 1}  {name:<24} {ms:7.3f} ms", flush=True)
+    results["split"] = out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sections", nargs="+", default=["mask", "streams"])
@@ -175,7 +228,7 @@ def main() -> None:
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu"
     print(f"torch {torch.__version__}; {name}")
     results: dict = {"device": name, "torch": torch.__version__}
-    steps = {"mask": section_mask, "streams": section_streams}
+    steps = {"mask": section_mask, "streams": section_streams, "split": section_split}
     for s in args.sections:
         t = time.perf_counter()
         steps[s](dev, args.smoke, results)

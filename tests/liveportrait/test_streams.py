@@ -8,7 +8,10 @@ import torch
 from lp_testdata import rel_l2
 
 from avatar_vcam.engine.renderers.liveportrait.fast import FastWarpDecode
-from avatar_vcam.engine.renderers.liveportrait.streams import StreamedWarpDecode
+from avatar_vcam.engine.renderers.liveportrait.streams import (
+    SplitStreamWarpDecode,
+    StreamedWarpDecode,
+)
 
 TOL = 1e-4
 
@@ -47,3 +50,34 @@ def test_streamed_needs_phase_up_and_ungrouped(nets) -> None:
         with pytest.raises(ValueError, match="phase_up"):
             StreamedWarpDecode(module)
 
+
+
+@pytest.mark.parametrize("front_blocks", [0, 3, 6])
+@pytest.mark.parametrize("channels_last", [False, True])
+@torch.no_grad()
+def test_split_stream_equals_one_module_and_reference(nets, fixtures, channels_last: bool,
+                                                      front_blocks: int) -> None:
+    """Four pieces (W + shared activations, front blocks, side modulations, back): the
+    same ops as the one-module forward, whatever the cut."""
+    args = _args(fixtures)
+    module = FastWarpDecode(nets.warping, nets.spade, args[0].shape[-1], channels_last,
+                            pad8=True, depth_taps=True, occlusion_taps=True, phase_up=True,
+                            compose_shortcut=True, split_hidden=True).eval()
+    calls: list[str] = []
+
+    def compile_fn(m: torch.nn.Module):
+        calls.append(type(m).__name__)
+        return m
+
+    split = SplitStreamWarpDecode(module, compile_fn, front_blocks=front_blocks)
+    assert split.side is None  # CPU: one stream
+    got = split(*args)
+    assert torch.equal(got, module(*args))
+    assert rel_l2(got, nets.spade(nets.warping(*args)["out"])) < TOL
+    assert sorted(calls) == ["_Back", "_Front", "_HeadHidden", "_SideMods"]
+
+
+def test_split_stream_refuses_a_cut_past_the_middle_blocks(nets) -> None:
+    module = FastWarpDecode(nets.warping, nets.spade, 16, phase_up=True)
+    with pytest.raises(ValueError, match="front_blocks must be 0..6"):
+        SplitStreamWarpDecode(module, front_blocks=7)

@@ -257,14 +257,15 @@ class _Stage(nn.Module):
         """[(1 + gamma, beta)] of some layers from :meth:`hidden_of`'s activations (the
         streamed decoder computes them a block at a time)."""
         h = self.hidden
-        if self.split_hidden and _nhwc_only(actv):
-            # one copy puts every layer's channels together (L, B, H, W, h): each layer's
+        if self.split_hidden and _nhwc_only(actv) and layers.step == 1:
+            # one copy puts these layers' channels together (L, B, H, W, h): each layer's
             # conv then reads a channels_last tensor. A channel slice of the NHWC
             # activations is not one, and cuDNN got a copy per layer (12 launches).
-            b, c, hh, ww = actv.shape
-            stacked = (actv.permute(0, 2, 3, 1).reshape(b, hh, ww, c // h, h)
+            b, _, hh, ww = actv.shape
+            sub = actv[:, layers.start * h:layers.stop * h]
+            stacked = (sub.permute(0, 2, 3, 1).reshape(b, hh, ww, len(layers), h)
                        .permute(3, 0, 1, 2, 4).contiguous())
-            ins = [stacked[j].permute(0, 3, 1, 2) for j in layers]
+            ins = [stacked[i].permute(0, 3, 1, 2) for i in range(len(layers))]
         else:
             ins = [actv[:, j * h:(j + 1) * h] for j in layers]
         return [tuple(self.gbs[j](x).split(self.splits[j], dim=1))

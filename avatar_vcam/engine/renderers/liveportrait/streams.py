@@ -152,3 +152,106 @@ class StreamedWarpDecode:
             main.wait_stream(side)  # join: capture needs it, and the next call reuses buffers
         return x
 
+
+
+class _HeadHidden(nn.Module):
+    """W, then the middle SPADE layers' shared activations: what both streams read."""
+
+    def __init__(self, module: FastWarpDecode) -> None:
+        super().__init__()
+        self.head, self.stage = _Head(module), module.spade.stage_mid
+
+    def forward(self, feature_3d: Tensor, kp_driving: Tensor,
+                kp_source: Tensor) -> tuple[Tensor, Tensor]:
+        seg = self.head(feature_3d, kp_driving, kp_source)
+        return seg, self.stage.hidden_of(seg)
+
+
+class _Front(nn.Module):
+    """Main stream, first part: fc, then the first ``n`` middle blocks with their own
+    modulations computed here."""
+
+    def __init__(self, spade: FastSPADE, n: int) -> None:
+        super().__init__()
+        self.spade, self.n = spade, n
+
+    def forward(self, seg: Tensor, actv: Tensor) -> Tensor:
+        sp = self.spade
+        mods = sp.stage_mid.mods_of(actv, range(0, 2 * self.n))
+        x = sp.fc(seg)
+        for i in range(self.n):
+            x = _block(sp.middle[i], x, mods[2 * i:2 * i + 2])
+        return x
+
+
+class _SideMods(nn.Module):
+    """Side stream: the modulations of the other middle blocks and of both up blocks."""
+
+    def __init__(self, spade: FastSPADE, n: int) -> None:
+        super().__init__()
+        self.spade, self.n = spade, n
+
+    def forward(self, seg: Tensor, actv: Tensor) -> tuple[Mods, Mods, Mods]:
+        sp = self.spade
+        mid = sp.stage_mid.mods_of(actv, range(2 * self.n, 2 * len(sp.middle)))
+        return mid, sp.stage_0(seg), sp.stage_1(seg)
+
+
+class _Back(nn.Module):
+    """Main stream, second part: the other middle blocks, both up blocks, the image."""
+
+    def __init__(self, spade: FastSPADE, n: int) -> None:
+        super().__init__()
+        self.spade, self.n = spade, n
+
+    def forward(self, x: Tensor, mods: tuple[Mods, Mods, Mods]) -> Tensor:
+        sp = self.spade
+        mid, up0, up1 = mods
+        for i, blk in enumerate(sp.middle[self.n:]):
+            x = _block(blk, x, mid[2 * i:2 * i + 2])
+        x = _block(sp.up_0, F.interpolate(x, scale_factor=2.0), up0, sp.stage_0.composed)
+        x = _block(sp.up_1, F.interpolate(x, scale_factor=2.0), up1, sp.stage_1.composed)
+        return torch.sigmoid(sp.conv_img(F.leaky_relu(x, 0.2)))
+
+
+class SplitStreamWarpDecode:
+    """``module``'s forward in four compiled pieces, two of them side by side: while the
+    main stream runs fc and the first ``front_blocks`` middle blocks, a side stream
+    computes the modulations of the rest (the other middle blocks, both up blocks).
+
+    The coarse form of :class:`StreamedWarpDecode`: that one cut the compile into ~18
+    pieces and lost more to the fusions across them (0.26 ms at batch 1) than the overlap
+    won (0.11 ms). Here there are four cuts: W + the shared activations | front | side
+    modulations | back. Needs ``phase_up`` and not ``grouped``, like that class.
+    """
+
+    def __init__(self, module: FastWarpDecode,
+                 compile_fn: Callable[[nn.Module], Callable] | None = None,
+                 streams: bool = True, front_blocks: int = 3) -> None:
+        sp: FastSPADE = module.spade
+        if not sp.phase_up or sp.stage_mid.grouped:
+            raise ValueError("the split decoder needs phase_up and no grouped convs")
+        if not 0 <= front_blocks <= len(sp.middle):
+            raise ValueError(f"front_blocks must be 0..{len(sp.middle)}, not {front_blocks}")
+        wrap = compile_fn or (lambda m: m)
+        self.module = module
+        self.head = wrap(_HeadHidden(module))
+        self.front = wrap(_Front(sp, front_blocks))
+        self.side_mods = wrap(_SideMods(sp, front_blocks))
+        self.back = wrap(_Back(sp, front_blocks))
+        dev = next(module.parameters()).device
+        self.side = torch.cuda.Stream(dev) if streams and dev.type == "cuda" else None
+
+    def __call__(self, feature_3d: Tensor, kp_driving: Tensor, kp_source: Tensor) -> Tensor:
+        seg, actv = self.head(feature_3d, kp_driving, kp_source)
+        side = self.side
+        if side is None:
+            mods = self.side_mods(seg, actv)
+            return self.back(self.front(seg, actv), mods)
+        main = torch.cuda.current_stream(seg.device)
+        side.wait_stream(main)
+        with torch.cuda.stream(side):
+            mods = self.side_mods(seg, actv)
+        x = self.front(seg, actv)
+        main.wait_stream(side)  # join: capture needs it, and the next call reuses buffers
+        return self.back(x, mods)
