@@ -49,6 +49,9 @@ DEFAULT = ALL3 | {"mask_width_taps": True, "img_taps": True, "distinct_phases": 
 # round 11's default: the phase convs' outputs in pixel_shuffle's (O-major) order
 DEFAULT_R11 = DEFAULT | {"phase_major": False}
 
+# the renderer's options since round 15
+CL_SPLIT = DEFAULT | {"channels_last": True, "split_hidden": True}
+
 # name -> (torch.compile keyword arguments, FastWarpDecode keyword arguments)
 VARIANTS: dict[str, tuple[dict, dict]] = {
     "base": ({}, {}),
@@ -105,7 +108,17 @@ VARIANTS: dict[str, tuple[dict, dict]] = {
     "cl_gather": ({}, DEFAULT | {"channels_last": True, "gather_sample": True}),
     # the middle SPADE layers' shared activations split into channels_last tensors by one
     # copy (round 14's profile: 12 aten copies, one per layer, before the gamma/beta convs)
-    "cl_split": ({}, DEFAULT | {"channels_last": True, "split_hidden": True}),
+    "cl_split": ({}, CL_SPLIT),
+    # round 17: Inductor's reduction and tiling options, on the renderer's round-15 module
+    # (batch 1 has ~70 short norm-statistics / modulation kernels)
+    "r17_nosplitred": ({"options": {"split_reductions": False}}, CL_SPLIT),
+    "r17_coop": ({"options": {"triton.cooperative_reductions": True}}, CL_SPLIT),
+    "r17_multik": ({"options": {"triton.multi_kernel": 1}}, CL_SPLIT),
+    "r17_nd": ({"options": {"triton.prefer_nd_tiling": True}}, CL_SPLIT),
+    "r17_nolof": ({"options": {"loop_ordering_after_fusion": False}}, CL_SPLIT),
+    "r17_reads8": ({"options": {"realize_reads_threshold": 8}}, CL_SPLIT),
+    "r17_fuse128": ({"options": {"max_fusion_size": 128, "aggressive_fusion": True}},
+                    CL_SPLIT),
     # round 7 measured "all3_rows": the mask conv as a 1x7 conv over row-stacked input
     # (FastWarpDecode(mask_rows=True), removed after it measured slower: BENCHMARKS.md)
 }
@@ -207,6 +220,16 @@ PLAN = [
     ("r15 again cl_split b1", ["compile", "cl_split", "1"], 60),
     ("r15 profile cl_split b1", ["profile", "cl_split", "1"], 60),
     ("r15 profile default_cl b1", ["profile", "default_cl", "1"], 60),
+    # round 17: python bench/lp_levers.py --plan r17 --budget 560
+    ("r17 cl_split b1", ["compile", "cl_split", "1"], 70),
+    ("r17 r17_nosplitred b1", ["compile", "r17_nosplitred", "1"], 70),
+    ("r17 r17_coop b1", ["compile", "r17_coop", "1"], 70),
+    ("r17 r17_multik b1", ["compile", "r17_multik", "1"], 80),
+    ("r17 r17_nd b1", ["compile", "r17_nd", "1"], 70),
+    ("r17 r17_nolof b1", ["compile", "r17_nolof", "1"], 70),
+    ("r17 r17_reads8 b1", ["compile", "r17_reads8", "1"], 70),
+    ("r17 r17_fuse128 b1", ["compile", "r17_fuse128", "1"], 70),
+    ("r17 again cl_split b1", ["compile", "cl_split", "1"], 50),
     ("r8 all3 b1 b32", ["compile", "dtaps_all3", "1,32"], 110),
     ("r8 all3_m160 b1 b32", ["compile", "all3_m160", "1,32"], 110),
     ("r8 all3_heur b1 b32", ["compile", "all3_heur", "1,32"], 110),
