@@ -119,6 +119,8 @@ VARIANTS: dict[str, tuple[dict, dict]] = {
     "r17_reads8": ({"options": {"realize_reads_threshold": 8}}, CL_SPLIT),
     "r17_fuse128": ({"options": {"max_fusion_size": 128, "aggressive_fusion": True}},
                     CL_SPLIT),
+    # round 18: the mask's tap outputs padded as a whole (1080, not 7 x 7 x 24 = 1176)
+    "cl_split_mp": ({}, CL_SPLIT | {"mask_packed": True}),
     # round 7 measured "all3_rows": the mask conv as a 1x7 conv over row-stacked input
     # (FastWarpDecode(mask_rows=True), removed after it measured slower: BENCHMARKS.md)
 }
@@ -230,6 +232,15 @@ PLAN = [
     ("r17 r17_reads8 b1", ["compile", "r17_reads8", "1"], 70),
     ("r17 r17_fuse128 b1", ["compile", "r17_fuse128", "1"], 70),
     ("r17 again cl_split b1", ["compile", "cl_split", "1"], 50),
+    # batched throughput of the renderer's round-15 module: --plan r17b --budget 250
+    ("r17b big cl_split b16 b32 + bigstreams", ["compile", "cl_split", "16,32", "bigstreams"],
+     240),
+    # round 18: python bench/lp_levers.py --plan r18 --budget 330
+    ("r18 cl_split b1", ["compile", "cl_split", "1"], 70),
+    ("r18 cl_split_mp b1", ["compile", "cl_split_mp", "1"], 70),
+    ("r18 again cl_split b1", ["compile", "cl_split", "1"], 50),
+    ("r18 again cl_split_mp b1", ["compile", "cl_split_mp", "1"], 50),
+    ("r18 profile cl_split_mp b1", ["profile", "cl_split_mp", "1"], 60),
     ("r8 all3 b1 b32", ["compile", "dtaps_all3", "1,32"], 110),
     ("r8 all3_m160 b1 b32", ["compile", "all3_m160", "1,32"], 110),
     ("r8 all3_heur b1 b32", ["compile", "all3_heur", "1,32"], 110),

@@ -131,6 +131,34 @@ def test_depth_tap_conv3d_with_width_taps_equals_conv3d() -> None:
     assert rel_l2(tap(x.contiguous(memory_format=torch.channels_last_3d)), conv(x)) < 1e-12
 
 
+@pytest.mark.parametrize("width_taps", [False, True])
+def test_depth_tap_conv3d_padded_as_a_whole_equals_conv3d(width_taps: bool) -> None:
+    """O = 3 outputs, 5 x 7 taps: 105 tap outputs padded to 112 as a whole, same numbers."""
+    g = torch.Generator().manual_seed(5)
+    conv = torch.nn.Conv3d(4, 3, (5, 3, 7), padding=(2, 1, 3)).double()
+    x = torch.randn(2, 4, 6, 5, 9, generator=g, dtype=torch.float64)
+    tap = DepthTapConv3d(conv, width_taps=width_taps, pad_total=True)
+    n = 5 * 7 * 3 if width_taps else 5 * 3
+    assert tap.conv.out_channels == -(-n // 8) * 8
+    assert rel_l2(tap(x), conv(x)) < 1e-12
+    assert rel_l2(tap(x.contiguous(memory_format=torch.channels_last_3d)), conv(x)) < 1e-12
+
+
+@torch.no_grad()
+def test_packed_mask_taps_match_reference(nets, fixtures) -> None:
+    """The mask's 22 outputs unpadded, its 7 x 7 x 22 tap outputs padded as a whole to
+    1080: W -> G still equals the plain networks' chain."""
+    args = (fixtures["W_in_feature_3d"], fixtures["W_in_kp_driving"],
+            fixtures["W_in_kp_source"])
+    want = nets.spade(nets.warping(*args)["out"])
+    fast = FastWarpDecode(nets.warping, nets.spade, feature_hw=args[0].shape[-1], pad8=True,
+                          depth_taps=True, occlusion_taps=True, mask_width_taps=True,
+                          mask_packed=True, channels_last=True)
+    mask = fast.warp.net.dense_motion_network.mask
+    assert mask.o == 22 and mask.conv.out_channels == 1080
+    assert rel_l2(fast(*args), want) < TOL
+
+
 @pytest.mark.parametrize("phase_major", [False, True])
 def test_mask_width_taps_and_img_taps_match_reference(nets, fixtures, phase_major: bool
                                                       ) -> None:

@@ -458,27 +458,36 @@ class DepthTapConv3d(nn.Module):
     ``kd * kw * O`` outputs, then the shift-add runs over depth and width. For the
     dense-motion mask (144 -> 22 x 7 x 7 x 7) that is a 1176-wide product with 1008-long
     sums instead of a 168-wide one (cuDNN ran the latter at ~340 TFLOP/s on an H100, its
-    512-wide convs at ~640), for a 49-tap shift-add over a larger intermediate."""
+    512-wide convs at ~640), for a 49-tap shift-add over a larger intermediate.
 
-    def __init__(self, conv: nn.Conv3d, width_taps: bool = False) -> None:
+    ``pad_total``: zero outputs pad the conv's ``kd * kw * O`` outputs as a whole to a
+    multiple of 8, so O itself need not be one (the mask: 7 x 7 x 22 = 1078 -> 1080 outputs
+    instead of 7 x 7 x 24 = 1176 with O padded to 24)."""
+
+    def __init__(self, conv: nn.Conv3d, width_taps: bool = False,
+                 pad_total: bool = False) -> None:
         super().__init__()
         w = conv.weight
         o, c, kd, kh, kw = w.shape
         self.kd, self.pd, self.o = kd, conv.padding[0], o
         self.kw, self.pw = (kw, conv.padding[2]) if width_taps else (1, 0)
         k2, p2 = ((kh, 1), (conv.padding[1], 0)) if width_taps else ((kh, kw), conv.padding[1:])
-        self.conv = nn.Conv2d(c, kd * self.kw * o, k2, padding=p2, bias=False,
+        self.n_taps = kd * self.kw * o
+        n_conv = _up8(self.n_taps) if pad_total else self.n_taps
+        self.conv = nn.Conv2d(c, n_conv, k2, padding=p2, bias=False,
                               device=w.device, dtype=w.dtype)
         # output channel index = (depth tap * width taps + width tap) * O + o
-        taps = (w.permute(2, 4, 0, 1, 3).reshape(kd * kw * o, c, kh, 1) if width_taps
-                else w.permute(2, 0, 1, 3, 4).reshape(kd * o, c, kh, kw))
+        taps = (w.permute(2, 4, 0, 1, 3).reshape(self.n_taps, c, kh, 1) if width_taps
+                else w.permute(2, 0, 1, 3, 4).reshape(self.n_taps, c, kh, kw))
+        taps = F.pad(taps, (0, 0, 0, 0, 0, 0, 0, n_conv - self.n_taps))  # zero outputs
         self.conv.weight = nn.Parameter(taps.detach().contiguous(), requires_grad=False)
         self.bias = nn.Parameter(conv.bias.detach().clone(), requires_grad=False)
 
     def forward(self, x: Tensor) -> Tensor:
         b, c, d, h, w = x.shape
         y = self.conv(x.permute(0, 2, 1, 3, 4).reshape(b * d, c, h, w))
-        y = y.permute(0, 2, 3, 1).reshape(b, d, h, w, self.kd, self.kw, self.o)
+        y = y.permute(0, 2, 3, 1)[..., :self.n_taps]
+        y = y.reshape(b, d, h, w, self.kd, self.kw, self.o)
         y = F.pad(y, (0, 0, 0, 0, 0, 0, self.pw, self.pw, 0, 0, self.pd, self.pd))
         acc = torch.promote_types(y.dtype, torch.float32)  # summed in fp32 (at least), like
         out = self.bias.to(acc)  # the conv would
@@ -525,13 +534,14 @@ def sample_3d(vol: Tensor, grid: Tensor) -> Tensor:
     return out.to(vol.dtype).reshape(b, *shape, -1)
 
 
-def _depth_tap_hourglass(dm: nn.Module, mask_width_taps: bool = False) -> None:
+def _depth_tap_hourglass(dm: nn.Module, mask_width_taps: bool = False,
+                         mask_packed: bool = False) -> None:
     """Every 3-D conv of the dense-motion net with a depth extent > 1 -> DepthTapConv3d."""
     hg = dm.hourglass
     for blk in (*hg.encoder.down_blocks, *hg.decoder.up_blocks):
         blk.conv = DepthTapConv3d(blk.conv)
     hg.decoder.conv = DepthTapConv3d(hg.decoder.conv)
-    dm.mask = DepthTapConv3d(dm.mask, width_taps=mask_width_taps)
+    dm.mask = DepthTapConv3d(dm.mask, width_taps=mask_width_taps, pad_total=mask_packed)
 
 
 class FastWarping(nn.Module):
@@ -550,13 +560,16 @@ class FastWarping(nn.Module):
     as well (``DepthTapConv3d(width_taps=True)``). ``gather_sample``: both 3-D grid samples
     run as :func:`sample_3d` on channels-last views, and the hourglass input is built
     NDHWC: the sampling fuses with the ops around it (the same numbers in fp32 index math).
+    ``mask_packed`` (with ``depth_taps`` and ``mask_width_taps``): the mask's 7 x 7 x 22 tap
+    outputs padded as a whole (``DepthTapConv3d(pad_total=True)``): 1080 conv outputs, not
+    1176.
     """
 
     def __init__(self, warp: WarpingNetwork, feature_hw: int, channels_last_3d: bool = False,
                  pad8: bool = False, unfold3d: bool = False, width_taps: bool = False,
                  depth_taps: bool = False, occlusion_taps: bool = False,
                  mask_in: int | None = None, mask_width_taps: bool = False,
-                 gather_sample: bool = False) -> None:
+                 gather_sample: bool = False, mask_packed: bool = False) -> None:
         super().__init__()
         self.gather = gather_sample
         self.net = fold_warping_batchnorm(warp)
@@ -568,6 +581,7 @@ class FastWarping(nn.Module):
                                                   p.dtype).clone(), persistent=False)
         self.n_in = dm.hourglass.encoder.down_blocks[0].conv.in_channels
         self.n_mask = dm.mask.out_channels
+        self.mask_packed = mask_packed and depth_taps and mask_width_taps
         self.pad_in = 0
         if pad8:
             hg = dm.hourglass
@@ -576,7 +590,9 @@ class FastWarping(nn.Module):
             first = hg.encoder.down_blocks[0]
             first.conv = pad_conv(first.conv, n_in=_up8(self.n_in))
             hg.decoder.conv = pad_conv(hg.decoder.conv, n_in=_up8(n_pred), n_out=_up8(n_pred))
-            dm.mask = pad_conv(dm.mask, n_in=_up8(n_pred), n_out=_up8(self.n_mask))
+            # packed: the mask's 22 outputs stay 22; its tap conv pads them as a whole
+            dm.mask = pad_conv(dm.mask, n_in=_up8(n_pred),
+                               n_out=None if self.mask_packed else _up8(self.n_mask))
             dm.occlusion = pad_conv(dm.occlusion, n_in=_up8(n_pred) * depth)
         self.mask_pad = 0
         if mask_in is not None:
@@ -586,7 +602,7 @@ class FastWarping(nn.Module):
             self.mask_pad = mask_in - dm.mask.in_channels
             dm.mask = pad_conv(dm.mask, n_in=mask_in)
         if depth_taps:
-            _depth_tap_hourglass(dm, mask_width_taps)
+            _depth_tap_hourglass(dm, mask_width_taps, self.mask_packed)
         elif unfold3d:
             dm.hourglass.decoder.conv = DepthUnfoldConv3d(dm.hourglass.decoder.conv)
             dm.mask = DepthUnfoldConv3d(dm.mask)
@@ -678,11 +694,12 @@ class FastWarpDecode(nn.Module):
                  compose_shortcut: bool = False, mask_in: int | None = None,
                  mask_width_taps: bool = False, img_taps: bool = False,
                  distinct_phases: bool = False, phase_major: bool = False,
-                 gather_sample: bool = False, split_hidden: bool = False) -> None:
+                 gather_sample: bool = False, split_hidden: bool = False,
+                 mask_packed: bool = False) -> None:
         super().__init__()
         self.warp = FastWarping(warp, feature_hw, channels_last_3d, pad8, unfold3d, width_taps,
                                 depth_taps, occlusion_taps, mask_in, mask_width_taps,
-                                gather_sample)
+                                gather_sample, mask_packed)
         # a FastSPADE is taken as built (shared between two W+G modules, one set of weights)
         self.spade = (spade if isinstance(spade, FastSPADE)
                       else FastSPADE(spade, grouped, phase_up, compose_shortcut, img_taps,
