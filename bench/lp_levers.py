@@ -103,9 +103,8 @@ VARIANTS: dict[str, tuple[dict, dict]] = {
     # round 1 measured these before every later lever; again on today's default
     "default_cl": ({}, DEFAULT | {"channels_last": True}),
     "default_grouped": ({}, DEFAULT | {"grouped": True}),
-    # round 14: the renderer's options since round 13 (default_cl), + the 3-D grid samples
-    # as fused gathers on NDHWC views (FastWarping(gather_sample=True))
-    "cl_gather": ({}, DEFAULT | {"channels_last": True, "gather_sample": True}),
+    # round 14 measured "cl_gather": the 3-D grid samples as gathers Inductor fuses
+    # (FastWarping(gather_sample=True), removed after it measured slower: BENCHMARKS.md)
     # the middle SPADE layers' shared activations split into channels_last tensors by one
     # copy (round 14's profile: 12 aten copies, one per layer, before the gamma/beta convs)
     "cl_split": ({}, CL_SPLIT),
@@ -211,10 +210,7 @@ PLAN = [
     ("r13b again default_cl b1 b32", ["compile", "default_cl", "1,32"], 90),
     # round 14: python bench/lp_levers.py --plan r14 --budget 400
     ("r14 default_cl b1 b32", ["compile", "default_cl", "1,32"], 100),
-    ("r14 cl_gather b1 b32", ["compile", "cl_gather", "1,32"], 100),
     ("r14 again default_cl b1", ["compile", "default_cl", "1"], 70),
-    ("r14 again cl_gather b1", ["compile", "cl_gather", "1"], 70),
-    ("r14 profile cl_gather b1", ["profile", "cl_gather", "1"], 70),
     # round 15: python bench/lp_levers.py --plan r15 --budget 500
     ("r15 default_cl b1", ["compile", "default_cl", "1"], 80),
     ("r15 cl_split b1", ["compile", "cl_split", "1"], 80),

@@ -15,7 +15,6 @@ from avatar_vcam.engine.renderers.liveportrait.fast import (
     PhaseUpConv2d,
     SpatialTapConv2d,
     fold_bn,
-    sample_3d,
 )
 from avatar_vcam.engine.renderers.liveportrait.runtime import RuntimeOptions, WarpDecodeRuntime
 
@@ -180,22 +179,6 @@ def test_mask_width_taps_and_img_taps_match_reference(nets, fixtures, phase_majo
     assert rel_l2(fast(*args), want) < TOL
 
 
-@pytest.mark.parametrize("depth_taps", [False, True])
-@torch.no_grad()
-def test_gather_sample_warp_matches_reference(nets, fixtures, depth_taps: bool) -> None:
-    """Both 3-D grid samples as gathers on NDHWC views, the hourglass input built NDHWC:
-    W -> G still equals the plain networks' chain, alone and with the taps and channels_last
-    the renderer compiles with."""
-    args = (fixtures["W_in_feature_3d"], fixtures["W_in_kp_driving"],
-            fixtures["W_in_kp_source"])
-    want = nets.spade(nets.warping(*args)["out"])
-    levers = (dict(channels_last=True, pad8=True, depth_taps=True, occlusion_taps=True,
-                   mask_width_taps=True, img_taps=True) if depth_taps else {})
-    fast = FastWarpDecode(nets.warping, nets.spade, feature_hw=args[0].shape[-1],
-                          gather_sample=True, **levers)
-    assert rel_l2(fast(*args), want) < TOL
-
-
 @torch.no_grad()
 def test_split_hidden_feeds_each_middle_layer_a_channels_last_tensor(nets, fixtures,
                                                                      monkeypatch) -> None:
@@ -213,21 +196,6 @@ def test_split_hidden_feeds_each_middle_layer_a_channels_last_tensor(nets, fixtu
     assert rel_l2(fast(*args), want) < TOL
     assert len(seen) == 12
     assert all(x.is_contiguous(memory_format=torch.channels_last) for x in seen)
-
-
-def test_sample_3d_equals_grid_sample() -> None:
-    """Trilinear, zero padding, align_corners=False, on a strided (permuted) volume, with
-    sample points inside, outside and on the border."""
-    g = torch.Generator().manual_seed(3)
-    vol = torch.randn(2, 5, 4, 6, 7, generator=g, dtype=torch.float64)
-    grid = torch.rand(2, 3, 5, 8, 3, generator=g, dtype=torch.float64) * 2.6 - 1.3
-    grid[0, 0, 0, :4] = torch.tensor([[-1.0, -1, -1], [1, 1, 1], [-0.75, 0.5, 1], [1.1, 0, 0]],
-                                     dtype=torch.float64)
-    want = F.grid_sample(vol, grid, align_corners=False)  # B, C, *S
-    got = sample_3d(vol.permute(0, 2, 3, 4, 1), grid).permute(0, 4, 1, 2, 3)
-    assert got.dtype == vol.dtype
-    assert rel_l2(got, want) < 1e-6
-    assert (got[:, :, 0, 0, 3] - want[:, :, 0, 0, 3]).abs().max() < 1e-6
 
 
 @pytest.mark.parametrize("phase_major", [False, True])

@@ -497,43 +497,6 @@ class DepthTapConv3d(nn.Module):
         return out.to(y.dtype).permute(0, 4, 1, 2, 3)
 
 
-def sample_3d(vol: Tensor, grid: Tensor) -> Tensor:
-    """``F.grid_sample(volume, grid, align_corners=False)`` (trilinear, zero padding) for a
-    volume given as a (B, D, H, W, C) view (any strides) and a grid (B, *S, 3) of (x, y, z)
-    in [-1, 1] -> (B, *S, C).
-
-    Written as index arithmetic and gathers, so that Inductor fuses it with the ops that
-    build its grid and read its output, and reads each voxel's channels as one run when
-    the volume is NDHWC in memory. ATen's kernel is a separate launch that reads NCDHW one
-    channel plane at a time. The same corners, weights and summation order as ATen's
-    kernel, computed in fp32."""
-    b, d, h, w, _ = vol.shape
-    shape = grid.shape[1:-1]
-    g = grid.reshape(b, -1, 3).float()
-
-    def axis(coord: Tensor, size: int) -> tuple[Tensor, Tensor]:
-        pos = ((coord + 1) * size - 1) * 0.5  # align_corners=False
-        lo = pos.floor()
-        return lo.long(), pos - lo
-
-    (x0, fx), (y0, fy), (z0, fz) = axis(g[..., 0], w), axis(g[..., 1], h), axis(g[..., 2], d)
-    bi = torch.arange(b, device=vol.device).reshape(b, 1)
-    out: Tensor | None = None
-    for dz in (0, 1):
-        z, wz = z0 + dz, (fz if dz else 1 - fz)
-        for dy in (0, 1):
-            y, wy = y0 + dy, (fy if dy else 1 - fy)
-            for dx in (0, 1):
-                x, wx = x0 + dx, (fx if dx else 1 - fx)
-                inside = (z >= 0) & (z < d) & (y >= 0) & (y < h) & (x >= 0) & (x < w)
-                wt = torch.where(inside, wz * wy * wx, 0.0)  # zero padding
-                v = vol[bi, z.clamp(0, d - 1), y.clamp(0, h - 1), x.clamp(0, w - 1)]
-                term = v.float() * wt.unsqueeze(-1)
-                out = term if out is None else out + term
-    assert out is not None
-    return out.to(vol.dtype).reshape(b, *shape, -1)
-
-
 def _depth_tap_hourglass(dm: nn.Module, mask_width_taps: bool = False,
                          mask_packed: bool = False) -> None:
     """Every 3-D conv of the dense-motion net with a depth extent > 1 -> DepthTapConv3d."""
@@ -557,9 +520,7 @@ class FastWarping(nn.Module):
     ``mask_in``: the mask conv reads the hourglass output zero-padded to this many channels
     (alone on an H100, 160 inputs ran the 7x7 taps conv 6% faster at batch 32 than 144).
     ``mask_width_taps`` (with ``depth_taps``): the mask's width taps go to the conv's outputs
-    as well (``DepthTapConv3d(width_taps=True)``). ``gather_sample``: both 3-D grid samples
-    run as :func:`sample_3d` on channels-last views, and the hourglass input is built
-    NDHWC: the sampling fuses with the ops around it (the same numbers in fp32 index math).
+    as well (``DepthTapConv3d(width_taps=True)``).
     ``mask_packed`` (with ``depth_taps`` and ``mask_width_taps``): the mask's 7 x 7 x 22 tap
     outputs padded as a whole (``DepthTapConv3d(pad_total=True)``): 1080 conv outputs, not
     1176.
@@ -569,9 +530,8 @@ class FastWarping(nn.Module):
                  pad8: bool = False, unfold3d: bool = False, width_taps: bool = False,
                  depth_taps: bool = False, occlusion_taps: bool = False,
                  mask_in: int | None = None, mask_width_taps: bool = False,
-                 gather_sample: bool = False, mask_packed: bool = False) -> None:
+                 mask_packed: bool = False) -> None:
         super().__init__()
-        self.gather = gather_sample
         self.net = fold_warping_batchnorm(warp)
         dm = self.net.dense_motion_network
         self.num_kp = dm.num_kp
@@ -617,8 +577,6 @@ class FastWarping(nn.Module):
 
     def forward(self, feature_3d: Tensor, kp_driving: Tensor, kp_source: Tensor) -> Tensor:
         """-> warped, occluded 2-D feature (B, 256, h, w) (the input of the decoder)."""
-        if self.gather:
-            return self._forward_gather(feature_3d, kp_driving, kp_source)
         dm = self.net.dense_motion_network
         feature = F.relu(dm.compress(feature_3d))
         b, c, d, h, w = feature.shape
@@ -650,38 +608,6 @@ class FastWarping(nn.Module):
         out = self.net.fourth(self.net.third(out.reshape(b, -1, h, w)))
         return out * occlusion
 
-    def _forward_gather(self, feature_3d: Tensor, kp_driving: Tensor,
-                        kp_source: Tensor) -> Tensor:
-        """:meth:`forward` with the grid samples as :func:`sample_3d` and every 3-D tensor
-        between them NDHWC: the sparse motions (B, D, H, W, K+1, 3), the hourglass input
-        (B, D, H, W, (K+1) * (1 + C)) seen as (B, C', D, H, W)."""
-        dm = self.net.dense_motion_network
-        feature = F.relu(dm.compress(feature_3d)).permute(0, 2, 3, 4, 1)  # B, D, H, W, C
-        b, d, h, w, _ = feature.shape
-        k, grid = self.num_kp, self.grid.unsqueeze(-2)  # D, H, W, 1, 3
-        kd = kp_driving.reshape(b, 1, 1, 1, k, 3)
-        ks = kp_source.reshape(b, 1, 1, 1, k, 3)
-        sparse = torch.cat([grid.expand(b, d, h, w, 1, 3), grid - kd + ks], dim=-2)
-        deformed = sample_3d(feature, sparse)  # B, D, H, W, K+1, C
-        g_d = torch.exp((grid - kd).square().sum(-1) * (-0.5 / KP_VARIANCE))
-        g_s = torch.exp((grid - ks).square().sum(-1) * (-0.5 / KP_VARIANCE))
-        heatmap = F.pad(g_d - g_s, (1, 0)).unsqueeze(-1)  # B, D, H, W, K+1, 1
-        x = torch.cat([heatmap, deformed], dim=-1).reshape(b, d, h, w, -1)
-        if self.pad_in:
-            x = F.pad(x, (0, self.pad_in))
-        prediction = dm.hourglass(x.permute(0, 4, 1, 2, 3))
-        mask_x = prediction
-        if self.mask_pad:
-            mask_x = F.pad(prediction, (0, 0, 0, 0, 0, 0, 0, self.mask_pad))
-            mask_x = mask_x.contiguous(memory_format=torch.channels_last_3d)
-        mask = F.softmax(dm.mask(mask_x)[:, :self.n_mask], dim=1).permute(0, 2, 3, 4, 1)
-        deformation = (sparse * mask.unsqueeze(-1)).sum(dim=-2)  # B, D, H, W, 3
-        occlusion = torch.sigmoid(dm.occlusion(prediction.contiguous().reshape(b, -1, h, w)))
-        out = sample_3d(feature_3d.permute(0, 2, 3, 4, 1), deformation)  # B, D, H, W, 32
-        out = out.permute(0, 4, 1, 2, 3).reshape(b, -1, h, w)
-        out = self.net.fourth(self.net.third(out))
-        return out * occlusion
-
 
 class FastWarpDecode(nn.Module):
     """feature_3d (B, 32, 16, h, w), kp_driving, kp_source (B, 21, 3) -> frame (B, 3, 8h, 8w)."""
@@ -694,12 +620,11 @@ class FastWarpDecode(nn.Module):
                  compose_shortcut: bool = False, mask_in: int | None = None,
                  mask_width_taps: bool = False, img_taps: bool = False,
                  distinct_phases: bool = False, phase_major: bool = False,
-                 gather_sample: bool = False, split_hidden: bool = False,
-                 mask_packed: bool = False) -> None:
+                 split_hidden: bool = False, mask_packed: bool = False) -> None:
         super().__init__()
         self.warp = FastWarping(warp, feature_hw, channels_last_3d, pad8, unfold3d, width_taps,
                                 depth_taps, occlusion_taps, mask_in, mask_width_taps,
-                                gather_sample, mask_packed)
+                                mask_packed)
         # a FastSPADE is taken as built (shared between two W+G modules, one set of weights)
         self.spade = (spade if isinstance(spade, FastSPADE)
                       else FastSPADE(spade, grouped, phase_up, compose_shortcut, img_taps,

@@ -77,10 +77,6 @@ class RuntimeOptions:
     compose_shortcut: the up blocks' 1x1 shortcut conv composed with their beta conv (one
         3x3 conv with 64 / 256 outputs instead of 256 / 512 then the 1x1). With the two
         above: compiled b1 3.78 -> 3.37 ms, b32 326 -> 364 frames/s.
-    gather_sample: with depth_taps (so only in the compiled warp), the two 3-D grid samples
-        as index arithmetic + gathers on NDHWC views (:func:`fast.sample_3d`), which Inductor
-        fuses with the ops that build their grids and read their outputs (ATen's kernel:
-        2 x 0.031 ms at batch 1 on an H100, plus the layout copies around it).
     mask_packed: with mask_width_taps, the mask's 7 x 7 x 22 tap outputs are padded as a
         whole to 1080 conv outputs instead of each tap's 22 to 24 (1176): 8% less of the
         largest dense-motion conv and of its shift-add.
@@ -124,7 +120,6 @@ class RuntimeOptions:
     distinct_phases: bool = True
     phase_major: bool = True
     compose_shortcut: bool = True
-    gather_sample: bool = False
     split_hidden: bool = True
     mask_packed: bool = False
     eager_taps: bool = False
@@ -208,7 +203,7 @@ class WarpDecodeRuntime:
             compose_shortcut=o.compose_shortcut, mask_in=o.mask_in,
             mask_width_taps=o.mask_width_taps and depth_taps, img_taps=o.img_taps,
             distinct_phases=o.distinct_phases, phase_major=o.phase_major,
-            gather_sample=o.gather_sample and depth_taps, split_hidden=o.split_hidden,
+            split_hidden=o.split_hidden,
             mask_packed=o.mask_packed and depth_taps)
         return module.to(self.device, self.dtype).eval().requires_grad_(False)
 
