@@ -237,6 +237,9 @@ PLAN = [
     ("r18 again cl_split b1", ["compile", "cl_split", "1"], 50),
     ("r18 again cl_split_mp b1", ["compile", "cl_split_mp", "1"], 50),
     ("r18 profile cl_split_mp b1", ["profile", "cl_split_mp", "1"], 60),
+    # round 18b, batch 32: --plan r18b --budget 200
+    ("r18b cl_split b32", ["compile", "cl_split", "32"], 100),
+    ("r18b cl_split_mp b32", ["compile", "cl_split_mp", "32"], 100),
     ("r8 all3 b1 b32", ["compile", "dtaps_all3", "1,32"], 110),
     ("r8 all3_m160 b1 b32", ["compile", "all3_m160", "1,32"], 110),
     ("r8 all3_heur b1 b32", ["compile", "all3_heur", "1,32"], 110),

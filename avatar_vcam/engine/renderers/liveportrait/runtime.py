@@ -79,7 +79,9 @@ class RuntimeOptions:
         above: compiled b1 3.78 -> 3.37 ms, b32 326 -> 364 frames/s.
     mask_packed: with mask_width_taps, the mask's 7 x 7 x 22 tap outputs are padded as a
         whole to 1080 conv outputs instead of each tap's 22 to 24 (1176): 8% less of the
-        largest dense-motion conv and of its shift-add.
+        largest dense-motion conv and of its shift-add (exact). Compiled W+G b1 on an H100:
+        kernels 2.963 -> 2.932 ms, the mask conv 0.280 -> 0.262 ms; wall 3.05-3.06 ms
+        either way (round 18).
     split_hidden: with channels_last, the middle SPADE layers' shared activations are split
         into per-layer channels_last tensors by one copy, instead of a copy per layer before
         each gamma/beta conv (compiled W+G b1 on an H100: 3.09 / 3.14 -> 3.07 / 3.07 ms,
@@ -121,7 +123,7 @@ class RuntimeOptions:
     phase_major: bool = True
     compose_shortcut: bool = True
     split_hidden: bool = True
-    mask_packed: bool = False
+    mask_packed: bool = True
     eager_taps: bool = False
     compile: bool = False
     aot: bool = False
