@@ -120,6 +120,10 @@ VARIANTS: dict[str, tuple[dict, dict]] = {
                     CL_SPLIT),
     # round 18: the mask's tap outputs padded as a whole (1080, not 7 x 7 x 24 = 1176)
     "cl_split_mp": ({}, CL_SPLIT | {"mask_packed": True}),
+    # round 19: the renderer's round-18 module (cl_split_mp; split_hidden now also splits
+    # the up stages' activations), + the tap convs' weights stored channels_last (round
+    # 18's output code converted 12 of them on every call)
+    "r19": ({}, CL_SPLIT | {"mask_packed": True, "nhwc_tap_weights": True}),
     # round 7 measured "all3_rows": the mask conv as a 1x7 conv over row-stacked input
     # (FastWarpDecode(mask_rows=True), removed after it measured slower: BENCHMARKS.md)
 }
@@ -240,6 +244,13 @@ PLAN = [
     # round 18b, batch 32: --plan r18b --budget 200
     ("r18b cl_split b32", ["compile", "cl_split", "32"], 100),
     ("r18b cl_split_mp b32", ["compile", "cl_split_mp", "32"], 100),
+    # round 19: python bench/lp_levers.py --plan r19 --budget 400
+    ("r19 cl_split_mp b1", ["compile", "cl_split_mp", "1"], 70),
+    ("r19 r19 b1", ["compile", "r19", "1"], 70),
+    ("r19 again cl_split_mp b1", ["compile", "cl_split_mp", "1"], 50),
+    ("r19 again r19 b1", ["compile", "r19", "1"], 50),
+    ("r19 profile r19 b1", ["profile", "r19", "1"], 60),
+    ("r19 big r19 b32", ["compile", "r19", "32"], 90),
     ("r8 all3 b1 b32", ["compile", "dtaps_all3", "1,32"], 110),
     ("r8 all3_m160 b1 b32", ["compile", "all3_m160", "1,32"], 110),
     ("r8 all3_heur b1 b32", ["compile", "all3_heur", "1,32"], 110),

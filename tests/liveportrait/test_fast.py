@@ -182,20 +182,38 @@ def test_mask_width_taps_and_img_taps_match_reference(nets, fixtures, phase_majo
 @torch.no_grad()
 def test_split_hidden_feeds_each_middle_layer_a_channels_last_tensor(nets, fixtures,
                                                                      monkeypatch) -> None:
-    """With channels_last, the middle SPADE layers' shared activations are split by one
-    copy into channels_last tensors (no per-layer copy before each conv); the W -> G chain
-    still equals the plain networks'."""
+    """With channels_last, each stage's shared activations (the middle ones, and the up
+    stages' pixel-shuffled ones) are split by one copy into channels_last tensors: no
+    per-layer copy before each conv. The W -> G chain still equals the plain networks'."""
     args = (fixtures["W_in_feature_3d"], fixtures["W_in_kp_driving"],
             fixtures["W_in_kp_source"])
     want = nets.spade(nets.warping(*args)["out"])
     fast = FastWarpDecode(nets.warping, nets.spade, feature_hw=args[0].shape[-1],
-                          channels_last=True, split_hidden=True)
+                          channels_last=True, split_hidden=True, phase_up=True,
+                          compose_shortcut=True, distinct_phases=True, phase_major=True)
     seen: list[torch.Tensor] = []
-    for conv in fast.spade.stage_mid.gbs:
+    sp = fast.spade
+    for conv in (*sp.stage_mid.gbs, *sp.stage_0.gbs, *sp.stage_1.gbs):
         conv.register_forward_pre_hook(lambda _m, a: seen.append(a[0]))
     assert rel_l2(fast(*args), want) < TOL
-    assert len(seen) == 12
+    assert len(seen) == 12 + 3 + 3
     assert all(x.is_contiguous(memory_format=torch.channels_last) for x in seen)
+
+
+@torch.no_grad()
+def test_tap_conv_weights_stored_channels_last(nets, fixtures) -> None:
+    """The depth-tap convs read NDHWC slices; their weights are stored channels_last too
+    (the compiled module converted them on every call otherwise), same numbers."""
+    args = (fixtures["W_in_feature_3d"], fixtures["W_in_kp_driving"],
+            fixtures["W_in_kp_source"])
+    want = nets.spade(nets.warping(*args)["out"])
+    fast = FastWarpDecode(nets.warping, nets.spade, feature_hw=args[0].shape[-1], pad8=True,
+                          depth_taps=True, mask_width_taps=True, mask_packed=True,
+                          nhwc_tap_weights=True)
+    taps = [m for m in fast.warp.modules() if isinstance(m, DepthTapConv3d)]
+    assert len(taps) == 12
+    assert all(t.conv.weight.is_contiguous(memory_format=torch.channels_last) for t in taps)
+    assert rel_l2(fast(*args), want) < TOL
 
 
 @pytest.mark.parametrize("phase_major", [False, True])

@@ -241,6 +241,10 @@ class _Stage(nn.Module):
         else:
             self.gbs = nn.ModuleList(gb)
 
+    def _convs_nhwc(self) -> bool:
+        """Whether the gamma/beta convs run channels_last (their weights are)."""
+        return not self.grouped and _nhwc_only(self.gbs[0].weight)
+
     def forward(self, seg: Tensor) -> list[tuple[Tensor, Tensor]]:
         """Segmap at this resolution -> [(1 + gamma, beta)] per SPADE layer, in order."""
         actv = self.hidden_of(seg)
@@ -257,14 +261,14 @@ class _Stage(nn.Module):
         """[(1 + gamma, beta)] of some layers from :meth:`hidden_of`'s activations (the
         streamed decoder computes them a block at a time)."""
         h = self.hidden
-        if self.split_hidden and _nhwc_only(actv) and layers.step == 1:
+        if self.split_hidden and self._convs_nhwc() and layers.step == 1:
             # one copy puts these layers' channels together (L, B, H, W, h): each layer's
-            # conv then reads a channels_last tensor. A channel slice of the NHWC
-            # activations is not one, and cuDNN got a copy per layer (12 launches).
+            # conv then reads a channels_last tensor. A channel slice of NHWC activations
+            # is not one (nor is one of the up stages' pixel-shuffled NCHW ones), and
+            # cuDNN got a copy per layer (12 + 6 launches).
             b, _, hh, ww = actv.shape
             sub = actv[:, layers.start * h:layers.stop * h]
-            stacked = (sub.permute(0, 2, 3, 1).reshape(b, hh, ww, len(layers), h)
-                       .permute(3, 0, 1, 2, 4).contiguous())
+            stacked = sub.reshape(b, len(layers), h, hh, ww).permute(1, 0, 3, 4, 2).contiguous()
             ins = [stacked[i].permute(0, 3, 1, 2) for i in range(len(layers))]
         else:
             ins = [actv[:, j * h:(j + 1) * h] for j in layers]
@@ -323,8 +327,8 @@ class FastSPADE(nn.Module):
     their pixel shuffle read contiguous channels (PhaseUpConv2d).
     ``img_taps``: the last conv (64 -> 12 at 256^2, ~40 TFLOP/s on an H100: 12 outputs fill
     no tensor-core tile) as a :class:`SpatialTapConv2d` (1x1 to 108 -> 112, then 9 taps).
-    ``split_hidden``: in channels_last, the middle layers' shared activations are copied
-    once into one channels_last tensor per layer (see :meth:`_Stage.mods_of`).
+    ``split_hidden``: in channels_last, each stage's shared activations are copied once
+    into one channels_last tensor per layer (see :meth:`_Stage.mods_of`).
     """
 
     def __init__(self, gen: SPADEGenerator, grouped: bool = False, phase_up: bool = False,
@@ -348,7 +352,8 @@ class FastSPADE(nn.Module):
             composed = compose_shortcut and blk.learned_shortcut
             stages.append(_Stage(_spades(blk), grouped=False, upsampled=scale if phase_up else 1,
                                  shortcut=blk.conv_s if composed else None,
-                                 distinct_phases=distinct_phases, phase_major=phase_major))
+                                 distinct_phases=distinct_phases, phase_major=phase_major,
+                                 split_hidden=split_hidden))
         self.stage_0, self.stage_1 = stages
         for blk in (*self.middle, self.up_0, self.up_1):  # the norms now live in the stages
             for name in ("norm_0", "norm_1", "norm_s"):
@@ -498,13 +503,21 @@ class DepthTapConv3d(nn.Module):
 
 
 def _depth_tap_hourglass(dm: nn.Module, mask_width_taps: bool = False,
-                         mask_packed: bool = False) -> None:
-    """Every 3-D conv of the dense-motion net with a depth extent > 1 -> DepthTapConv3d."""
+                         mask_packed: bool = False, nhwc_weights: bool = False) -> None:
+    """Every 3-D conv of the dense-motion net with a depth extent > 1 -> DepthTapConv3d.
+
+    ``nhwc_weights``: their 2-D convs' weights stored channels_last, the layout of the
+    NDHWC slices they read. Left NCHW, the compiled module converted all 12 weights on
+    every call (43M elements, 12 kernels at batch 1: round 19)."""
     hg = dm.hourglass
     for blk in (*hg.encoder.down_blocks, *hg.decoder.up_blocks):
         blk.conv = DepthTapConv3d(blk.conv)
     hg.decoder.conv = DepthTapConv3d(hg.decoder.conv)
     dm.mask = DepthTapConv3d(dm.mask, width_taps=mask_width_taps, pad_total=mask_packed)
+    if nhwc_weights:
+        for m in dm.modules():
+            if isinstance(m, DepthTapConv3d):
+                m.conv.to(memory_format=torch.channels_last)
 
 
 class FastWarping(nn.Module):
@@ -523,14 +536,15 @@ class FastWarping(nn.Module):
     as well (``DepthTapConv3d(width_taps=True)``).
     ``mask_packed`` (with ``depth_taps`` and ``mask_width_taps``): the mask's 7 x 7 x 22 tap
     outputs padded as a whole (``DepthTapConv3d(pad_total=True)``): 1080 conv outputs, not
-    1176.
+    1176. ``nhwc_tap_weights`` (with ``depth_taps``): the tap convs' weights stored
+    channels_last, like the slices they read.
     """
 
     def __init__(self, warp: WarpingNetwork, feature_hw: int, channels_last_3d: bool = False,
                  pad8: bool = False, unfold3d: bool = False, width_taps: bool = False,
                  depth_taps: bool = False, occlusion_taps: bool = False,
                  mask_in: int | None = None, mask_width_taps: bool = False,
-                 mask_packed: bool = False) -> None:
+                 mask_packed: bool = False, nhwc_tap_weights: bool = False) -> None:
         super().__init__()
         self.net = fold_warping_batchnorm(warp)
         dm = self.net.dense_motion_network
@@ -562,7 +576,7 @@ class FastWarping(nn.Module):
             self.mask_pad = mask_in - dm.mask.in_channels
             dm.mask = pad_conv(dm.mask, n_in=mask_in)
         if depth_taps:
-            _depth_tap_hourglass(dm, mask_width_taps, self.mask_packed)
+            _depth_tap_hourglass(dm, mask_width_taps, self.mask_packed, nhwc_tap_weights)
         elif unfold3d:
             dm.hourglass.decoder.conv = DepthUnfoldConv3d(dm.hourglass.decoder.conv)
             dm.mask = DepthUnfoldConv3d(dm.mask)
@@ -620,11 +634,12 @@ class FastWarpDecode(nn.Module):
                  compose_shortcut: bool = False, mask_in: int | None = None,
                  mask_width_taps: bool = False, img_taps: bool = False,
                  distinct_phases: bool = False, phase_major: bool = False,
-                 split_hidden: bool = False, mask_packed: bool = False) -> None:
+                 split_hidden: bool = False, mask_packed: bool = False,
+                 nhwc_tap_weights: bool = False) -> None:
         super().__init__()
         self.warp = FastWarping(warp, feature_hw, channels_last_3d, pad8, unfold3d, width_taps,
                                 depth_taps, occlusion_taps, mask_in, mask_width_taps,
-                                mask_packed)
+                                mask_packed, nhwc_tap_weights)
         # a FastSPADE is taken as built (shared between two W+G modules, one set of weights)
         self.spade = (spade if isinstance(spade, FastSPADE)
                       else FastSPADE(spade, grouped, phase_up, compose_shortcut, img_taps,

@@ -82,6 +82,8 @@ class RuntimeOptions:
         largest dense-motion conv and of its shift-add (exact). Compiled W+G b1 on an H100:
         kernels 2.963 -> 2.932 ms, the mask conv 0.280 -> 0.262 ms; wall 3.05-3.06 ms
         either way (round 18).
+    nhwc_tap_weights: with depth_taps, the tap convs' weights stored channels_last like the
+        NDHWC slices they read (else the compiled module converts 12 weights per call).
     split_hidden: with channels_last, the middle SPADE layers' shared activations are split
         into per-layer channels_last tensors by one copy, instead of a copy per layer before
         each gamma/beta conv (compiled W+G b1 on an H100: 3.09 / 3.14 -> 3.07 / 3.07 ms,
@@ -124,6 +126,7 @@ class RuntimeOptions:
     compose_shortcut: bool = True
     split_hidden: bool = True
     mask_packed: bool = True
+    nhwc_tap_weights: bool = False
     eager_taps: bool = False
     compile: bool = False
     aot: bool = False
@@ -206,7 +209,8 @@ class WarpDecodeRuntime:
             mask_width_taps=o.mask_width_taps and depth_taps, img_taps=o.img_taps,
             distinct_phases=o.distinct_phases, phase_major=o.phase_major,
             split_hidden=o.split_hidden,
-            mask_packed=o.mask_packed and depth_taps)
+            mask_packed=o.mask_packed and depth_taps,
+            nhwc_tap_weights=o.nhwc_tap_weights and depth_taps)
         return module.to(self.device, self.dtype).eval().requires_grad_(False)
 
     @property
