@@ -83,7 +83,8 @@ class RuntimeOptions:
         kernels 2.963 -> 2.932 ms, the mask conv 0.280 -> 0.262 ms; wall 3.05-3.06 ms
         either way (round 18).
     nhwc_tap_weights: with depth_taps, the tap convs' weights stored channels_last like the
-        NDHWC slices they read (else the compiled module converts 12 weights per call).
+        NDHWC slices they read; else the compiled module converts 12 weights (43M elements)
+        on every call (compiled W+G b1 on an H100: 2.94 / 2.98 -> 2.90 / 2.91 ms; round 19).
     split_hidden: with channels_last, the middle SPADE layers' shared activations are split
         into per-layer channels_last tensors by one copy, instead of a copy per layer before
         each gamma/beta conv (compiled W+G b1 on an H100: 3.09 / 3.14 -> 3.07 / 3.07 ms,
@@ -126,7 +127,7 @@ class RuntimeOptions:
     compose_shortcut: bool = True
     split_hidden: bool = True
     mask_packed: bool = True
-    nhwc_tap_weights: bool = False
+    nhwc_tap_weights: bool = True
     eager_taps: bool = False
     compile: bool = False
     aot: bool = False
