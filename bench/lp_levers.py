@@ -251,6 +251,8 @@ PLAN = [
     ("r19 again r19 b1", ["compile", "r19", "1"], 50),
     ("r19 profile r19 b1", ["profile", "r19", "1"], 60),
     ("r19 big r19 b32", ["compile", "r19", "32"], 90),
+    # next: batched throughput of the round-19 module: --plan r20 --budget 250
+    ("r20 big r19 b16 b32 + bigstreams", ["compile", "r19", "16,32", "bigstreams"], 240),
     ("r8 all3 b1 b32", ["compile", "dtaps_all3", "1,32"], 110),
     ("r8 all3_m160 b1 b32", ["compile", "all3_m160", "1,32"], 110),
     ("r8 all3_heur b1 b32", ["compile", "all3_heur", "1,32"], 110),
