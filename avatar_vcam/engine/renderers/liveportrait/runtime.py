@@ -281,11 +281,19 @@ class WarpDecodeRuntime:
         """Eager until the first compile lands; then compiled: a batch size the compile
         thread has not reached yet is queued for it and served meanwhile in chunks of the
         compiled sizes, so a new size never waits for Dynamo or for cuDNN's benchmark."""
+        starting = not self._switch_started
         self._maybe_switch(args)
         if isinstance(self.compiled, AotModule) and self.fn is self.compiled:
             return self._serve(self._run, self._graphs, args)  # loaded packages, any size
         if self.fn is not self.compiled:
-            return self._serve(self.eager_fn, self._eager_graphs, args)
+            out = self._serve(self.eager_fn, self._eager_graphs, args)
+            if starting:
+                # the compile thread starts after the first frame, not before it: Dynamo's
+                # tracing holds the GIL, and that frame's cuDNN benchmark and graph capture
+                # took 4.3-6.5 s after the build with it running, against 1.5-2.0 s
+                # without (H100, BENCHMARKS.md runs AK and AN)
+                self._request(args)
+            return out
         b = args[0].shape[0]
         runner = self._ready_graphs.get(b)
         if runner is not None:
@@ -328,8 +336,7 @@ class WarpDecodeRuntime:
                 self.compiled, self.fn = aot, aot
                 self.compiled_ready.set()
                 return
-            self._compiled_fn = aot
-            self._request(args)
+            self._compiled_fn = aot  # the compile is requested after this first frame
         elif self.compiled_ready.is_set() and self.fn is not self.compiled:
             self.fn = self.compiled
 
