@@ -13,6 +13,10 @@ Every rewrite here is exact algebra on the loaded weights, applied once at build
   into gamma's bias; optionally the 12 middle ones as one grouped conv.
 - **Constant tensors built once on the device** (the coordinate grid), no host syncs: the
   whole call can be captured in a CUDA graph (:class:`GraphRunner`).
+- **Every conv's weights and inputs in the layout it runs in** (channels_last for the NHWC
+  decoder and the depth-tap convs over NDHWC slices; each SPADE layer's input its own
+  channels_last tensor): a mismatch is a copy on every call that no profile row names
+  (``TORCH_LOGS=output_code`` shows them; BENCHMARKS.md, round 19).
 
 ``FastWarpDecode(warping, spade)`` takes the loaded networks (any device/dtype) and returns
 frames (B, 3, 2H, 2W) from feature_3d (B, 32, 16, H/4, W/4) and keypoints; channels_last
