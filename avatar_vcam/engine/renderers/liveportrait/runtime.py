@@ -85,10 +85,10 @@ class RuntimeOptions:
     nhwc_tap_weights: with depth_taps, the tap convs' weights stored channels_last like the
         NDHWC slices they read; else the compiled module converts 12 weights (43M elements)
         on every call (compiled W+G b1 on an H100: 2.94 / 2.98 -> 2.90 / 2.91 ms; round 19).
-    split_hidden: with channels_last, the middle SPADE layers' shared activations are split
-        into per-layer channels_last tensors by one copy, instead of a copy per layer before
-        each gamma/beta conv (compiled W+G b1 on an H100: 3.09 / 3.14 -> 3.07 / 3.07 ms,
-        those 12 convs 434 -> 527 TFLOP/s; round 15).
+    split_hidden: with channels_last, each SPADE stage's shared activations are split into
+        per-layer channels_last tensors by one copy, instead of a copy per layer before each
+        gamma/beta conv (compiled W+G b1 on an H100: the middle stage 3.09 / 3.14 -> 3.07 /
+        3.07 ms, round 15; the up stages too, -> 2.94 / 2.98 ms, round 19).
     eager_taps: with ``background_compile``, whether the eager module that serves frames
         while the compile runs uses the depth / occlusion taps too. Off: their shift-adds
         only pay once Inductor fuses them (eager b1 on an H100: 7.8 ms without depth taps,
