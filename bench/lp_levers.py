@@ -548,13 +548,16 @@ def run_worker(argv: list[str]) -> None:
     else:
         res = worker_compile(dev, smoke, argv[1], [int(b) for b in argv[2].split(",")],
                              "streams" in argv[3:], "bigstreams" in argv[3:])
-    print("RESULT " + json.dumps(res))
+    print("RESULT " + json.dumps(res), flush=True)
 
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--worker":
         run_worker(sys.argv[2:])
-        return
+        # no interpreter teardown: it waited on Inductor's compile workers and held a step
+        # past its timeout after the result was printed (run AI)
+        sys.stderr.flush()
+        os._exit(0)
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--budget", type=float, default=540, help="seconds for the whole plan")
     ap.add_argument("--plan", nargs="+", help="labels (prefixes) of PLAN steps to run")
@@ -585,8 +588,11 @@ def main() -> None:
                                   timeout=min(timeout, left))
         except subprocess.TimeoutExpired as exc:
             out = exc.stdout.decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
-            print(out + f"\n  {label}: TIMED OUT after {time.perf_counter() - t:.0f} s")
-            results[label] = {"timeout_s": time.perf_counter() - t}
+            rec = [json.loads(ln[7:]) for ln in out.splitlines() if ln.startswith("RESULT ")]
+            print("\n".join(ln for ln in out.splitlines() if not ln.startswith("RESULT ")) +
+                  f"\n  {label}: TIMED OUT after {time.perf_counter() - t:.0f} s" +
+                  (" (its result came before: kept)" if rec else ""))
+            results[label] = (rec[0] if rec else {}) | {"timeout_s": time.perf_counter() - t}
             continue
         lines = proc.stdout.splitlines()
         print("\n".join(ln for ln in lines if not ln.startswith("RESULT ")), flush=True)
