@@ -175,9 +175,10 @@ def section_split(dev: torch.device, smoke: bool, results: dict) -> None:
     dt = torch.float16 if dev.type == "cuda" else torch.float32
     hw, iters = (32, 2) if smoke else (64, 60)
     nets = S.synth_networks()
+    # pad8 and width_taps as lp_levers builds its modules (round 16 itself ran without
+    # these two: 3.43 ms for the one module, not 3.07)
     opts = DEFAULT | {"channels_last": dev.type == "cuda", "split_hidden": True,
-                      "pad8": True, "width_taps": True}  # as lp_levers builds it (round 16
-    # itself ran without these two: 3.43 ms for the one module, not 3.07)
+                      "pad8": True, "width_taps": True}
     module = FastWarpDecode(nets.warping, nets.spade, hw, **opts).to(dev, dt).eval()
     module.requires_grad_(False)
 

@@ -368,6 +368,14 @@ def _graphed_background_runtime(nets, fixtures, compiled) -> tuple[WarpDecodeRun
     return rt, (f, kp_d, kp_s)
 
 
+def _serve_until_compiled(rt: WarpDecodeRuntime, one: tuple) -> None:
+    """The first frame (eager), the compile thread to its end, then the call that swaps the
+    compiled path in."""
+    rt(*one)
+    rt._thread.join(60)
+    rt(*one)
+
+
 def _rows(args: tuple, n: int) -> list[torch.Tensor]:
     return [x.expand(n, *x.shape[1:]) for x in args]
 
@@ -426,9 +434,7 @@ def test_a_batch_size_that_fails_to_compile_is_served_by_the_compiled_ones(
         return args[0] * 2
 
     rt, one = _graphed_background_runtime(nets, fixtures, compiled_for_one)
-    rt(*one)
-    rt._thread.join(60)
-    rt(*one)
+    _serve_until_compiled(rt, one)
     two = _rows(one, 2)
     with caplog.at_level("WARNING"):
         rt(*two)
@@ -460,6 +466,31 @@ def test_the_compile_thread_starts_after_the_first_frame(nets, fixtures, monkeyp
     assert rt._compiled_sizes == {1}
 
 
+def test_a_failed_first_frame_does_not_keep_the_compile_from_starting(
+        nets, fixtures, monkeypatch) -> None:
+    """The compile is requested after the first frame that was served, so a first call that
+    raised (say, out of memory in its graph capture) does not leave the runtime eager."""
+    built: list = []
+    _recording_runner(monkeypatch, built)
+    rt, one = _graphed_background_runtime(nets, fixtures, lambda *a: a[0] * 2)
+    eager, calls = rt.eager_fn, []
+
+    def fails_once(*args: torch.Tensor) -> torch.Tensor:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("CUDA out of memory")
+        return eager(*args)
+
+    rt.eager_fn = fails_once
+    with pytest.raises(RuntimeError, match="out of memory"):
+        rt(*one)
+    assert rt._thread is None
+    rt(*one)
+    assert rt._thread is not None
+    rt._thread.join(60)
+    assert rt._compiled_sizes == {1}
+
+
 def test_sizes_queued_behind_a_failed_one_are_still_compiled(nets, fixtures,
                                                              monkeypatch) -> None:
     """After a first success, one batch size failing to compile does not drop the sizes
@@ -477,9 +508,7 @@ def test_sizes_queued_behind_a_failed_one_are_still_compiled(nets, fixtures,
         return args[0] * 2
 
     rt, one = _graphed_background_runtime(nets, fixtures, fails_for_two)
-    rt(*one)
-    rt._thread.join(60)
-    rt(*one)
+    _serve_until_compiled(rt, one)
     rt(*_rows(one, 2))
     worker = rt._thread
     rt(*_rows(one, 3))

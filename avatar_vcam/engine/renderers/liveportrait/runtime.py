@@ -281,13 +281,12 @@ class WarpDecodeRuntime:
         """Eager until the first compile lands; then compiled: a batch size the compile
         thread has not reached yet is queued for it and served meanwhile in chunks of the
         compiled sizes, so a new size never waits for Dynamo or for cuDNN's benchmark."""
-        starting = not self._switch_started
         self._maybe_switch(args)
         if isinstance(self.compiled, AotModule) and self.fn is self.compiled:
             return self._serve(self._run, self._graphs, args)  # loaded packages, any size
         if self.fn is not self.compiled:
             out = self._serve(self.eager_fn, self._eager_graphs, args)
-            if starting:
+            if not self._requested:
                 # the compile thread starts after the first frame, not before it: Dynamo's
                 # tracing holds the GIL, and that frame's cuDNN benchmark and graph capture
                 # took 4.3-6.5 s after the build with it running, against 1.5-2.0 s
@@ -327,7 +326,8 @@ class WarpDecodeRuntime:
         return out
 
     def _maybe_switch(self, args: tuple[Tensor, ...]) -> None:
-        """Start the background compile on first use; swap it in once it is built."""
+        """On first use, load a built AOT package if there is one (the compile itself is
+        requested after the first eager frame); swap the compiled path in once it is built."""
         if not self._switch_started:
             self._switch_started = True
             aot = self._compile() if self._aot else None  # cheap to make: no build yet

@@ -153,7 +153,6 @@ class StreamedWarpDecode:
         return x
 
 
-
 class _HeadHidden(nn.Module):
     """W, then the middle SPADE layers' shared activations: what both streams read."""
 
