@@ -124,10 +124,8 @@ VARIANTS: dict[str, tuple[dict, dict]] = {
     # the up stages' activations), + the tap convs' weights stored channels_last (round
     # 18's output code converted 12 of them on every call)
     "r19": ({}, CL_SPLIT | {"mask_packed": True, "nhwc_tap_weights": True}),
-    # round 22: the mask conv through the FFT (fp32 transforms; spectrum fp32 or fp16)
-    "r22_fft": ({}, CL_SPLIT | {"mask_packed": True, "nhwc_tap_weights": True, "mask_fft": 1}),
-    "r22_ffth": ({}, CL_SPLIT | {"mask_packed": True, "nhwc_tap_weights": True, "mask_fft": 1,
-                                 "mask_fft_half": True}),
+    # round 22 measured "r22_fft" / "r22_ffth": the mask conv through the FFT
+    # (FastWarpDecode(mask_fft=...), removed after it measured slower: BENCHMARKS.md)
     # round 7 measured "all3_rows": the mask conv as a 1x7 conv over row-stacked input
     # (FastWarpDecode(mask_rows=True), removed after it measured slower: BENCHMARKS.md)
 }
@@ -259,11 +257,6 @@ PLAN = [
     ("r20 big r19 b16 b32 + bigstreams", ["compile", "r19", "16,32", "bigstreams"], 240),
     # round 21: where batch 32's time goes now: --plan "r21 profile" --budget 120
     ("r21 profile r19 b32", ["profile", "r19", "32"], 110),
-    # round 22: python bench/lp_levers.py --plan r22 --budget 560
-    ("r22 r19 b1 b32", ["compile", "r19", "1,32"], 140),
-    ("r22 r22_fft b1 b32", ["compile", "r22_fft", "1,32"], 140),
-    ("r22 r22_ffth b1 b32", ["compile", "r22_ffth", "1,32"], 140),
-    ("r22 profile r22_ffth b32", ["profile", "r22_ffth", "32"], 110),
     ("r8 all3 b1 b32", ["compile", "dtaps_all3", "1,32"], 110),
     ("r8 all3_m160 b1 b32", ["compile", "all3_m160", "1,32"], 110),
     ("r8 all3_heur b1 b32", ["compile", "all3_heur", "1,32"], 110),

@@ -32,7 +32,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .fftconv import FFTConv3d
 from .spade import SPADE, SPADEGenerator, SPADEResBlock
 from .warping import KP_VARIANCE, WarpingNetwork
 
@@ -543,27 +542,18 @@ class FastWarping(nn.Module):
     outputs padded as a whole (``DepthTapConv3d(pad_total=True)``): 1080 conv outputs, not
     1176. ``nhwc_tap_weights`` (with ``depth_taps``): the tap convs' weights stored
     channels_last, like the slices they read.
-    ``mask_fft``: from this batch size up, the mask conv runs through the FFT
-    (:class:`FFTConv3d`, fp32 transforms; its spectrum in fp16 with ``mask_fft_half``);
-    smaller batches keep the tap conv (the product reads the whole kernel spectrum once per
-    call, which only a batch pays back).
     """
 
     def __init__(self, warp: WarpingNetwork, feature_hw: int, channels_last_3d: bool = False,
                  pad8: bool = False, unfold3d: bool = False, width_taps: bool = False,
                  depth_taps: bool = False, occlusion_taps: bool = False,
                  mask_in: int | None = None, mask_width_taps: bool = False,
-                 mask_packed: bool = False, nhwc_tap_weights: bool = False,
-                 mask_fft: int | None = None, mask_fft_half: bool = False) -> None:
+                 mask_packed: bool = False, nhwc_tap_weights: bool = False) -> None:
         super().__init__()
         self.net = fold_warping_batchnorm(warp)
         dm = self.net.dense_motion_network
-        depth = warp.cfg.dense_motion.reshape_depth
-        self.mask_fft_from = mask_fft
-        self.mask_fft = None if mask_fft is None else FFTConv3d(
-            dm.mask, (depth, feature_hw, feature_hw),
-            torch.float16 if mask_fft_half else torch.float32)
         self.num_kp = dm.num_kp
+        depth = warp.cfg.dense_motion.reshape_depth
         p = next(warp.parameters())
         self.register_buffer("grid", dm.grids.get(depth, feature_hw, feature_hw, p.device,
                                                   p.dtype).clone(), persistent=False)
@@ -629,10 +619,7 @@ class FastWarping(nn.Module):
             mask_x = F.pad(prediction, (0, 0, 0, 0, 0, 0, 0, self.mask_pad))
             if self.cl3d:  # the depth-tap conv reads NDHWC slices as a free view
                 mask_x = mask_x.contiguous(memory_format=torch.channels_last_3d)
-        if self.mask_fft is not None and b >= self.mask_fft_from:
-            mask = F.softmax(self.mask_fft(prediction[:, :self.mask_fft.n_in]), dim=1)
-        else:
-            mask = F.softmax(dm.mask(mask_x)[:, :self.n_mask], dim=1)
+        mask = F.softmax(dm.mask(mask_x)[:, :self.n_mask], dim=1)
         deformation = (sparse * mask.unsqueeze(-1)).sum(dim=1)
         occlusion = torch.sigmoid(dm.occlusion(prediction.contiguous().reshape(b, -1, h, w)))
         out = F.grid_sample(feature_3d, deformation, align_corners=False)
@@ -652,12 +639,11 @@ class FastWarpDecode(nn.Module):
                  mask_width_taps: bool = False, img_taps: bool = False,
                  distinct_phases: bool = False, phase_major: bool = False,
                  split_hidden: bool = False, mask_packed: bool = False,
-                 nhwc_tap_weights: bool = False, mask_fft: int | None = None,
-                 mask_fft_half: bool = False) -> None:
+                 nhwc_tap_weights: bool = False) -> None:
         super().__init__()
         self.warp = FastWarping(warp, feature_hw, channels_last_3d, pad8, unfold3d, width_taps,
                                 depth_taps, occlusion_taps, mask_in, mask_width_taps,
-                                mask_packed, nhwc_tap_weights, mask_fft, mask_fft_half)
+                                mask_packed, nhwc_tap_weights)
         # a FastSPADE is taken as built (shared between two W+G modules, one set of weights)
         self.spade = (spade if isinstance(spade, FastSPADE)
                       else FastSPADE(spade, grouped, phase_up, compose_shortcut, img_taps,
