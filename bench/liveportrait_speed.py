@@ -213,7 +213,16 @@ def section_variants(nets: LivePortraitNetworks, device: torch.device, args: arg
         ("plain fp32 eager", torch.float32, lambda ex: plain_fn(nets, device, torch.float32),
          False),
     ]
-    if cuda:
+    if cuda and args.variant_set == "final":
+        # the baseline and what the renderer runs (its RuntimeOptions: channels_last, every
+        # default rewrite), nothing else: the headline comparison in one run
+        variants += [
+            ("plain fp16 eager", f16, lambda ex: plain_fn(nets, device, f16), False),
+            ("plain fp16 + graph", f16, lambda ex: plain_fn(nets, device, f16), True),
+            ("fast fp16 cl + graph (eager)", f16, fast(channels_last=True), True),
+            ("fast fp16 cl compile + graph", f16, fast(channels_last=True, compile=True), True),
+        ]
+    elif cuda:
         variants += [
             ("plain fp16 eager", f16, lambda ex: plain_fn(nets, device, f16), False),
             ("plain fp16 + graph", f16, lambda ex: plain_fn(nets, device, f16), True),
@@ -501,6 +510,9 @@ def main() -> None:
     ap.add_argument("--sections", nargs="+",
                     default=["check", "variants", "batch", "restart", "parts", "renderer"])
     ap.add_argument("--compile", action="store_true", help="include torch.compile variants")
+    ap.add_argument("--variant-set", choices=["all", "final"], default="all",
+                    help="variants section: every layout option, or only the plain baseline "
+                         "and the renderer's own eager and compiled paths")
     ap.add_argument("--probe-timeout", type=int, default=420)
     ap.add_argument("--json", type=Path, help="write all results here")
     ap.add_argument("--probe", help=argparse.SUPPRESS)
