@@ -421,6 +421,11 @@ def section_restart(args: argparse.Namespace, results: dict) -> None:
         runs += [("background compile", ["--compile", "--background"], "cold"),
                  ("background compile", ["--compile", "--background"], "warm"),
                  ("compile + graph", ["--compile"], "warm")]
+    if args.compile and args.eager_heuristic:  # the first frame without cuDNN's benchmark,
+        heur = ["--compile", "--background", "--eager-heuristic"]  # in turns with the default
+        runs += [("bg eager heuristic", heur, "warm"),
+                 ("background compile", ["--compile", "--background"], "warm again"),
+                 ("bg eager heuristic", heur, "warm again")]
     if args.aot_only:
         runs = []
     if args.aot or args.aot_only:  # AOTInductor packages: built once (cold), then loaded
@@ -466,6 +471,7 @@ def probe(args: argparse.Namespace) -> None:
                            RuntimeOptions(dtype=dtype, channels_last=True, compile=args.compile,
                                           cache_dir=Path(args.cache),
                                           background_compile=args.background,
+                                          eager_benchmark=not args.eager_heuristic,
                                           aot=args.aot))
     marks["build"] = time.perf_counter() - T_START
     frame = rt(f_s, x_s + 0.01, x_s)
@@ -518,6 +524,9 @@ def main() -> None:
     ap.add_argument("--probe", help=argparse.SUPPRESS)
     ap.add_argument("--cache", help=argparse.SUPPRESS)
     ap.add_argument("--background", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--eager-heuristic", action="store_true",
+                    help="restart: also the background compile with the eager frames on "
+                         "cuDNN's heuristic (RuntimeOptions.eager_benchmark=False)")
     ap.add_argument("--aot", action="store_true",
                     help="restart: also AOTInductor packages (cold build, then warm load)")
     ap.add_argument("--aot-only", action="store_true",

@@ -536,3 +536,28 @@ def test_batch_sizes_are_padded_to_ones_already_run(nets, fixtures, monkeypatch)
     out = rt(*rows)  # runs at 8
     assert out.shape[0] == 5 and built[-1][1] == 8
     assert rel_l2(out, rt.module(*rows)) < 1e-6
+
+
+def test_eager_frames_can_skip_cudnns_benchmark_until_the_compile_starts(nets, fixtures,
+                                                                         monkeypatch) -> None:
+    """``eager_benchmark=False``: the first (eager) frame is served with cuDNN's heuristic,
+    and the compile thread turns benchmark mode on before it compiles."""
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", True)  # restored afterwards
+    seen: list[bool] = []
+
+    def fake_compiled(*args: torch.Tensor) -> torch.Tensor:
+        seen.append(torch.backends.cudnn.benchmark)
+        return args[0]
+
+    f, kp_d, kp_s = (fixtures[k][:1] for k in ("W_in_feature_3d", "W_in_kp_driving",
+                                                "W_in_kp_source"))
+    rt = WarpDecodeRuntime(nets.warping, nets.spade, f.shape[-1], "cpu",
+                           RuntimeOptions(compile=True, background_compile=True,
+                                          eager_benchmark=False))
+    rt._compile = lambda: fake_compiled
+    assert torch.backends.cudnn.benchmark is False
+    eager = rt.eager_fn
+    rt.eager_fn = lambda *a: (seen.append(torch.backends.cudnn.benchmark), eager(*a))[1]
+    rt(f, kp_d, kp_s)
+    rt._thread.join(60)
+    assert seen == [False, True] and torch.backends.cudnn.benchmark is True

@@ -93,6 +93,10 @@ class RuntimeOptions:
         while the compile runs uses the depth / occlusion taps too. Off: their shift-adds
         only pay once Inductor fuses them (eager b1 on an H100: 7.8 ms without depth taps,
         8.7 ms with); the compiled module keeps them.
+    eager_benchmark: with ``background_compile``, whether cuDNN benchmarks the eager
+        path's convs (the frames served until the compile lands) or takes its heuristic's
+        pick. Off, the first frame skips the benchmark; the compile thread turns benchmark
+        mode on when it starts, so the compiled path is tuned as before.
     compile_options: Inductor options passed to ``torch.compile`` (e.g. ``freezing``).
     compile: ``torch.compile`` the module (fuses norm + modulation + activation).
     aot: with ``compile`` and a ``cache_dir``, compile to AOTInductor packages (``aot.py``,
@@ -129,6 +133,7 @@ class RuntimeOptions:
     mask_packed: bool = True
     nhwc_tap_weights: bool = True
     eager_taps: bool = False
+    eager_benchmark: bool = True
     compile: bool = False
     aot: bool = False
     compile_options: dict[str, object] | None = None
@@ -162,6 +167,8 @@ class WarpDecodeRuntime:
         self.opts = opts
         if cuda:  # shapes are fixed per batch size: let cuDNN time its kernels once, as the
             torch.backends.cudnn.benchmark = True  # benchmarks in BENCHMARKS.md were run
+        if opts.compile and opts.background_compile and not opts.eager_benchmark:
+            torch.backends.cudnn.benchmark = False  # until the compile thread starts
         # folded and regrouped in the networks' own precision, then cast (the inputs are
         # not modified: FastWarpDecode works on copies)
         module = self._build(warping, spade, feature_hw, opts.depth_taps, opts.occlusion_taps)
@@ -362,6 +369,8 @@ class WarpDecodeRuntime:
         # (5 ms by default: eager frames took 26-79 ms while compiling on an H100)
         switch = sys.getswitchinterval()
         sys.setswitchinterval(min(switch, COMPILE_SWITCH_INTERVAL_S))
+        if self.device.type == "cuda" or not self.opts.eager_benchmark:
+            torch.backends.cudnn.benchmark = True  # the compiled convs are tuned
         try:
             while True:
                 with self._lock:
