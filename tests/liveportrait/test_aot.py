@@ -59,11 +59,14 @@ def test_a_restart_serves_its_first_frame_from_the_package(nets, args, built, mo
         raise AssertionError("the package exists: nothing may be built")
 
     monkeypatch.setattr(AotModule, "_build", no_build)
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", True)  # restored afterwards
     rt = WarpDecodeRuntime(nets.warping, nets.spade, args[0].shape[-1], "cpu",
                            RuntimeOptions(compile=True, aot=True, cache_dir=cache,
                                           background_compile=True))
+    assert torch.backends.cudnn.benchmark is False  # eager frames: cuDNN's heuristic
     first = rt(*args)
     assert rt.fn is rt.compiled and rt.compiled_ready.is_set()  # no eager frame first
+    assert torch.backends.cudnn.benchmark is True  # the package's convs are tuned
     assert rel_l2(first, out) < 1e-6
 
 

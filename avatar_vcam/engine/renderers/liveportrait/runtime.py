@@ -95,8 +95,11 @@ class RuntimeOptions:
         8.7 ms with); the compiled module keeps them.
     eager_benchmark: with ``background_compile``, whether cuDNN benchmarks the eager
         path's convs (the frames served until the compile lands) or takes its heuristic's
-        pick. Off, the first frame skips the benchmark; the compile thread turns benchmark
-        mode on when it starts, so the compiled path is tuned as before.
+        pick. Off (the default), the first frame skips the benchmark; the compile thread
+        (or a loaded AOT package) turns benchmark mode on first, so the compiled path is
+        tuned as before. Warm restart on an H100: first frame 0.34-0.36 s after the build
+        instead of 2.37-2.43 s (9.9 / 10.5 s -> 8.7 / 7.0 s from process start), served
+        frames while compiling and the compiled speed unchanged (BENCHMARKS.md, run AU).
     compile_options: Inductor options passed to ``torch.compile`` (e.g. ``freezing``).
     compile: ``torch.compile`` the module (fuses norm + modulation + activation).
     aot: with ``compile`` and a ``cache_dir``, compile to AOTInductor packages (``aot.py``,
@@ -133,7 +136,7 @@ class RuntimeOptions:
     mask_packed: bool = True
     nhwc_tap_weights: bool = True
     eager_taps: bool = False
-    eager_benchmark: bool = True
+    eager_benchmark: bool = False
     compile: bool = False
     aot: bool = False
     compile_options: dict[str, object] | None = None
@@ -339,6 +342,7 @@ class WarpDecodeRuntime:
             self._switch_started = True
             aot = self._compile() if self._aot else None  # cheap to make: no build yet
             if aot is not None and aot.ready(args):  # built earlier: load now, first frame too
+                self._tune_convs()
                 aot(*args)
                 self.compiled, self.fn = aot, aot
                 self.compiled_ready.set()
@@ -346,6 +350,12 @@ class WarpDecodeRuntime:
             self._compiled_fn = aot  # the compile is requested after this first frame
         elif self.compiled_ready.is_set() and self.fn is not self.compiled:
             self.fn = self.compiled
+
+    def _tune_convs(self) -> None:
+        """cuDNN's benchmark mode on for the compiled path (off for the eager first frames
+        unless ``eager_benchmark``)."""
+        if self.device.type == "cuda" or not self.opts.eager_benchmark:
+            torch.backends.cudnn.benchmark = True
 
     def _request(self, args: tuple[Tensor, ...]) -> None:
         """Queue a batch size for the compile thread (once), starting the thread if idle."""
@@ -369,8 +379,7 @@ class WarpDecodeRuntime:
         # (5 ms by default: eager frames took 26-79 ms while compiling on an H100)
         switch = sys.getswitchinterval()
         sys.setswitchinterval(min(switch, COMPILE_SWITCH_INTERVAL_S))
-        if self.device.type == "cuda" or not self.opts.eager_benchmark:
-            torch.backends.cudnn.benchmark = True  # the compiled convs are tuned
+        self._tune_convs()
         try:
             while True:
                 with self._lock:
