@@ -421,11 +421,11 @@ def section_restart(args: argparse.Namespace, results: dict) -> None:
         runs += [("background compile", ["--compile", "--background"], "cold"),
                  ("background compile", ["--compile", "--background"], "warm"),
                  ("compile + graph", ["--compile"], "warm")]
-    if args.compile and args.eager_heuristic:  # the first frame without cuDNN's benchmark,
-        heur = ["--compile", "--background", "--eager-heuristic"]  # in turns with the default
-        runs += [("bg eager heuristic", heur, "warm"),
+    if args.compile and args.eager_benchmark:  # the eager first frames with cuDNN's
+        bench = ["--compile", "--background", "--eager-benchmark"]  # benchmark (before run
+        runs += [("bg eager benchmark", bench, "warm"),  # AU), in turns with the default
                  ("background compile", ["--compile", "--background"], "warm again"),
-                 ("bg eager heuristic", heur, "warm again")]
+                 ("bg eager benchmark", bench, "warm again")]
     if args.aot_only:
         runs = []
     if args.aot or args.aot_only:  # AOTInductor packages: built once (cold), then loaded
@@ -471,7 +471,7 @@ def probe(args: argparse.Namespace) -> None:
                            RuntimeOptions(dtype=dtype, channels_last=True, compile=args.compile,
                                           cache_dir=Path(args.cache),
                                           background_compile=args.background,
-                                          eager_benchmark=not args.eager_heuristic,
+                                          eager_benchmark=args.eager_benchmark,
                                           aot=args.aot))
     marks["build"] = time.perf_counter() - T_START
     frame = rt(f_s, x_s + 0.01, x_s)
@@ -524,9 +524,10 @@ def main() -> None:
     ap.add_argument("--probe", help=argparse.SUPPRESS)
     ap.add_argument("--cache", help=argparse.SUPPRESS)
     ap.add_argument("--background", action="store_true", help=argparse.SUPPRESS)
-    ap.add_argument("--eager-heuristic", action="store_true",
-                    help="restart: also the background compile with the eager frames on "
-                         "cuDNN's heuristic (RuntimeOptions.eager_benchmark=False)")
+    ap.add_argument("--eager-benchmark", action="store_true",
+                    help="restart: also the background compile with cuDNN's benchmark for "
+                         "the eager frames (RuntimeOptions.eager_benchmark=True, the "
+                         "default before run AU)")
     ap.add_argument("--aot", action="store_true",
                     help="restart: also AOTInductor packages (cold build, then warm load)")
     ap.add_argument("--aot-only", action="store_true",
