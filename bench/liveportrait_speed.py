@@ -20,6 +20,7 @@ warm-up; several input sets rotated so caches do not flatter):
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import importlib.util
 import json
 import os
@@ -27,6 +28,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -474,6 +476,13 @@ def probe(args: argparse.Namespace) -> None:
                                           eager_benchmark=args.eager_benchmark,
                                           aot=args.aot))
     marks["build"] = time.perf_counter() - T_START
+    trace = os.environ.get("LP_STALL_TRACE")  # bench/lp_stall_trace.py: every thread's
+    if trace:  # stack every 50 ms, written by a C thread that needs no GIL
+        trace_file = open(trace, "w")  # noqa: SIM115  (open until the compile lands)
+        trace_file.write(f"armed {time.perf_counter() - T_START:.3f} "
+                         f"main {threading.main_thread().ident}\n")
+        trace_file.flush()
+        faulthandler.dump_traceback_later(0.05, repeat=True, file=trace_file)
     frame = rt(f_s, x_s + 0.01, x_s)
     frame.float().mean().item()
     marks["first_frame"] = time.perf_counter() - T_START
@@ -499,6 +508,9 @@ def probe(args: argparse.Namespace) -> None:
             marks["wall_ms_while_compiling_p50_p90_max"] = [round(float(v), 2) for v in q]
             marks["stalls_over_100ms_t_ms_phase"] = slow
         marks["compiled_active"] = time.perf_counter() - T_START
+    if trace:
+        faulthandler.cancel_dump_traceback_later()
+        trace_file.close()
     marks["compile_call"] = rt.compile_seconds
     marks["ms_b1"] = time_ms(rt, sets, 5, 50)
     print(json.dumps(marks))
