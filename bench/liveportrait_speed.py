@@ -20,7 +20,6 @@ warm-up; several input sets rotated so caches do not flatter):
 from __future__ import annotations
 
 import argparse
-import faulthandler
 import importlib.util
 import json
 import os
@@ -30,6 +29,7 @@ import sys
 import tempfile
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 
@@ -455,6 +455,14 @@ def section_restart(args: argparse.Namespace, results: dict) -> None:
     results["restart"] = out
 
 
+def _other_stacks(depth: int = 12) -> list[list[str]]:
+    """Every other thread's innermost ``depth`` frames, innermost first."""
+    me = threading.get_ident()
+    return [[f"{'/'.join(Path(f.filename).parts[-2:])}:{f.lineno} {f.name}"
+             for f in reversed(traceback.extract_stack(frame)[-depth:])]
+            for tid, frame in sys._current_frames().items() if tid != me]
+
+
 @torch.no_grad()
 def probe(args: argparse.Namespace) -> None:
     """One restart: import -> load weights -> prepare source -> build runtime -> frame."""
@@ -476,13 +484,9 @@ def probe(args: argparse.Namespace) -> None:
                                           eager_benchmark=args.eager_benchmark,
                                           aot=args.aot))
     marks["build"] = time.perf_counter() - T_START
-    trace = os.environ.get("LP_STALL_TRACE")  # bench/lp_stall_trace.py: every thread's
-    if trace:  # stack every 50 ms, written by a C thread that needs no GIL
-        trace_file = open(trace, "w")  # noqa: SIM115  (open until the compile lands)
-        trace_file.write(f"armed {time.perf_counter() - T_START:.3f} "
-                         f"main {threading.main_thread().ident}\n")
-        trace_file.flush()
-        faulthandler.dump_traceback_later(0.05, repeat=True, file=trace_file)
+    # bench/lp_stall_trace.py: the other threads' stacks right after each stall (the thread
+    # that held the GIL has just let go, so it is still at or just past that call)
+    trace = bool(os.environ.get("LP_STALL_TRACE"))
     frame = rt(f_s, x_s + 0.01, x_s)
     frame.float().mean().item()
     marks["first_frame"] = time.perf_counter() - T_START
@@ -500,6 +504,8 @@ def probe(args: argparse.Namespace) -> None:
                 phase = ("swap" if was_eager and rt.fn is rt.compiled
                          else "ready" if ready else "compiling")
                 slow.append([round(t - T_START, 2), round(walls[-1]), phase])
+                if trace:
+                    slow[-1].append(_other_stacks())
             n += 1
             time.sleep(0.04)
         marks["frames_before_switch"] = n
@@ -508,9 +514,6 @@ def probe(args: argparse.Namespace) -> None:
             marks["wall_ms_while_compiling_p50_p90_max"] = [round(float(v), 2) for v in q]
             marks["stalls_over_100ms_t_ms_phase"] = slow
         marks["compiled_active"] = time.perf_counter() - T_START
-    if trace:
-        faulthandler.cancel_dump_traceback_later()
-        trace_file.close()
     marks["compile_call"] = rt.compile_seconds
     marks["ms_b1"] = time_ms(rt, sets, 5, 50)
     print(json.dumps(marks))
