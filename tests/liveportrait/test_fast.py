@@ -21,6 +21,16 @@ from avatar_vcam.engine.renderers.liveportrait.runtime import RuntimeOptions, Wa
 TOL = 1e-4
 
 
+@pytest.fixture(scope="module")
+def chain(nets, fixtures) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
+    """The fixtures' W inputs and the plain networks' W -> G output for them (the reference
+    every fast variant here is held to; computed once)."""
+    args = (fixtures["W_in_feature_3d"], fixtures["W_in_kp_driving"],
+            fixtures["W_in_kp_source"])
+    with torch.no_grad():
+        return args, nets.spade(nets.warping(*args)["out"])
+
+
 def test_fold_bn_is_exact() -> None:
     g = torch.Generator().manual_seed(0)
     conv, bn = torch.nn.Conv3d(4, 6, 3, padding=1), torch.nn.BatchNorm3d(6).eval()
@@ -52,11 +62,9 @@ def test_fast_spade_matches_reference(nets, fixtures, grouped: bool) -> None:
 
 
 @torch.no_grad()
-def test_fast_warp_decode_channels_last(nets, fixtures) -> None:
+def test_fast_warp_decode_channels_last(nets, chain) -> None:
     """The whole W -> G chain in channels_last equals the plain networks' chain."""
-    args = (fixtures["W_in_feature_3d"], fixtures["W_in_kp_driving"],
-            fixtures["W_in_kp_source"])
-    want = nets.spade(nets.warping(*args)["out"])
+    args, want = chain
     fast = FastWarpDecode(nets.warping, nets.spade, feature_hw=args[0].shape[-1],
                           channels_last=True, channels_last_3d=True)
     assert rel_l2(fast(*args), want) < TOL
@@ -144,12 +152,10 @@ def test_depth_tap_conv3d_padded_as_a_whole_equals_conv3d(width_taps: bool) -> N
 
 
 @torch.no_grad()
-def test_packed_mask_taps_match_reference(nets, fixtures) -> None:
+def test_packed_mask_taps_match_reference(nets, chain) -> None:
     """The mask's 22 outputs unpadded, its 7 x 7 x 22 tap outputs padded as a whole to
     1080: W -> G still equals the plain networks' chain."""
-    args = (fixtures["W_in_feature_3d"], fixtures["W_in_kp_driving"],
-            fixtures["W_in_kp_source"])
-    want = nets.spade(nets.warping(*args)["out"])
+    args, want = chain
     fast = FastWarpDecode(nets.warping, nets.spade, feature_hw=args[0].shape[-1], pad8=True,
                           depth_taps=True, occlusion_taps=True, mask_width_taps=True,
                           mask_packed=True, channels_last=True)
@@ -159,14 +165,12 @@ def test_packed_mask_taps_match_reference(nets, fixtures) -> None:
 
 
 @pytest.mark.parametrize("phase_major", [False, True])
-def test_mask_width_taps_and_img_taps_match_reference(nets, fixtures, phase_major: bool
+def test_mask_width_taps_and_img_taps_match_reference(nets, chain, phase_major: bool
                                                       ) -> None:
     """The mask conv with depth and width taps, the decoder's last conv as spatial taps,
     the 4x phase conv with its distinct phases only (either channel order): W -> G still
     equals the plain networks' chain."""
-    args = (fixtures["W_in_feature_3d"], fixtures["W_in_kp_driving"],
-            fixtures["W_in_kp_source"])
-    want = nets.spade(nets.warping(*args)["out"])
+    args, want = chain
     fast = FastWarpDecode(nets.warping, nets.spade, feature_hw=args[0].shape[-1], pad8=True,
                           depth_taps=True, occlusion_taps=True, phase_up=True,
                           compose_shortcut=True, mask_width_taps=True, img_taps=True,
@@ -180,14 +184,12 @@ def test_mask_width_taps_and_img_taps_match_reference(nets, fixtures, phase_majo
 
 
 @torch.no_grad()
-def test_split_hidden_feeds_each_middle_layer_a_channels_last_tensor(nets, fixtures,
+def test_split_hidden_feeds_each_middle_layer_a_channels_last_tensor(nets, chain,
                                                                      monkeypatch) -> None:
     """With channels_last, each stage's shared activations (the middle ones, and the up
     stages' pixel-shuffled ones) are split by one copy into channels_last tensors: no
     per-layer copy before each conv. The W -> G chain still equals the plain networks'."""
-    args = (fixtures["W_in_feature_3d"], fixtures["W_in_kp_driving"],
-            fixtures["W_in_kp_source"])
-    want = nets.spade(nets.warping(*args)["out"])
+    args, want = chain
     fast = FastWarpDecode(nets.warping, nets.spade, feature_hw=args[0].shape[-1],
                           channels_last=True, split_hidden=True, phase_up=True,
                           compose_shortcut=True, distinct_phases=True, phase_major=True)
@@ -201,12 +203,10 @@ def test_split_hidden_feeds_each_middle_layer_a_channels_last_tensor(nets, fixtu
 
 
 @torch.no_grad()
-def test_tap_conv_weights_stored_channels_last(nets, fixtures) -> None:
+def test_tap_conv_weights_stored_channels_last(nets, chain) -> None:
     """The depth-tap convs read NDHWC slices; their weights are stored channels_last too
     (the compiled module converted them on every call otherwise), same numbers."""
-    args = (fixtures["W_in_feature_3d"], fixtures["W_in_kp_driving"],
-            fixtures["W_in_kp_source"])
-    want = nets.spade(nets.warping(*args)["out"])
+    args, want = chain
     fast = FastWarpDecode(nets.warping, nets.spade, feature_hw=args[0].shape[-1], pad8=True,
                           depth_taps=True, mask_width_taps=True, mask_packed=True,
                           nhwc_tap_weights=True)
@@ -268,12 +268,10 @@ def test_fast_spade_phase_up_and_composed_shortcut_match_reference(nets, fixture
 
 
 @torch.no_grad()
-def test_all_levers_together_match_reference(nets, fixtures) -> None:
+def test_all_levers_together_match_reference(nets, chain) -> None:
     """Every rewrite on at once (the configuration a GPU run would measure), channels_last
     included: W -> G still equals the plain networks' chain."""
-    args = (fixtures["W_in_feature_3d"], fixtures["W_in_kp_driving"],
-            fixtures["W_in_kp_source"])
-    want = nets.spade(nets.warping(*args)["out"])
+    args, want = chain
     fast = FastWarpDecode(nets.warping, nets.spade, feature_hw=args[0].shape[-1],
                           channels_last=True, pad8=True, depth_taps=True,
                           occlusion_taps=True, phase_up=True, compose_shortcut=True)
@@ -283,13 +281,11 @@ def test_all_levers_together_match_reference(nets, fixtures) -> None:
 
 @pytest.mark.parametrize("channels_last", [False, True])  # True: the renderer's on CUDA
 @torch.no_grad()
-def test_background_compile_serves_from_an_eager_warp_without_taps(nets, fixtures,
+def test_background_compile_serves_from_an_eager_warp_without_taps(nets, chain,
                                                                     channels_last: bool) -> None:
     """While the compile runs, frames come from a warp without depth / occlusion taps
     sharing the (phase_up, composed-shortcut) decoder; both compute the reference."""
-    args = (fixtures["W_in_feature_3d"], fixtures["W_in_kp_driving"],
-            fixtures["W_in_kp_source"])
-    want = nets.spade(nets.warping(*args)["out"])
+    args, want = chain
     rt = WarpDecodeRuntime(nets.warping, nets.spade, args[0].shape[-1], "cpu",
                            RuntimeOptions(compile=True, background_compile=True,
                                           compile_options=None, channels_last=channels_last))
