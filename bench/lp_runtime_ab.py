@@ -25,7 +25,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 import liveportrait_speed as S  # noqa: E402  (bench/ is on sys.path: the script's folder)
-from lp_levers import CL_SPLIT  # noqa: E402
+from lp_levers import VARIANTS  # noqa: E402
 
 from avatar_vcam.engine.renderers.liveportrait.fast import (  # noqa: E402
     FastWarpDecode,
@@ -52,7 +52,7 @@ def main() -> None:
     sets = S.input_sets(1, hw, dev, dt, n=2)
     backend = {"backend": "eager"} if args.smoke else {}
 
-    r19 = CL_SPLIT | {"mask_packed": True, "nhwc_tap_weights": True}
+    r19 = VARIANTS["r19"][1]  # lp_levers' module options for its variant "r19"
     module = FastWarpDecode(nets.warping, nets.spade, hw, pad8=True, width_taps=True, **r19
                             ).to(dev, dt).eval().requires_grad_(False)
     compiled = torch.compile(module, dynamic=False, **backend)

@@ -128,19 +128,27 @@ def section_mask(dev: torch.device, smoke: bool, results: dict) -> None:
     results["mask"] = out
 
 
-@torch.no_grad()
-def section_streams(dev: torch.device, smoke: bool, results: dict) -> None:
+def _module_to_split(dev: torch.device, smoke: bool, opts: dict) -> tuple:
+    """(W+G module built with ``opts``, the compile its pieces get, dtype, feature size),
+    for the sections that compile a module whole and in pieces (smoke: eager backend)."""
     torch.backends.cudnn.benchmark = True
     raise_recompile_limit()
     dt = torch.float16 if dev.type == "cuda" else torch.float32
-    hw, iters = (32, 2) if smoke else (64, 40)
+    hw = 32 if smoke else 64
     nets = S.synth_networks()
-    module = FastWarpDecode(nets.warping, nets.spade, hw, **DEFAULTS).to(dev, dt).eval()
+    module = FastWarpDecode(nets.warping, nets.spade, hw, **opts).to(dev, dt).eval()
     module.requires_grad_(False)
 
     def comp(m):
         return torch.compile(m, dynamic=False, **({"backend": "eager"} if smoke else {}))
 
+    return module, comp, dt, hw
+
+
+@torch.no_grad()
+def section_streams(dev: torch.device, smoke: bool, results: dict) -> None:
+    module, comp, dt, hw = _module_to_split(dev, smoke, DEFAULTS)
+    iters = 2 if smoke else 40
     variants = {
         "one module compiled (default)": lambda: comp(module),
         "pieces compiled, one stream": lambda: StreamedWarpDecode(module, comp, streams=False),
@@ -176,21 +184,12 @@ def section_split(dev: torch.device, smoke: bool, results: dict) -> None:
     """Round 16: the renderer's module (round 15 options) against the four-piece split
     (``SplitStreamWarpDecode``) on one stream and on two, at a few cut points; batch 1,
     compiled, replayed as CUDA graphs; each variant timed twice, in turn."""
-    torch.backends.cudnn.benchmark = True
-    raise_recompile_limit()
-    dt = torch.float16 if dev.type == "cuda" else torch.float32
-    hw, iters = (32, 2) if smoke else (64, 60)
-    nets = S.synth_networks()
     # pad8 and width_taps as lp_levers builds its modules (round 16 itself ran without
     # these two: 3.43 ms for the one module, not 3.07)
     opts = DEFAULT | {"channels_last": dev.type == "cuda", "split_hidden": True,
                       "pad8": True, "width_taps": True}
-    module = FastWarpDecode(nets.warping, nets.spade, hw, **opts).to(dev, dt).eval()
-    module.requires_grad_(False)
-
-    def comp(m):
-        return torch.compile(m, dynamic=False, **({"backend": "eager"} if smoke else {}))
-
+    module, comp, dt, hw = _module_to_split(dev, smoke, opts)
+    iters = 2 if smoke else 60
     variants = {
         "one module (renderer)": lambda: comp(module),
         "split 3, one stream": lambda: SplitStreamWarpDecode(module, comp, False, 3),

@@ -202,15 +202,14 @@ class _Back(nn.Module):
     def __init__(self, spade: FastSPADE, n: int) -> None:
         super().__init__()
         self.spade, self.n = spade, n
+        self.up_0 = _UpBlock(spade.up_0, spade.stage_0.composed)
+        self.up_1 = _UpBlock(spade.up_1, spade.stage_1.composed, spade.conv_img)
 
     def forward(self, x: Tensor, mods: tuple[Mods, Mods, Mods]) -> Tensor:
-        sp = self.spade
         mid, up0, up1 = mods
-        for i, blk in enumerate(sp.middle[self.n:]):
+        for i, blk in enumerate(self.spade.middle[self.n:]):
             x = _block(blk, x, mid[2 * i:2 * i + 2])
-        x = _block(sp.up_0, F.interpolate(x, scale_factor=2.0), up0, sp.stage_0.composed)
-        x = _block(sp.up_1, F.interpolate(x, scale_factor=2.0), up1, sp.stage_1.composed)
-        return torch.sigmoid(sp.conv_img(F.leaky_relu(x, 0.2)))
+        return self.up_1(self.up_0(x, up0), up1)
 
 
 class SplitStreamWarpDecode:
