@@ -46,6 +46,14 @@ class PulseServer:
                               check=True, timeout=10).stdout
 
     def start(self) -> PulseServer:
+        """Start the server with its sinks; a start that fails stops what it started."""
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> PulseServer:
         exe = shutil.which("pulseaudio")
         if exe is None:
             raise FileNotFoundError("pulseaudio")
@@ -72,10 +80,23 @@ class PulseServer:
         self.pactl("set-default-sink", "sysaudio")
         return self
 
-    def load_sink(self, name: str) -> None:
+    def load_sink(self, name: str, timeout: float = 10) -> None:
+        """Load a null sink and return once the server lists it: PipeWire answers the
+        load before the sink's node exists, and a ``set-default-sink`` right after it
+        failed (a clean-clone run, 2026-11-24)."""
         channels = "1" if name == "avatar_mic" else "2"
         self.modules[name] = self.pactl("load-module", "module-null-sink", f"sink_name={name}",
                                         f"channels={channels}", "rate=48000").strip()
+        deadline = time.monotonic() + timeout
+        while name not in self.sinks():
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"sink {name} was loaded but never listed; see {self.root}")
+            time.sleep(0.05)
+
+    def sinks(self) -> list[str]:
+        """The names of the sinks the server lists now."""
+        return [ln.split("\t")[1] for ln in self.pactl("list", "short", "sinks").splitlines()
+                if ln.count("\t") >= 1]
 
     def unload_sink(self, name: str) -> None:
         self.pactl("unload-module", self.modules.pop(name))
@@ -100,7 +121,7 @@ class PipeWireServer(PulseServer):
 
     TOOLS = ("dbus-daemon", "pipewire", "wireplumber", "pipewire-pulse")
 
-    def start(self) -> PipeWireServer:
+    def _start(self) -> PipeWireServer:
         for tool in self.TOOLS:
             if shutil.which(tool) is None:
                 raise FileNotFoundError(tool)

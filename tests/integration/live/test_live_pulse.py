@@ -225,3 +225,34 @@ def test_ctrl_c_stops_within_a_second(pulse_server, tmp_path):
     assert (tmp_path / "o.mp4").stat().st_size > 0
     assert not any("Traceback" in ln for ln in d.lines), d.text
     assert os.path.exists(tmp_path / "o.mp4")
+
+
+@pytest.mark.parametrize("kind", ["pulseaudio", "pipewire"])
+def test_a_sound_server_that_fails_to_start_leaves_nothing_running(kind: str,
+                                                                   monkeypatch) -> None:
+    """A start that fails after its processes are up (here: a sink that never loads) stops
+    them, so a broken setup does not leave servers behind for the next test to meet."""
+    from pulse_server import PipeWireServer, PulseServer
+
+    cls = PipeWireServer if kind == "pipewire" else PulseServer
+    for tool in (*PipeWireServer.TOOLS, "pactl") if kind == "pipewire" else ("pulseaudio",
+                                                                           "pactl"):
+        require(tool, "the sound servers of the live tests")
+    started: list[subprocess.Popen] = []
+    real_popen = subprocess.Popen
+
+    def recording_popen(*args, **kwargs):
+        proc = real_popen(*args, **kwargs)
+        started.append(proc)
+        return proc
+
+    def no_sink(self, name: str, timeout: float = 10) -> None:
+        raise RuntimeError(f"sink {name} was loaded but never listed")
+
+    monkeypatch.setattr(subprocess, "Popen", recording_popen)
+    monkeypatch.setattr(cls, "load_sink", no_sink)
+    server = cls()
+    with pytest.raises(RuntimeError, match="never listed"):
+        server.start()
+    assert started and all(p.poll() is not None for p in started)
+    assert not server.root.exists()
