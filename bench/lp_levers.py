@@ -257,6 +257,8 @@ PLAN = [
     ("r20 big r19 b16 b32 + bigstreams", ["compile", "r19", "16,32", "bigstreams"], 240),
     # round 21: where batch 32's time goes now: --plan "r21 profile" --budget 120
     ("r21 profile r19 b32", ["profile", "r19", "32"], 110),
+    # the issue's per-network breakdown on today's module: --plan "r23 parts" --budget 300
+    ("r23 parts r19 b1 b32", ["parts", "r19", "1,32"], 290),
     ("r8 all3 b1 b32", ["compile", "dtaps_all3", "1,32"], 110),
     ("r8 all3_m160 b1 b32", ["compile", "all3_m160", "1,32"], 110),
     ("r8 all3_heur b1 b32", ["compile", "all3_heur", "1,32"], 110),
@@ -448,6 +450,53 @@ def worker_compile(dev: torch.device, smoke: bool, variant: str, batches: list[i
     return res
 
 
+@torch.no_grad()
+def worker_parts(dev: torch.device, smoke: bool, variant: str, batches: list[int]) -> dict:
+    """The issue's per-network breakdown on one variant's module: W (warping) and G (decoder)
+    each compiled alone, W+G compiled whole, and F / M (once per avatar, at prepare) eager
+    fp16; per batch size, ms per call of a CUDA graph replay and ms per frame."""
+    import torch._inductor.config  # noqa: F401  (import time kept out of the compile time)
+
+    nets, hw, dt, whole = _compiled_variant(dev, smoke, variant)
+    mod = whole._orig_mod
+    kw = {"backend": "eager"} if smoke else VARIANTS[variant][0]
+    cl = torch.channels_last if mod.channels_last else torch.contiguous_format
+    parts = {"W warping": torch.compile(mod.warp, dynamic=False, **kw),
+             "G decoder": torch.compile(mod.spade, dynamic=False, **kw), "W+G": whole}
+    iters, warm = (2, 2) if smoke else (40, 8)
+    size = 8 * hw // 2  # the source image the extractors read (256 for 64x64 features)
+    res: dict = {"variant": variant}
+    for b in batches[:1] if smoke else batches:
+        sets = S.input_sets(b, hw, dev, dt, n=2)
+        feats = [(mod.warp(*x).contiguous(memory_format=cl),) for x in sets]
+        row: dict[str, float] = {}
+        for name, fn in parts.items():
+            ins = feats if name.startswith("G") else sets
+            t = time.perf_counter()
+            fn(*ins[0])
+            _sync(dev)
+            row[f"{name} compile_s"] = time.perf_counter() - t
+            run = GraphRunner(fn, ins[0]) if dev.type == "cuda" else fn
+            row[name] = S.time_ms(run, ins, warm, iters)
+            del run
+        img = [(torch.rand(b, 3, size, size, device=dev, dtype=dt),) for _ in range(2)]
+        for name, net in (("F appearance", nets.appearance), ("M motion", nets.motion)):
+            m = S._copy(net).to(dev, dt).eval()
+            row[name] = S.time_ms(GraphRunner(m, img[0]) if dev.type == "cuda" else m, img,
+                                  warm, iters)
+        res[f"b{b}"] = row
+        print(f"\n[parts] {variant} batch {b}: ms per call (ms per frame), graph replay")
+        for k, v in row.items():
+            if not k.endswith("compile_s"):
+                print(f"  {k:<14}{v:9.3f} ({v / b:6.3f})")
+        w, g, wg = row["W warping"] / b, row["G decoder"] / b, row["W+G"] / b
+        print(f"  W alone + G alone {w + g:.3f} ms/frame against W+G {wg:.3f}: W is "
+              f"{100 * w / (w + g):.0f}% of the pair")
+        if dev.type == "cuda":
+            torch.cuda.empty_cache()
+    return res
+
+
 def _kernel_kind(name: str) -> str:
     """A coarse class of a CUDA kernel from its name (for the time breakdown)."""
     n = name.lower()
@@ -549,6 +598,8 @@ def run_worker(argv: list[str]) -> None:
         res = worker_dtype(dev, smoke)
     elif kind == "profile":
         res = worker_profile(dev, smoke, argv[1], int(argv[2]))
+    elif kind == "parts":
+        res = worker_parts(dev, smoke, argv[1], [int(b) for b in argv[2].split(",")])
     else:
         res = worker_compile(dev, smoke, argv[1], [int(b) for b in argv[2].split(",")],
                              "streams" in argv[3:], "bigstreams" in argv[3:])
