@@ -39,12 +39,14 @@ class Daemon:
         self.proc = subprocess.Popen([EXE, *args], env=env, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True)
         self.lines: list[str] = []
+        self.times: list[float] = []  # time.monotonic() when each line was read
         self.started = threading.Event()
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 
     def _read(self) -> None:
         for line in self.proc.stderr:
+            self.times.append(time.monotonic())
             self.lines.append(line.rstrip())
             if "<-" in line:
                 self.started.set()
@@ -221,7 +223,13 @@ def test_ctrl_c_stops_within_a_second(pulse_server, tmp_path):
         if d.proc.poll() is None:
             d.proc.kill()
     assert rc == 0, d.text
-    assert took < 1.5, f"took {took:.2f} s to stop"
+    # "wrote" comes once every device is closed (the mp4 finished, the streams stopped);
+    # the interpreter's own exit after it is not the daemon's work, and on a loaded 2-core
+    # machine it alone took up to a second
+    closed = next(t for t, ln in zip(d.times, d.lines, strict=True) if ln.startswith("wrote"))
+    print(f"devices closed {closed - t0:.2f} s after SIGINT, process gone after {took:.2f} s")
+    assert closed - t0 < 1.0, f"devices closed {closed - t0:.2f} s after Ctrl-C"
+    assert took < 5, f"the process took {took:.2f} s to exit"
     assert (tmp_path / "o.mp4").stat().st_size > 0
     assert not any("Traceback" in ln for ln in d.lines), d.text
     assert os.path.exists(tmp_path / "o.mp4")
