@@ -68,3 +68,53 @@ def test_unwritable_paths_fail_with_one_line(tmp_path):
         with pytest.raises(DeviceError) as e:
             Mp4Sink(bad).open(SIZE, SIZE, FPS)
         assert "\n" not in str(e.value) and str(bad.name) in str(e.value)
+
+
+def test_a_failed_write_keeps_the_old_file_and_says_why_in_one_line(tmp_path):
+    """Written under a temporary name and renamed when complete: a disk that fills up
+    mid-render leaves the old file as it was, and no half-written one beside it."""
+    path = tmp_path / "out.mp4"
+    path.write_bytes(b"the user's earlier render")
+    sink = Mp4Sink(path)
+    sink.open(SIZE, SIZE, FPS)
+    frame = VideoFrame(0.0, 0, np.zeros((SIZE, SIZE, 3), np.uint8))
+    sink.send(frame)
+
+    class DiskFull:  # the real container, whose next write finds the disk full
+        def __init__(self, real):
+            self.real = real
+
+        def mux(self, *_a):
+            raise av.error.OSError(28, "No space left on device")
+
+        def close(self):
+            self.real.close()
+
+    sink._container = DiskFull(sink._container)
+    with pytest.raises(DeviceError) as e:
+        sink.send(VideoFrame(1 / FPS, 1, frame.image))
+    sink.close()
+    assert "No space left on device" in str(e.value) and "\n" not in str(e.value)
+    assert path.read_bytes() == b"the user's earlier render"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mp4"]
+
+
+def test_the_file_appears_only_when_complete(tmp_path):
+    path = tmp_path / "out.mp4"
+    sink = Mp4Sink(path)
+    sink.open(SIZE, SIZE, FPS)
+    for k in range(3):
+        sink.send(VideoFrame(k / FPS, k, np.zeros((SIZE, SIZE, 3), np.uint8)))
+    assert not path.exists()
+    sink.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mp4"]
+    with av.open(str(path)) as c:
+        assert c.streams.video[0].frames == 3
+
+
+def test_no_frame_rendered_is_an_error_not_a_missing_file(tmp_path):
+    sink = Mp4Sink(tmp_path / "out.mp4")
+    sink.open(SIZE, SIZE, FPS)
+    with pytest.raises(DeviceError, match="not one frame was rendered"):
+        sink.close()
+    assert list(tmp_path.iterdir()) == []

@@ -63,6 +63,13 @@ def test_load_example(tmp_path):
     ("[obs]\nhold_s = true", "obs.hold_s must be a number"),
     ("[obs.scenes]\nBRB = 3", "obs.scenes must be a table of strings"),
     ("fps = ", "not valid TOML"),
+    # the ranges the flags allow (a config value skipped them and reached the engine as a
+    # traceback); nan fails every range
+    ("fps = 0", "fps must be an integer in 1..120, got 0"),
+    ("lookahead_ms = nan", "lookahead_ms must be a number in 0..200, got nan"),
+    ("delay_ms = -5", "delay_ms must be a number in 0..2000, got -5"),
+    ("[control]\nport = 99999", "control.port must be an integer in 0..65535"),
+    ("[obs]\nhold_s = -1", "obs.hold_s must be a number in 0..3600"),
 ])
 def test_bad_config_is_one_line(tmp_path, text, message):
     p = tmp_path / "config.toml"

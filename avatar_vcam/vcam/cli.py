@@ -29,6 +29,7 @@ from .cli_errors import user_errors
 from .cli_live import register as register_live_commands
 from .cli_liveportrait import register as register_liveportrait_commands
 from .cli_models import register as register_models_commands
+from .cli_types import FiniteFloatRange
 
 console = Console(stderr=True)
 EXAMPLES = """
@@ -80,19 +81,19 @@ def default_sinks() -> list[str]:
               help="Play the voice, delayed to match the lips, into this output (a virtual "
                    "mic: a PulseAudio/PipeWire sink name or a device name); none: frames "
                    "as early as possible.")
-@click.option("--delay-ms", type=click.FloatRange(0, 2000),
+@click.option("--delay-ms", type=FiniteFloatRange(0, 2000),
               help="Voice delay D (default: look-ahead + capture block + render + margin, "
                    "measured at start).")
 @click.option("--fps", default=25, show_default=True, type=click.IntRange(1, 120))
 @click.option("--size", default=512, show_default=True, type=click.IntRange(64, 2048),
               help="Output width and height in pixels.")
-@click.option("--duration", type=click.FloatRange(min=0, min_open=True),
+@click.option("--duration", type=FiniteFloatRange(min=0, min_open=True),
               help="Stop after this many seconds of audio.")
 @click.option("--renderer", default="warp", show_default=True, type=click.Choice(RENDERERS))
 @click.option("--device", default="cpu", show_default=True, help="Torch device for rendering.")
 @click.option("--realtime", is_flag=True, help="Pace file sources like a live input.")
 @click.option("--lookahead-ms", default=DEFAULT_LOOKAHEAD_MS, show_default=True,
-              type=click.FloatRange(0, 200), help="Audio look-ahead of the lip motion.")
+              type=FiniteFloatRange(0, 200), help="Audio look-ahead of the lip motion.")
 @click.option("--a2m", default=DEFAULT_A2M, show_default=True, callback=_check_a2m,
               metavar="learned|dsp|FILE.npz",
               help="Lip-sync model: learned (causal TCN), dsp (signal features), or weights "

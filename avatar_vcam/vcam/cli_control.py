@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from .cli_errors import user_errors
+from .cli_types import FiniteFloatRange
 from .control import ControlClient
 
 
@@ -112,9 +113,9 @@ _OPTIONS = [
                  help="Switch OBS to SCENE while the avatar speaks."),
     click.option("--obs-idle-scene", metavar="SCENE", default="",
                  help="Switch OBS back to SCENE after --obs-hold seconds of silence."),
-    click.option("--obs-hold", type=click.FloatRange(0), default=1.0, show_default=True,
+    click.option("--obs-hold", type=FiniteFloatRange(0, 3600), default=1.0, show_default=True,
                  help="Seconds of silence before the idle scene."),
-    click.option("--obs-timeout", type=click.FloatRange(0, min_open=True), default=2.0,
+    click.option("--obs-timeout", type=FiniteFloatRange(0, 3600, min_open=True), default=2.0,
                  show_default=True, help="Seconds without an answer before OBS counts as "
                                          "frozen."),
 ]

@@ -104,7 +104,8 @@ def run_main(config: EngineConfig, opts: RunOptions, console: Console) -> RunSta
                       f"{', '.join(opts.sinks)}"
                       + (f" + voice -> {voice.endpoint.label} (D {1000 * delay_s:.0f} ms)"
                          if voice else "")
-                      + f" ({engine.renderer.name}, {config.size}px, {config.fps} fps)")
+                      + f" ({engine.renderer.name}, {config.size}px, {config.fps} fps)",
+                      soft_wrap=True)
         should_stop = _stopper(stop.event, sinks)
         if live:
             with StatusLine(console, lambda: status_fields(stats, runtime, engine)) as line:
@@ -127,10 +128,12 @@ def run_main(config: EngineConfig, opts: RunOptions, console: Console) -> RunSta
                             on_progress=progress, should_stop=should_stop)
             render_fps = stats.frames / stats.render_seconds if stats.render_seconds else 0.0
             console.print(f"{stats.frames} frames for {stats.audio_seconds:.2f} s of audio in "
-                          f"{stats.wall_seconds:.2f} s (render {render_fps:.0f} fps)")
+                          f"{stats.wall_seconds:.2f} s (render {render_fps:.0f} fps)"
+                          + (", stopped before the input ended" if stop.event.is_set() else ""),
+                          soft_wrap=True)
     for s in sinks:
         if isinstance(s, Mp4Sink):
-            console.print(f"wrote {s.path}")
+            console.print(f"wrote {s.path}", soft_wrap=True)
     return stats
 
 
@@ -165,7 +168,8 @@ def _start_control(stack: contextlib.ExitStack, engine: Engine, opts: RunOptions
         obs = ObsController(o.url, o.password, target, scene_expressions=o.scenes,
                             talking_scene=o.talking_scene, idle_scene=o.idle_scene,
                             hold_s=o.hold_s, timeout=o.timeout,
-                            notify=lambda msg: console.print(f"[yellow]OBS:[/] {msg}"))
+                            notify=lambda msg: console.print(f"[yellow]OBS:[/] {msg}",
+                                                             soft_wrap=True))
         target.obs = obs
         obs.start()
         stack.callback(obs.close)

@@ -50,6 +50,19 @@ def _float(v: Any) -> float:
     return float(v)
 
 
+def _in(check: Callable[[Any], Any], lo: float, hi: float) -> Callable[[Any], Any]:
+    """``check``, then ``lo <= value <= hi``: the range the flag allows (nan fails it)."""
+    kind = "an integer" if check is _int else "a number"
+
+    def checked(v: Any) -> Any:
+        v = check(v)
+        if not lo <= v <= hi:
+            raise TypeError(f"{kind} in {lo:g}..{hi:g}")
+        return v
+
+    return checked
+
+
 def _bool(v: Any) -> bool:
     if not isinstance(v, bool):
         raise TypeError("true or false")
@@ -86,20 +99,21 @@ KEYS: dict[str, Key] = {k.name: k for k in [
     Key("source", "source", "--source", _str,
         "audio input (mic, system, device:NAME, demo, file:PATH)"),
     Key("sinks", "sinks", "--sink", _str_list, "outputs (file:PATH.mp4, window, vcam)"),
-    Key("fps", "fps", "--fps", _int, "frames per second"),
-    Key("size", "size", "--size", _int, "output width and height in pixels"),
+    Key("fps", "fps", "--fps", _in(_int, 1, 120), "frames per second"),
+    Key("size", "size", "--size", _in(_int, 64, 2048), "output width and height in pixels"),
     Key("renderer", "renderer", "--renderer", _str, "renderer name"),
     Key("device", "device", "--device", _str, "torch device"),
-    Key("lookahead_ms", "lookahead_ms", "--lookahead-ms", _float, "lip look-ahead"),
+    Key("lookahead_ms", "lookahead_ms", "--lookahead-ms", _in(_float, 0, 200), "lip look-ahead"),
     Key("a2m", "a2m", "--a2m", _str, "lip-sync model (learned, dsp)"),
     Key("expression", "expression", "--expression", _str, "expression to start with"),
     Key("voice_out", "voice_out", "--voice-out", _str,
         "virtual-mic output for the delayed voice (sink/device name, or none)"),
-    Key("delay_ms", "delay_ms", "--delay-ms", _float, "voice delay D in ms (default: measured)"),
+    Key("delay_ms", "delay_ms", "--delay-ms", _in(_float, 0, 2000),
+        "voice delay D in ms (default: measured)"),
     Key("vcam_device", "vcam_device", "--vcam-device", _str, "virtual camera device path"),
     Key("control.enabled", "control", "--control/--no-control", _bool,
         "serve the local control API (avatar-vcam expr/status/scene)"),
-    Key("control.port", "control_port", "--control-port", _int,
+    Key("control.port", "control_port", "--control-port", _in(_int, 0, 65535),
         "control API port on 127.0.0.1 (0 = any free port)"),
     Key("obs.url", "obs", "--obs", _str, "obs-websocket address, e.g. ws://127.0.0.1:4455"),
     Key("obs.password_env", "obs_password_env", "--obs-password-env", _str,
@@ -110,9 +124,9 @@ KEYS: dict[str, Key] = {k.name: k for k in [
         "switch OBS to this scene while the avatar speaks"),
     Key("obs.idle_scene", "obs_idle_scene", "--obs-idle-scene", _str,
         "switch OBS back to this scene after the hold time"),
-    Key("obs.hold_s", "obs_hold", "--obs-hold", _float,
+    Key("obs.hold_s", "obs_hold", "--obs-hold", _in(_float, 0, 3600),
         "seconds of silence before switching to the idle scene"),
-    Key("obs.timeout", "obs_timeout", "--obs-timeout", _float,
+    Key("obs.timeout", "obs_timeout", "--obs-timeout", _in(_float, 0, 3600),
         "seconds before OBS counts as frozen"),
 ]}
 

@@ -30,6 +30,29 @@ def liveportrait_unavailable(device: str = "cuda") -> str | None:
     return None
 
 
+def check_device(device: str, need_present: bool = True) -> str:
+    """``device`` if torch knows it (and, with ``need_present``, it is there); else a
+    one-line EngineError with the fix."""
+    import torch
+
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise EngineError(f"unknown device {device!r}: use --device cpu, cuda or cuda:N"
+                          ) from None
+    if need_present and dev.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise EngineError(f"--device {device}: torch sees no CUDA GPU here; use "
+                              "--device cpu")
+        if dev.index is not None and dev.index >= count:
+            raise EngineError(f"--device {device}: there are only {count} CUDA GPU(s) "
+                              f"(cuda:0..cuda:{count - 1})")
+    if need_present and dev.type == "mps" and not torch.backends.mps.is_available():
+        raise EngineError(f"--device {device}: no Apple GPU (MPS) here; use --device cpu")
+    return device
+
+
 def make_renderer(name: str, device: str = "cpu") -> Renderer:
     """Build the renderer called ``name`` on torch ``device``.
 
@@ -37,6 +60,7 @@ def make_renderer(name: str, device: str = "cpu") -> Renderer:
     """
     if name not in RENDERERS:
         raise EngineError(f"unknown renderer {name!r}; available: {', '.join(RENDERERS)}")
+    check_device(device, need_present=False)
     if name in ("liveportrait", "auto"):
         lp_device = "cuda" if device == "cpu" else device
         reason = liveportrait_unavailable(lp_device)
@@ -49,7 +73,8 @@ def make_renderer(name: str, device: str = "cpu") -> Renderer:
         device = "cpu" if lp_device.startswith("cuda") and "GPU" in reason else device
     from .warp import WarpRenderer
 
-    return WarpRenderer(device=device)
+    return WarpRenderer(device=check_device(device))
 
 
-__all__ = ["RENDERERS", "Renderer", "liveportrait_unavailable", "make_renderer"]
+__all__ = ["RENDERERS", "Renderer", "check_device", "liveportrait_unavailable",
+           "make_renderer"]

@@ -6,10 +6,16 @@ its priming samples (1024); libavformat records them in the mp4 edit list only w
 packets keep the encoder's negative start pts, so the packets are muxed exactly as the
 encoder returns them (re-stamping them to 0 is what makes a naive mux play the voice
 ~2 frames late).
+
+The file is written under a temporary name beside ``path`` and renamed when it is
+complete, so a render that fails (disk full) or is killed never replaces an existing file
+with a broken one.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 from fractions import Fraction
 from pathlib import Path
 
@@ -33,6 +39,7 @@ class Mp4Sink:
         self._resampler: av.AudioResampler | None = None
         self._samples_out = 0
         self.frames = 0
+        self.partial = self.path.with_name(f".{self.path.stem}.partial{self.path.suffix}")
 
     def open(self, width: int, height: int, fps: int) -> None:
         if self.path.suffix.lower() not in (".mp4", ".m4v", ".mov", ".mkv"):
@@ -43,10 +50,10 @@ class Mp4Sink:
             raise DeviceError(f"cannot write {self.path}: folder {self.path.parent} does not "
                               "exist; create it or choose another path")
         try:
-            self._container = av.open(str(self.path), mode="w")
+            self._container = av.open(str(self.partial), mode="w")
         except (OSError, av.error.FFmpegError) as e:
-            raise DeviceError(f"cannot write {self.path}: {getattr(e, 'strerror', None) or e};"
-                              " choose a writable path") from None
+            raise self._error(e) from None
+        self._fps = fps
         v = self._container.add_stream("libx264", rate=fps)
         v.width, v.height, v.pix_fmt = width, height, "yuv420p"
         v.options = {"crf": str(self.crf), "preset": "veryfast"}
@@ -57,16 +64,31 @@ class Mp4Sink:
         self._resampler = None
         self._rate_in: int | None = None
 
+    def _error(self, e: Exception) -> DeviceError:
+        return DeviceError(f"cannot write {self.path}: {getattr(e, 'strerror', None) or e}; "
+                           "choose a writable path with free space")
+
     def send(self, frame: VideoFrame) -> None:
         assert self._container is not None, "open() first"
         vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame.image), format="rgb24")
         vf.pts = frame.index
         vf.time_base = self._video.codec_context.time_base
-        self._container.mux(self._video.encode(vf))
+        try:
+            self._container.mux(self._video.encode(vf))
+        except (OSError, av.error.FFmpegError) as e:
+            self._discard()
+            raise self._error(e) from None
         self.frames += 1
 
     def audio(self, chunk: AudioChunk) -> None:
         assert self._container is not None, "open() first"
+        try:
+            self._audio_chunk(chunk)
+        except (OSError, av.error.FFmpegError) as e:
+            self._discard()
+            raise self._error(e) from None
+
+    def _audio_chunk(self, chunk: AudioChunk) -> None:
         if self._resampler is None or chunk.sample_rate != self._rate_in:
             self._rate_in = chunk.sample_rate
             self._resampler = av.AudioResampler(format="fltp", layout="mono",
@@ -92,12 +114,30 @@ class Mp4Sink:
         self._container.mux(self._audio.encode(out))
 
     def close(self) -> None:
+        """Finish the file and put it in place (a failed finish leaves ``path`` as it was)."""
         if self._container is None:
             return
-        if self._resampler is not None:
-            for out in self._resampler.resample(None):
-                self._encode(out)
-        self._container.mux(self._audio.encode(None))
-        self._container.mux(self._video.encode(None))
-        self._container.close()
-        self._container = None
+        if self.frames == 0:  # nothing to finish: the muxer would not even create the file
+            self._discard()
+            raise DeviceError(f"nothing written to {self.path}: not one frame was rendered "
+                              f"(give at least {1 / self._fps:g} s of audio)")
+        try:
+            if self._resampler is not None:
+                for out in self._resampler.resample(None):
+                    self._encode(out)
+            self._container.mux(self._audio.encode(None))
+            self._container.mux(self._video.encode(None))
+            self._container.close()
+            self._container = None
+            os.replace(self.partial, self.path)
+        except (OSError, av.error.FFmpegError) as e:
+            self._discard()
+            raise self._error(e) from None
+
+    def _discard(self) -> None:
+        """Drop the unfinished file (after a write error)."""
+        if self._container is not None:
+            with contextlib.suppress(Exception):
+                self._container.close()
+            self._container = None
+        self.partial.unlink(missing_ok=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -12,10 +13,21 @@ from ..errors import DeviceError
 
 
 def display_available() -> bool:
-    """True when a window can be opened (an X11/Wayland display on Linux)."""
-    if sys.platform.startswith("linux"):
-        return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
-    return True
+    """True when a window can be opened: on Linux, a Wayland socket or an X11 display
+    whose local socket exists (a stale ``DISPLAY`` does not count)."""
+    if not sys.platform.startswith("linux"):
+        return True
+    wayland = os.environ.get("WAYLAND_DISPLAY")
+    if wayland and (Path(wayland).is_absolute() or
+                    (Path(os.environ.get("XDG_RUNTIME_DIR", "/nonexistent")) / wayland).exists()):
+        return True
+    display = os.environ.get("DISPLAY", "")
+    host, _, number = display.partition(":")
+    if not display or not number:
+        return False
+    if host not in ("", "unix"):  # a remote display (ssh -X): only opening it will tell
+        return True
+    return Path(f"/tmp/.X11-unix/X{number.split('.')[0]}").exists()
 
 
 class WindowSink:
@@ -30,7 +42,9 @@ class WindowSink:
 
     def open(self, width: int, height: int, fps: int) -> None:
         if not display_available():
-            raise DeviceError("no display for the preview window (DISPLAY is not set); use "
+            what = (f"DISPLAY={os.environ['DISPLAY']} does not answer"
+                    if os.environ.get("DISPLAY") else "DISPLAY is not set")
+            raise DeviceError(f"no display for the preview window ({what}); use "
                               "--sink file:out.mp4 or --sink vcam instead")
         os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
         os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
@@ -39,7 +53,13 @@ class WindowSink:
         try:
             pygame.display.init()
             self._screen = pygame.display.set_mode((width, height))
+            # SDL falls back to an invisible window when no display answers
+            driver = pygame.display.get_driver()
+            if driver in ("offscreen", "dummy") and not os.environ.get("SDL_VIDEODRIVER"):
+                pygame.display.quit()
+                raise pygame.error(f"no display answered (SDL chose its {driver} driver)")
         except pygame.error as e:
+            self._screen = None
             raise DeviceError(f"cannot open a preview window: {e}; check DISPLAY or use "
                               "--sink file:out.mp4") from None
         pygame.display.set_caption(self.title)
