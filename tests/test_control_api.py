@@ -186,11 +186,21 @@ def test_second_daemon_is_refused(server, target):
         info = json.loads(server.path.read_text())
         info["pid"] = other.pid
         server.path.write_text(json.dumps(info))
-        with pytest.raises(ControlError, match="another avatar-vcam daemon is running"):
+        with pytest.raises(ControlError, match="another avatar-vcam daemon is running") as e:
             ControlServer(target).start()
+        assert "--no-control" in str(e.value)  # a file render beside a live daemon needs it
     finally:
         other.kill()
         other.wait()
+
+
+def test_a_control_port_in_use_names_the_fix(runtime, target):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        with pytest.raises(ControlError) as e:
+            ControlServer(target, port=busy.getsockname()[1]).start()
+    assert "--control-port" in str(e.value) and "\n" not in str(e.value)
 
 
 def _cli() -> click.Group:

@@ -124,6 +124,13 @@ def cli(ctx: click.Context, verbose: bool, **params: Any) -> None:
     if v.get("vcam_device"):
         sinks = [f"vcam:{v['vcam_device']}" if s == "vcam" else s for s in sinks] or \
             [f"vcam:{v['vcam_device']}"]
+    if not v.get("obs.url"):
+        ignored = [flag for key, flag in (("obs.scenes", "--obs-scene"),
+                                          ("obs.talking_scene", "--obs-talking-scene"),
+                                          ("obs.idle_scene", "--obs-idle-scene")) if v.get(key)]
+        if ignored:
+            console.print(f"[yellow]warning:[/] {', '.join(ignored)}: only with --obs "
+                          "ws://HOST:PORT; ignored", soft_wrap=True)
     opts = RunOptions(avatar=v["avatar"], source=v["source"], sinks=sinks or default_sinks(),
                       duration=params["duration"], realtime=params["realtime"],
                       expression=v["expression"], voice_out=v.get("voice_out"),

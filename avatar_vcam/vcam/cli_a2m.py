@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import click
@@ -37,10 +38,33 @@ def train_a2m(out: Path, clips: int, steps: int, threads: int, seed: int, onnx: 
 
     cfg = TrainConfig(clips=clips, steps=steps, threads=threads, seed=seed)
     try:
+        _check_before_training(out, onnx, extra)
         train(cfg, out, onnx, extra, log=lambda m: click.echo(m, err=True))
     except EngineError as e:
         raise click.ClickException(str(e)) from None
     click.echo(str(out))
+
+
+def _check_before_training(out: Path, onnx: Path | None, extra: Path | None) -> None:
+    """What would fail only after minutes of training: an output that cannot be written,
+    an --extra folder with nothing to learn from."""
+    from ..engine.errors import EngineError
+
+    for path in (out, onnx):
+        if path is None:
+            continue
+        folder = path.expanduser().parent
+        if not folder.is_dir():
+            raise EngineError(f"cannot write {path}: folder {folder} does not exist; create it "
+                              "or choose another path")
+        try:  # a trial file: permissions alone do not tell (root, read-only mounts, /proc)
+            tempfile.TemporaryFile(dir=folder).close()
+        except OSError as e:
+            raise EngineError(f"cannot write {path}: {e.strerror or e}; choose another path"
+                              ) from None
+    if extra is not None and not any(extra.glob("*.wav")):
+        raise EngineError(f"--extra {extra}: no NAME.wav recordings in it (each with a "
+                          "NAME.phones of `start end phone` lines)")
 
 
 def register_a2m(cli_group: click.Group) -> None:

@@ -229,7 +229,8 @@ class ControlServer:
             self._server = _Server((self.host, self.requested_port), self.target, self.token)
         except OSError as e:
             raise ControlError(f"cannot serve the control API on {self.host}:"
-                               f"{self.requested_port}: {e.strerror or e}") from None
+                               f"{self.requested_port}: {e.strerror or e}; choose another "
+                               "--control-port (0: any free one) or --no-control") from None
         try:
             self._write_runtime_file()
         except OSError as e:
@@ -270,7 +271,8 @@ class ControlServer:
             return
         with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
             raise ControlError(f"another avatar-vcam daemon is running (pid {pid}, "
-                               f"{self.path}); stop it first")
+                               f"{self.path}); stop it first, or run this one with "
+                               "--no-control")
 
     def _write_runtime_file(self) -> None:
         folder = self.path.parent

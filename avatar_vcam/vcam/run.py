@@ -69,6 +69,7 @@ def run_main(config: EngineConfig, opts: RunOptions, console: Console) -> RunSta
             engine.set_expression(opts.expression, 0.0)
         except KeyError as e:
             raise EngineError(str(e.args[0])) from None
+    _check_obs_scenes(opts.obs, engine)
     voice_spec = None if opts.voice_out in (None, "", "none") else opts.voice_out
     source = parse_source(opts.source, realtime=opts.realtime or voice_spec is not None)
     live = bool(getattr(source, "live", False) or opts.realtime or voice_spec)
@@ -135,6 +136,16 @@ def run_main(config: EngineConfig, opts: RunOptions, console: Console) -> RunSta
         if isinstance(s, Mp4Sink):
             console.print(f"wrote {s.path}", soft_wrap=True)
     return stats
+
+
+def _check_obs_scenes(obs: Any, engine: Engine) -> None:
+    """Each --obs-scene SCENE=EXPRESSION names an expression this avatar has (a typo would
+    otherwise surface only when that scene goes on program, as an error in OBS's log)."""
+    known = list(engine.expressions)
+    for scene, expression in (getattr(obs, "scenes", None) or {}).items():
+        if expression not in known:
+            raise EngineError(f"--obs-scene {scene}={expression}: {engine.avatar.display_name} "
+                              f"has no expression {expression!r}; known: {', '.join(known)}")
 
 
 def _refuse_feedback(source: Any, out: Any) -> None:

@@ -64,8 +64,8 @@ def parse_source(spec: str, realtime: bool = False) -> FileSource | LiveSource:
         src = FileSource(demo_clip_path(), realtime=realtime)
         src.name = "demo"
         return src
-    if kind == "file" and arg:
-        return FileSource(arg, realtime=realtime)
+    if kind == "file" and arg:  # "file:~/x.wav": no shell expands the ~ after "file:"
+        return FileSource(Path(arg).expanduser(), realtime=realtime)
     if spec in ("mic", "system") or (kind == "device" and arg):
         from .audio_devices import resolve_input
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from ..errors import DeviceError
 from .base import Sink
 from .mp4 import Mp4Sink
@@ -12,8 +14,8 @@ from .window import WindowSink, display_available
 def parse_sink(spec: str, title: str = "avatar-vcam") -> Sink:
     """Build a sink from its command-line form."""
     kind, _, arg = spec.partition(":")
-    if kind == "file" and arg:
-        return Mp4Sink(arg)
+    if kind == "file" and arg:  # "file:~/x.mp4": no shell expands the ~ after "file:"
+        return Mp4Sink(Path(arg).expanduser())
     if kind == "window" and not arg:
         return WindowSink(title)
     if kind == "vcam":
