@@ -268,3 +268,12 @@ def test_engine_target_over_real_engine(runtime):
         assert engine.expression == "smile" and c.status()["avatar"] == "leo"
         with pytest.raises(ControlError, match="unknown expression"):
             c.set_expression("grin")
+
+
+def test_status_reads_as_text_not_python():
+    from avatar_vcam.vcam.cli_control import format_status
+
+    text = format_status({"pid": 7, "avatar": "leo", "obs": None, "av_offset_ms": None,
+                          "sinks": ["file:o.mp4", "vcam"]})
+    assert "av_offset_ms: -" in text and "sinks: file:o.mp4, vcam" in text
+    assert "None" not in text and "[" not in text

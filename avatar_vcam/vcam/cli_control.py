@@ -76,8 +76,17 @@ def format_status(info: dict[str, Any]) -> str:
         lines.append(f"obs: {obs.get('state')} ({obs.get('error') or 'no error yet'}) for "
                      f"{obs.get('for_s')} s; the avatar keeps running")
     skip = {"pid", "avatar", "expression", "source", "obs", "expressions"}
-    lines += [f"{k}: {v}" for k, v in info.items() if k not in skip]
+    lines += [f"{k}: {_plain(v)}" for k, v in info.items() if k not in skip]
     return "\n".join(lines)
+
+
+def _plain(value: Any) -> str:
+    """A status value as a person reads it: no Python ``None`` or list brackets."""
+    if value is None:
+        return "-"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(str(v) for v in value) or "-"
+    return str(value)
 
 
 @click.command("scene")
