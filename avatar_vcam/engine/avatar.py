@@ -4,7 +4,8 @@ A package is a folder::
 
     avatar.json      {"format": 1, "name", "display_name", "resolution", "image",
                       "renderer": {...}, "face": {"bbox": [x0, y0, x1, y1],
-                      "landmarks": "landmarks.json"}, "mask": "mask.png" (optional),
+                      "landmarks": "landmarks.json", "neutral_blendshapes": {name: number}
+                      (optional)}, "mask": "mask.png" (optional),
                       "expressions": {...}, "idle": {...}, "credits": "..."}
     source.png       aligned portrait, resolution x resolution, RGB
     landmarks.json   {"format": 1, "width", "height", "points": [[x, y, z] * 478]}
@@ -16,6 +17,7 @@ A package is a folder::
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,6 +58,11 @@ class Avatar:
 
 def _fail(root: Path, msg: str) -> AvatarError:
     return AvatarError(f"avatar package {root}: {msg}")
+
+
+def _number(v: Any) -> bool:
+    """A finite JSON number (not a bool)."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def _member(root: Path, rel: Any, what: str) -> Path:
@@ -146,10 +153,17 @@ def load_avatar(root: str | Path) -> Avatar:
         raise _fail(root, "avatar.json needs a 'face' object with 'bbox' and 'landmarks'")
     bbox = face.get("bbox")
     if (not isinstance(bbox, list) or len(bbox) != 4
-            or not all(isinstance(v, (int, float)) for v in bbox)
+            or not all(_number(v) for v in bbox)
             or not (0 <= bbox[0] < bbox[2] <= res and 0 <= bbox[1] < bbox[3] <= res)):
         raise _fail(root, f"face 'bbox' must be [x0, y0, x1, y1] inside the image, got {bbox!r}")
     landmarks = load_landmarks(root, _member(root, face.get("landmarks"), "face.landmarks"), res)
+    shapes = face.get("neutral_blendshapes", {})
+    if not isinstance(shapes, dict):
+        raise _fail(root, "face 'neutral_blendshapes' must map blendshape names to numbers")
+    for key, value in shapes.items():
+        if not _number(value):
+            raise _fail(root, f"face 'neutral_blendshapes' {key!r} must be a number, got "
+                              f"{value!r}; fix or re-create the avatar")
 
     mask = None
     if meta.get("mask") is not None:

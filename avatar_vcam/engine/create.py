@@ -145,22 +145,37 @@ def _nearest_centre(faces: list[DetectedFace], resolution: int) -> DetectedFace 
     return min(faces, key=lambda f: float(np.linalg.norm(f.points[:, :2].mean(0) - c)))
 
 
+def check_dest(dest: Path, force: bool) -> None:
+    """Refuse to replace anything but an avatar package, and that only with ``force``."""
+    if not (dest.exists() or dest.is_symlink()):
+        return
+    if dest.is_symlink() or not (dest / "avatar.json").is_file():
+        what = ("a link, not an avatar folder" if dest.is_symlink() else
+                "a folder but not an avatar (no avatar.json)" if dest.is_dir() else
+                "a file, not an avatar folder")
+        raise AvatarError(f"{dest} is {what}; choose another --name or remove it first")
+    if not force:
+        raise AvatarError(f"avatar {dest.name!r} already exists at {dest}; choose another "
+                          "--name or pass --force to replace it")
+
+
 def create_avatar(photo_path: str | Path, opts: CreateOptions,
                   progress: Callable[[str], None] | None = None) -> Path:
     """Build the package ``opts.name`` from a photo; returns its folder."""
-    from ..avatars import check_name, user_avatar_dir
+    from ..avatars import user_avatar_dir, valid_name
 
     step = progress or (lambda _s: None)
-    name = check_name(opts.name)
+    name = opts.name
+    if not valid_name(name):
+        raise AvatarError(f"invalid --name {name!r}: use up to 64 letters, digits, '-', '_' or "
+                          "'.', starting with a letter or digit (choose the folder with --out-dir)")
     res = opts.resolution
     if not MIN_RESOLUTION <= res <= MAX_RESOLUTION or res % 2:
         raise AvatarError(f"--resolution must be even and in {MIN_RESOLUTION}..{MAX_RESOLUTION}"
                           f", got {res}")
-    root = Path(opts.dest_root) if opts.dest_root else user_avatar_dir()
+    root = Path(opts.dest_root).expanduser() if opts.dest_root else user_avatar_dir()
     dest = root / name
-    if dest.exists() and not opts.force:
-        raise AvatarError(f"avatar {name!r} already exists at {dest}; choose another --name "
-                          "or pass --force to replace it")
+    check_dest(dest, opts.force)
 
     step(STEPS[0])
     photo = load_photo(photo_path)
@@ -186,18 +201,38 @@ def create_avatar(photo_path: str | Path, opts: CreateOptions,
         detector.close()
 
     step(STEPS[5])
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=root))
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=root))
+    except OSError as e:
+        raise AvatarError(f"cannot write to {root}: {e.strerror or e}; choose a writable "
+                          "--out-dir") from None
     try:
         _write_package(tmp, name, opts, crop, matte, final, photo, M, side, roll)
         load_avatar(tmp)  # validate before it replaces anything
-        if dest.exists():
-            shutil.rmtree(dest)
-        tmp.rename(dest)
+        check_dest(dest, opts.force)  # again: the folder may have changed meanwhile
+        _replace(dest, tmp)
+    except OSError as e:
+        raise AvatarError(f"cannot write avatar {dest}: {e.strerror or e}; choose a writable "
+                          "--out-dir") from None
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return dest
+
+
+def _replace(dest: Path, new: Path) -> None:
+    """Move package ``new`` to ``dest``; an old package there is kept if the move fails."""
+    old = new.with_name(new.name + "-old")
+    if dest.exists():
+        dest.rename(old)
+    try:
+        new.rename(dest)
+    except OSError:
+        if old.exists():
+            old.rename(dest)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def _write_package(out: Path, name: str, opts: CreateOptions, crop: np.ndarray,

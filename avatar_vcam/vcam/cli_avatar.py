@@ -69,6 +69,7 @@ def avatar_create(photo: Path, name: str, display_name: str | None, face: int | 
     """Turn a portrait PHOTO into an avatar package named NAME."""
     from rich.progress import BarColumn, Progress, TextColumn
 
+    from ..avatars import bundled, user_avatar_dir
     from ..engine.create import STEPS, CreateOptions, create_avatar
 
     opts = CreateOptions(name=name, display_name=display_name, face=face,
@@ -76,7 +77,7 @@ def avatar_create(photo: Path, name: str, display_name: str | None, face: int | 
                          force=force, credits=credits)
     with Progress(TextColumn("{task.description:<16}"), BarColumn(),
                   TextColumn("{task.completed}/{task.total}"), console=console,
-                  transient=True) as bar:
+                  transient=True, disable=not console.is_terminal) as bar:
         task = bar.add_task("starting", total=len(STEPS))
         done: list[str] = []
 
@@ -88,14 +89,17 @@ def avatar_create(photo: Path, name: str, display_name: str | None, face: int | 
 
         dest = create_avatar(photo, opts, progress=step)
         bar.advance(task)
-    console.print(f"avatar {name!r} written to {dest}")
+    console.print(f"avatar {name!r} written to {dest}", soft_wrap=True)
+    if name in bundled() and dest.parent.resolve() == user_avatar_dir().resolve():
+        console.print(f"warning: it hides the bundled avatar {name!r}; to use that one again, "
+                      "remove yours or re-create it with another --name", soft_wrap=True)
     click.echo(str(dest))
 
 
 @avatar_group.command("preview")
 @click.argument("name")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
-              help="Contact sheet PNG (default: NAME-sheet.png).")
+              help="Contact sheet image: .png, .jpg or .webp (default: NAME-sheet.png).")
 @click.option("--video", type=click.Path(dir_okay=False, path_type=Path),
               help="Idle-life mp4 (default: NAME-idle.mp4).")
 @click.option("--no-video", is_flag=True, help="Only the contact sheet.")
@@ -111,22 +115,25 @@ def avatar_preview(name: str, out: Path | None, video: Path | None, no_video: bo
     """Render a contact sheet of every preset and key channel, and an idle-life mp4."""
     from ..avatars import load
     from ..engine.renderers import make_renderer
-    from .preview import contact_sheet, idle_video
+    from .preview import SHEET_SUFFIXES, VIDEO_SUFFIXES, check_output, contact_sheet, idle_video
 
     if size % 2:
         raise click.BadParameter("must be even (video encoders need even sizes)",
                                  param_hint="--size")
     avatar = load(name)
+    out = out or Path(f"{avatar.name}-sheet.png")
+    video = None if no_video else video or Path(f"{avatar.name}-idle.mp4")
+    check_output(out, SHEET_SUFFIXES)
+    if video:
+        check_output(video, VIDEO_SUFFIXES)
     r = make_renderer(renderer, device)
     with console.status(f"preparing {avatar.name}"):
         state = r.prepare(avatar, size)
-    out = out or Path(f"{avatar.name}-sheet.png")
     with console.status("rendering the contact sheet"):
         tiles = contact_sheet(r, state, avatar, size, out)
     console.print(f"contact sheet ({tiles} tiles): {out}")
     click.echo(str(out))
-    if not no_video:
-        video = video or Path(f"{avatar.name}-idle.mp4")
+    if video:
         with console.status(f"rendering {seconds:g} s of idle life"):
             frames = idle_video(r, state, avatar, size, video, seconds=seconds, fps=fps)
         console.print(f"idle clip ({frames} frames at {fps} fps): {video}")
