@@ -113,7 +113,7 @@ def test_cli_fetch_from_bad_folder_is_one_line(tmp_path: Path, models_env: Path,
     runner = CliRunner()
     result = runner.invoke(cli, ["models", "fetch", "liveportrait", "--from",
                                  str(tmp_path / "nope")])
-    assert result.exit_code == 1 and "is not a folder" in result.output
+    assert result.exit_code == 1 and "does not exist" in result.output
     bad = tmp_path / "bad"
     shutil.copytree(weights_dir, bad)
     (bad / "base_models" / "warping_module.pth").write_bytes(b"garbage")
@@ -151,4 +151,4 @@ def test_cli_liveportrait_replay(weights_dir: Path, models_env: Path, tmp_path: 
     assert len(frames) == 3 and frames[0].shape == (128, 128, 3)
     bad = CliRunner().invoke(cli, ["liveportrait", "replay", str(tmp_path / "nope.npz"),
                                    "--device", "cpu"])
-    assert bad.exit_code == 1 and "cannot read" in bad.output and "Traceback" not in bad.output
+    assert bad.exit_code == 1 and "does not exist" in bad.output and "Traceback" not in bad.output

@@ -20,6 +20,7 @@ from ..frames import AudioChunk
 
 _FORMATS_HINT = "use a WAV, MP3, FLAC, OGG/Opus or M4A/AAC file"
 _MAX_BAD_PACKETS = 20  # consecutive undecodable packets before a file counts as corrupt
+_FILE_RATES = (4000, 768_000)  # Hz; a file's rate outside these is a broken header
 
 
 def _first_line(exc: BaseException) -> str:
@@ -51,7 +52,12 @@ def _open(path: str | Path) -> tuple[av.container.InputContainer, av.audio.strea
         container.close()
         raise AudioError(f"{p} has no audio track (FFmpeg reads it as {kind!r}); "
                          f"{_FORMATS_HINT}")
-    return container, container.streams.audio[0]
+    stream = container.streams.audio[0]
+    if stream.codec_context is None:  # e.g. a WAV with an unknown format tag or 0 bits
+        container.close()
+        raise AudioError(f"cannot decode {p}: its audio encoding is unknown or its header is "
+                         f"corrupt; re-export it or {_FORMATS_HINT}")
+    return container, stream
 
 
 def _pcm_stream(
@@ -84,6 +90,7 @@ def _pcm_stream(
             for frame in frames:
                 fkey = (frame.layout.name, frame.sample_rate)
                 if resampler is None or fkey != key:  # (re)build on a format change
+                    _check_file_rate(frame.sample_rate, path)
                     if resampler is not None:
                         for out in resampler.resample(None):
                             yield _mono(out)
@@ -118,13 +125,23 @@ def _mono(frame: av.AudioFrame) -> np.ndarray:
     return np.clip(a, -1.0, 1.0)
 
 
+def _check_file_rate(rate: int, path: Path) -> None:
+    """AudioError unless ``rate`` (what the file says) is a plausible audio sample rate."""
+    lo, hi = _FILE_RATES
+    if not lo <= rate <= hi:
+        raise AudioError(f"{path} says its sample rate is {rate} Hz, outside {lo}..{hi} Hz: "
+                         f"its header is corrupt; re-export it or {_FORMATS_HINT}")
+
+
 def _target_rate(stream: av.audio.stream.AudioStream, sample_rate: int | None,
                  path: Path) -> int:
+    rate = stream.codec_context.sample_rate or stream.rate
+    if rate:
+        _check_file_rate(int(rate), path)
     if sample_rate is not None:
         if not 1000 <= int(sample_rate) <= 768_000:
             raise AudioError(f"sample rate {sample_rate} is out of range; use 8000..192000 Hz")
         return int(sample_rate)
-    rate = stream.codec_context.sample_rate or stream.rate
     if not rate:
         raise AudioError(f"{path} does not say its sample rate; convert it to WAV first")
     return int(rate)

@@ -20,7 +20,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import EngineError
 from .features import FPS, Normaliser, analysis, frame_powers
 from .stream import JAW, SPEAK, MouthStream
 from .tcn import TcnDims, load_npz
@@ -79,15 +78,7 @@ class LearnedAudio2Motion(MouthStream):
                  history_s: float = 4.0) -> None:
         if not 0 <= lookahead_ms <= 1000:
             raise ValueError(f"lookahead_ms must be in 0..1000, got {lookahead_ms}")
-        path = Path(weights) if weights is not None else WEIGHTS
-        if not path.is_file():
-            raise EngineError(f"Audio2Motion weights not found: {path}; train them with "
-                              "`avatar-vcam train-a2m` or use --a2m dsp")
-        try:
-            dims, w, self.meta = load_npz(path)
-        except (OSError, ValueError, KeyError, SyntaxError) as e:
-            raise EngineError(f"Audio2Motion weights {path} are unreadable ({e}); "
-                              "retrain them with `avatar-vcam train-a2m`") from None
+        dims, w, self.meta = load_npz(Path(weights) if weights is not None else WEIGHTS)
         want = int(math.floor(lookahead_ms / 1000 * FPS + 1e-6))
         head = max(i for i, a in enumerate(dims.lookaheads) if a <= want or i == 0)
         # How wide the mouth opens per unit of target openness (weights meta; 1 = targets).

@@ -14,6 +14,8 @@ Weights are shipped as a small ``.npz`` (float16) that :mod:`.learned` runs in n
 from __future__ import annotations
 
 import warnings
+import zipfile
+import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -75,16 +77,63 @@ def save_npz(model: CausalTcn, path: Path, meta: dict | None = None) -> None:
         np.savez_compressed(f, **arrays)
 
 
+def expected_shapes(dims: TcnDims) -> dict[str, tuple[int, ...]]:
+    """Array name -> shape, for every weight of a :class:`CausalTcn` with ``dims``."""
+    c, heads = dims.channels, dims.n_out * len(dims.lookaheads)
+    shapes = {"inp.weight": (c, dims.n_in, 1), "inp.bias": (c,)}
+    for i in range(len(dims.dilations)):
+        shapes |= {f"convs.{i}.weight": (c, c, dims.kernel), f"convs.{i}.bias": (c,),
+                   f"pws.{i}.weight": (c, c, 1), f"pws.{i}.bias": (c,)}
+    return shapes | {"heads.weight": (heads, c, 1), "heads.bias": (heads,)}
+
+
+_READ_ERRORS = (OSError, EOFError, ValueError, TypeError, KeyError, SyntaxError,
+                zipfile.BadZipFile, zlib.error)
+
+
+def _dims_ok(dims: TcnDims) -> bool:
+    """Whether ``dims`` describe a network :mod:`.learned` can run (features in, targets out)."""
+    sizes = (dims.channels, dims.kernel, *dims.dilations)
+    return ((dims.n_in, dims.n_out) == (N_FEATURES, N_TARGETS) and bool(dims.lookaheads)
+            and all(type(v) is int and v > 0 for v in sizes)
+            and all(type(v) is int and v >= 0 for v in dims.lookaheads))
+
+
 def load_npz(path: Path) -> tuple[TcnDims, dict[str, np.ndarray], dict]:
-    """Dims, float32 weights and the meta dict of a ``.npz`` written by :func:`save_npz`."""
+    """Dims, float32 weights and the meta dict of a ``.npz`` written by :func:`save_npz`.
+
+    Raises :class:`EngineError` (one line naming the file) when the file is missing, empty,
+    not such a ``.npz``, lacks an array or holds one whose shape differs from the network's.
+    """
     import ast
 
-    with np.load(path) as z:
-        meta = ast.literal_eval(bytes(z["__meta__"]).decode())
-        weights = {k: z[k].astype(np.float32) for k in z.files if k != "__meta__"}
-    d = meta["dims"]
-    dims = TcnDims(**{**d, "dilations": tuple(d["dilations"]),
-                      "lookaheads": tuple(d["lookaheads"])})
+    path = Path(path)
+    what = f"Audio2Motion weights {path}"
+    fix = "retrain them with `avatar-vcam train-a2m` or use --a2m dsp"
+    if not path.is_file():
+        raise EngineError(f"Audio2Motion weights not found: {path}; train them with "
+                          "`avatar-vcam train-a2m` or use --a2m dsp")
+    if path.stat().st_size == 0:
+        raise EngineError(f"{what} are unreadable: the file is empty (0 bytes); {fix}")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            meta = ast.literal_eval(bytes(z["__meta__"]).decode())
+            weights = {k: z[k].astype(np.float32) for k in z.files if k != "__meta__"}
+        d = meta["dims"]
+        dims = TcnDims(**{**d, "dilations": tuple(d["dilations"]),
+                          "lookaheads": tuple(d["lookaheads"])})
+        float(meta.get("jaw_gain", 1.0))
+    except _READ_ERRORS:
+        raise EngineError(f"{what} are unreadable: not a valid .npz of Audio2Motion weights "
+                          f"(truncated, damaged or another kind of file); {fix}") from None
+    if not _dims_ok(dims):
+        raise EngineError(f"{what} are for another network (dims {asdict(dims)}); {fix}")
+    for key, shape in expected_shapes(dims).items():
+        if key not in weights:
+            raise EngineError(f"{what} lack the array '{key}'; {fix}")
+        if weights[key].shape != shape:
+            raise EngineError(f"{what}: '{key}' has shape {weights[key].shape}, expected "
+                              f"{shape}; {fix}")
     return dims, weights, meta
 
 

@@ -14,6 +14,8 @@ and optionally ``stitch`` (scalar 0/1, default 0: exact replay). The driving key
 
 from __future__ import annotations
 
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,11 +86,22 @@ def _arr(data: dict, key: str, path: Path, shape_tail: tuple[int, ...], n: int |
 def load_motion(path: str | Path) -> NativeMotion:
     """Read a ``.npz`` motion file (see module docstring); one-line errors."""
     path = Path(path)
+    if not path.exists():
+        raise MotionFileError(f"motion file {path} does not exist; check the path")
+    if not path.is_file():
+        raise MotionFileError(f"motion file {path} is not a file; give the path of a .npz")
+    if path.stat().st_size == 0:
+        raise MotionFileError(f"motion file {path} is empty (0 bytes); save the motion with "
+                              f"numpy.savez")
     try:
         with np.load(path, allow_pickle=False) as f:
             data = {k: f[k] for k in f.files}
-    except (OSError, ValueError) as exc:
-        raise MotionFileError(f"motion file {path}: cannot read it as .npz ({exc}); "
+    except PermissionError:
+        raise MotionFileError(f"motion file {path}: permission denied; check the file's "
+                              f"permissions") from None
+    except (OSError, EOFError, ValueError, TypeError, zipfile.BadZipFile, zlib.error):
+        raise MotionFileError(f"motion file {path}: cannot read it as a .npz of numeric arrays "
+                              f"(truncated, damaged, pickled objects or another kind of file); "
                               f"save it with numpy.savez") from None
     stitch = bool(data.pop("stitch", 0))
     if "kp_driving" in data:

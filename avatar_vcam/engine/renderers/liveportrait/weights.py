@@ -95,6 +95,22 @@ def _write_record(dest: Path, records: list[FileRecord]) -> None:
     tmp.replace(dest / RECORD)
 
 
+def _read_record(dest: Path) -> dict[str, dict]:
+    """Network -> its entry in ``dest``'s ``installed.json``. A missing, unreadable or
+    malformed file counts as no record (the files show as unrecorded), and so does an
+    entry without an integer ``size`` and a string ``sha256``."""
+    try:
+        data = json.loads((dest / RECORD).read_text())
+    except (OSError, ValueError):
+        return {}
+    files = data.get("files") if isinstance(data, dict) else None
+    if not isinstance(files, dict):
+        return {}
+    return {name: rec for name, rec in files.items()
+            if isinstance(rec, dict) and type(rec.get("size")) is int
+            and isinstance(rec.get("sha256"), str)}
+
+
 def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z")
 
@@ -148,6 +164,10 @@ def import_from(src: Path, dest: Path | None = None,
     """Copy the five checkpoints from ``src`` (flat, or the official layout) into ``dest``,
     each checked before it is copied; record sizes and hashes."""
     src, dest = Path(src).expanduser(), Path(dest) if dest else default_dir()
+    if not src.exists():
+        raise WeightsError(f"LivePortrait weights: the folder {src} does not exist; check the "
+                           f"path, or run `avatar-vcam models fetch liveportrait` without "
+                           f"--from to download them")
     if not src.is_dir():
         raise WeightsError(f"LivePortrait weights: {src} is not a folder; pass the folder "
                            f"that holds the .pth files (or liveportrait/base_models/)")
@@ -182,10 +202,7 @@ class FileStatus:
 def status(dest: Path | None = None, verify: bool = False) -> list[FileStatus]:
     """Each network's file in ``dest`` against ``installed.json`` (sha256 only if verify)."""
     dest = Path(dest) if dest else default_dir()
-    try:
-        record = json.loads((dest / RECORD).read_text()).get("files", {})
-    except (OSError, ValueError):
-        record = {}
+    record = _read_record(dest)
     out = []
     for name in NETWORKS:
         try:
