@@ -172,13 +172,20 @@ BAD = {
     "missing audio": (["--source", "file:{missing}"], "not found"),
     "unknown source": (["--source", "nonsense"], "unknown source"),
     "unknown avatar": (["--avatar", "nobody"], "known avatars: grace, leo"),
-    "escaping avatar": (["--avatar", "../../etc"], "no path separators"),
+    "escaping avatar": (["--avatar", "../../etc"], "has no avatar.json"),
+    "path-like name": (["--avatar", "a/b"], "does not exist"),
     "unwritable output": (["--sink", "file:{missing}/x.mp4"], "does not exist"),
     "not a video name": (["--sink", "file:{text}"], ".mp4"),
     "no display": (["--sink", "window"], "no display"),
     "no camera": (["--sink", "vcam:/dev/video63"], "modprobe v4l2loopback"),
     "unknown expression": (["--expression", "grumpy"], "known: "),
     "odd size": (["--size", "257"], "even"),
+    "unknown device": (["--device", "bogus"], "unknown device 'bogus'"),
+    "absent GPU": (["--device", "cuda:63"], "CUDA GPU"),
+    "nan look-ahead": (["--lookahead-ms", "nan"], "not a finite number"),
+    "nan delay": (["--delay-ms", "nan"], "not a finite number"),
+    "OBS scene of no expression": (["--obs", "ws://127.0.0.1:9", "--obs-scene", "BRB=nosuch"],
+                                   "has no expression 'nosuch'"),
 }
 
 
@@ -205,6 +212,52 @@ def test_bad_input_is_one_clear_line(case, tmp_path):
     assert expected in message, message
     assert "Traceback" not in message
     assert len(lines) <= 2 and lines[-1].startswith("Error:") or "Usage:" in message
+
+
+def test_a_display_that_does_not_answer_is_one_clear_line(tmp_path):
+    """A stale DISPLAY made SDL open an invisible window: the run "succeeded" and showed
+    nothing, and with no --sink the frames went nowhere."""
+    num = next(n for n in range(80, 90) if not Path(f"/tmp/.X11-unix/X{n}").exists())
+    env = {**os.environ, "DISPLAY": f":{num}"}
+    r = avatar_vcam("--sink", "window", "--duration", "0.3", "--size", "128", env=env)
+    assert r.returncode == 1 and f"DISPLAY=:{num} does not answer" in r.stderr, r.stderr
+    r = avatar_vcam("--duration", "0.3", "--size", "128", env=env, cwd=tmp_path)
+    assert r.returncode == 0 and list(tmp_path.glob("avatar-vcam-*.mp4")), r.stderr
+
+
+def test_a_render_shorter_than_a_frame_says_so_and_claims_no_file(tmp_path):
+    out = tmp_path / "o.mp4"
+    r = avatar_vcam("--duration", "1e-9", "--size", "128", "--sink", f"file:{out}")
+    assert r.returncode == 1 and "not one frame was rendered" in r.stderr, r.stderr
+    assert "wrote" not in r.stderr and list(tmp_path.iterdir()) == []
+
+
+def test_file_paths_may_start_with_a_tilde(tmp_path):
+    """``file:~/x`` reaches the program unexpanded (the shell expands only a leading ~)."""
+    from avatar_vcam.vcam.sources import demo_clip_path
+
+    (tmp_path / "speech.wav").write_bytes(Path(demo_clip_path()).read_bytes())
+    env = {**os.environ, "HOME": str(tmp_path)}
+    r = avatar_vcam("--source", "file:~/speech.wav", "--sink", "file:~/o.mp4", "--duration",
+                    "0.3", "--size", "128", env=env)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "o.mp4").stat().st_size > 0
+
+
+def test_train_a2m_checks_what_would_fail_after_training(tmp_path):
+    """Minutes of training were lost to an unwritable --out, found only at the end."""
+    (tmp_path / "empty").mkdir()
+    cases = [(["--out", "/proc/avatar-vcam-test.npz"], "cannot write /proc"),
+             (["--out", str(tmp_path / "a.npz"), "--onnx", str(tmp_path / "no" / "a.onnx")],
+              "does not exist"),
+             (["--out", str(tmp_path / "a.npz"), "--extra", str(tmp_path / "empty")],
+              "no NAME.wav recordings")]
+    for args, expected in cases:
+        t = time.monotonic()
+        r = avatar_vcam("train-a2m", *args, "--clips", "3", "--steps", "1")
+        assert r.returncode == 1 and expected in r.stderr, r.stderr
+        assert "Traceback" not in r.stderr and time.monotonic() - t < 30
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty"]
 
 
 def test_verbose_shows_the_traceback(tmp_path):
