@@ -278,3 +278,18 @@ def test_badinput_engine_fetch_from_missing_folder(tmp_path: Path, models_env: P
     result = CliRunner().invoke(cli, ["models", "fetch", "liveportrait", "--from", str(a_file)])
     assert result.exit_code == 1 and "is not a folder" in result.output
     assert not os.path.exists(models_env / W.RECORD)
+
+
+@pytest.mark.parametrize("arrays, words", [
+    ({"kp_driving": np.float32(1.0)}, ["single number"]),
+    ({"kp_driving": np.array(["a", "b"])}, ["does not hold numbers"]),
+    ({"kp_driving": np.zeros((2, 21, 3), np.float32), "stitch": np.array([0, 1])},
+     ["'stitch' must be one number"]),
+], ids=["scalar", "text", "stitch-vector"])
+def test_badinput_engine_replay_arrays_of_the_wrong_kind(tmp_path: Path, arrays: dict,
+                                                         words: list[str]) -> None:
+    p = tmp_path / "m.npz"
+    np.savez(p, **arrays)
+    with pytest.raises(MotionFileError) as e:
+        load_motion(p)
+    one_line(str(e.value), str(p), *words)

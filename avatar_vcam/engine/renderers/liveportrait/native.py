@@ -69,7 +69,14 @@ class NativeMotion:
 
 def _arr(data: dict, key: str, path: Path, shape_tail: tuple[int, ...], n: int | None
          ) -> Tensor:
-    a = np.asarray(data[key], np.float32)
+    try:
+        a = np.asarray(data[key], np.float32)
+    except (TypeError, ValueError):
+        raise MotionFileError(f"motion file {path}: '{key}' does not hold numbers "
+                              f"(dtype {data[key].dtype})") from None
+    if a.ndim == 0:
+        raise MotionFileError(f"motion file {path}: '{key}' is a single number; it needs one "
+                              "row per frame")
     if n is not None and a.shape[0] != n:
         raise MotionFileError(f"motion file {path}: '{key}' has {a.shape[0]} frames, "
                               f"expected {n}; every array needs one row per frame")
@@ -103,7 +110,10 @@ def load_motion(path: str | Path) -> NativeMotion:
         raise MotionFileError(f"motion file {path}: cannot read it as a .npz of numeric arrays "
                               f"(truncated, damaged, pickled objects or another kind of file); "
                               f"save it with numpy.savez") from None
-    stitch = bool(data.pop("stitch", 0))
+    flag = data.pop("stitch", np.array(0))
+    if flag.size != 1 or flag.dtype.kind not in "biuf":
+        raise MotionFileError(f"motion file {path}: 'stitch' must be one number, 0 or 1")
+    stitch = bool(flag.item())
     if "kp_driving" in data:
         return NativeMotion(kp_driving=_arr(data, "kp_driving", path, (NUM_KP, 3), None),
                             stitch=stitch)
