@@ -140,7 +140,7 @@ def _target_rate(stream: av.audio.stream.AudioStream, sample_rate: int | None,
         _check_file_rate(int(rate), path)
     if sample_rate is not None:
         if not 1000 <= int(sample_rate) <= 768_000:
-            raise AudioError(f"sample rate {sample_rate} is out of range; use 8000..192000 Hz")
+            raise AudioError(f"sample rate {sample_rate} is out of range; use 1000..768000 Hz")
         return int(sample_rate)
     if not rate:
         raise AudioError(f"{path} does not say its sample rate; convert it to WAV first")
