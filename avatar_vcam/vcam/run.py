@@ -133,6 +133,9 @@ def run_main(config: EngineConfig, opts: RunOptions, console: Console) -> RunSta
                           + (", stopped before the input ended" if stop.event.is_set() else ""),
                           soft_wrap=True)
     for s in sinks:
+        if isinstance(s, Mp4Sink) and s.frames == 0:
+            raise EngineError(f"nothing written to {s.path}: not one frame was rendered (give "
+                              f"at least {config.frame_duration:g} s of audio)")
         if isinstance(s, Mp4Sink):
             console.print(f"wrote {s.path}", soft_wrap=True)
     return stats

@@ -53,7 +53,6 @@ class Mp4Sink:
             self._container = av.open(str(self.partial), mode="w")
         except (OSError, av.error.FFmpegError) as e:
             raise self._error(e) from None
-        self._fps = fps
         v = self._container.add_stream("libx264", rate=fps)
         v.width, v.height, v.pix_fmt = width, height, "yuv420p"
         v.options = {"crf": str(self.crf), "preset": "veryfast"}
@@ -117,10 +116,9 @@ class Mp4Sink:
         """Finish the file and put it in place (a failed finish leaves ``path`` as it was)."""
         if self._container is None:
             return
-        if self.frames == 0:  # nothing to finish: the muxer would not even create the file
-            self._discard()
-            raise DeviceError(f"nothing written to {self.path}: not one frame was rendered "
-                              f"(give at least {1 / self._fps:g} s of audio)")
+        if self.frames == 0:  # nothing to finish (the muxer has not even made the file);
+            self._discard()   # the caller says so: an error may be on its way already
+            return
         try:
             if self._resampler is not None:
                 for out in self._resampler.resample(None):
