@@ -120,3 +120,48 @@ def test_no_frame_leaves_no_file_and_no_error_of_its_own(tmp_path):
     sink.open(SIZE, SIZE, FPS)
     sink.close()
     assert list(tmp_path.iterdir()) == [] and sink.frames == 0
+
+
+def test_frames_and_voice_from_two_threads_at_once(tmp_path):
+    """The live presenter sends frames while the capture loop passes the voice on. Without
+    a lock the two threads met inside the muxer: the process aborted (or a write failed
+    with EINVAL in a clean-clone run). Run in a child process, so an abort fails the test
+    instead of ending the session."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(f"""
+        import threading
+        import numpy as np
+        from avatar_vcam.engine.frames import AudioChunk, VideoFrame
+        from avatar_vcam.vcam.sinks import Mp4Sink
+
+        for trial in range(4):
+            sink = Mp4Sink({str(tmp_path)!r} + f"/t{{trial}}.mp4")
+            sink.open(128, 128, 25)
+            image = np.random.default_rng(trial).integers(0, 255, (128, 128, 3), np.uint8)
+            tone = np.random.default_rng(trial).standard_normal(480).astype(np.float32) / 10
+
+            def video():
+                for k in range(250):
+                    sink.send(VideoFrame(k / 25, k, image))
+
+            def voice():
+                for k in range(1000):
+                    sink.audio(AudioChunk(k * 0.01, tone, 48000))
+
+            threads = [threading.Thread(target=video), threading.Thread(target=voice)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            sink.close()
+        print("ok")
+    """)
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", (r.returncode, r.stderr[-2000:])
+    for trial in range(4):
+        with av.open(str(tmp_path / f"t{trial}.mp4")) as c:
+            assert c.streams.video[0].frames == 250

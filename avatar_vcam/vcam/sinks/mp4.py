@@ -7,6 +7,10 @@ packets keep the encoder's negative start pts, so the packets are muxed exactly 
 encoder returns them (re-stamping them to 0 is what makes a naive mux play the voice
 ~2 frames late).
 
+``send`` and ``audio`` may come from different threads (the live presenter sends frames
+while the capture loop passes the voice on); one lock keeps them out of the muxer at the
+same time, which aborted the process or failed with EINVAL.
+
 The file is written under a temporary name beside ``path`` and renamed when it is
 complete, so a render that fails (disk full) or is killed never replaces an existing file
 with a broken one.
@@ -16,6 +20,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 
@@ -40,6 +46,8 @@ class Mp4Sink:
         self._samples_out = 0
         self.frames = 0
         self.partial = self.path.with_name(f".{self.path.stem}.partial{self.path.suffix}")
+        self._lock = threading.Lock()
+        self._failed = False
 
     def open(self, width: int, height: int, fps: int) -> None:
         if self.path.suffix.lower() not in (".mp4", ".m4v", ".mov", ".mkv"):
@@ -68,23 +76,31 @@ class Mp4Sink:
                            "choose a writable path with free space")
 
     def send(self, frame: VideoFrame) -> None:
-        assert self._container is not None, "open() first"
         vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame.image), format="rgb24")
         vf.pts = frame.index
-        vf.time_base = self._video.codec_context.time_base
-        try:
-            self._container.mux(self._video.encode(vf))
-        except (OSError, av.error.FFmpegError) as e:
-            self._discard()
-            raise self._error(e) from None
-        self.frames += 1
+        with self._lock:
+            if self._ready():
+                vf.time_base = self._video.codec_context.time_base
+                self._guard(lambda: self._container.mux(self._video.encode(vf)))
+                self.frames += 1
 
     def audio(self, chunk: AudioChunk) -> None:
-        assert self._container is not None, "open() first"
+        with self._lock:
+            if self._ready():
+                self._guard(lambda: self._audio_chunk(chunk))
+
+    def _ready(self) -> bool:
+        """False once a write failed and the file was dropped (the other thread's call)."""
+        assert self._container is not None or self._failed, "open() first"
+        return not self._failed
+
+    def _guard(self, write: Callable[[], object]) -> None:
+        """Run ``write``; a write error drops the unfinished file and is one line."""
         try:
-            self._audio_chunk(chunk)
+            write()
         except (OSError, av.error.FFmpegError) as e:
             self._discard()
+            self._failed = True
             raise self._error(e) from None
 
     def _audio_chunk(self, chunk: AudioChunk) -> None:
@@ -114,6 +130,10 @@ class Mp4Sink:
 
     def close(self) -> None:
         """Finish the file and put it in place (a failed finish leaves ``path`` as it was)."""
+        with self._lock:
+            self._close()
+
+    def _close(self) -> None:
         if self._container is None:
             return
         if self.frames == 0:  # nothing to finish (the muxer has not even made the file);
