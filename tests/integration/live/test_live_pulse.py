@@ -8,6 +8,7 @@ lips are cross-correlated with the voice: |A/V offset| must stay within one fram
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -211,10 +212,19 @@ def test_ctrl_c_stops_within_a_second(pulse_server, tmp_path):
     import signal
 
     d = Daemon(["--source", "system", "--sink", f"file:{tmp_path / 'o.mp4'}",
-                "--voice-out", "avatar_mic", "--no-control"], pulse_server.env)
+                "--voice-out", "avatar_mic"], pulse_server.env)
     try:
         d.wait_started()
-        time.sleep(1.0)
+        # Frames leave on the voice output's clock. Stop only once they flow (asked through
+        # the control API): a slow start of the output once sent none in a fixed second.
+        deadline = time.monotonic() + 20
+        while True:
+            r = subprocess.run([EXE, "status", "--json"], env=pulse_server.env,
+                               capture_output=True, text=True, timeout=30)
+            if r.returncode == 0 and json.loads(r.stdout).get("frames", 0) >= 5:
+                break
+            assert time.monotonic() < deadline and d.proc.poll() is None, d.text + r.stderr
+            time.sleep(0.2)
         t0 = time.monotonic()
         d.proc.send_signal(signal.SIGINT)
         rc = d.wait(10)
