@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 import click
@@ -49,19 +48,11 @@ def _check_before_training(out: Path, onnx: Path | None, extra: Path | None) -> 
     """What would fail only after minutes of training: an output that cannot be written,
     an --extra folder with nothing to learn from."""
     from ..engine.errors import EngineError
+    from .output_path import check_output
 
     for path in (out, onnx):
-        if path is None:
-            continue
-        folder = path.expanduser().parent
-        if not folder.is_dir():
-            raise EngineError(f"cannot write {path}: folder {folder} does not exist; create it "
-                              "or choose another path")
-        try:  # a trial file: permissions alone do not tell (root, read-only mounts, /proc)
-            tempfile.TemporaryFile(dir=folder).close()
-        except OSError as e:
-            raise EngineError(f"cannot write {path}: {e.strerror or e}; choose another path"
-                              ) from None
+        if path is not None:
+            check_output(path)  # the path train() writes, as given
     if extra is not None and not any(extra.glob("*.wav")):
         raise EngineError(f"--extra {extra}: no NAME.wav recordings in it (each with a "
                           "NAME.phones of `start end phone` lines)")

@@ -115,7 +115,8 @@ def avatar_preview(name: str, out: Path | None, video: Path | None, no_video: bo
     """Render a contact sheet of every preset and key channel, and an idle-life mp4."""
     from ..avatars import load
     from ..engine.renderers import make_renderer
-    from .preview import SHEET_SUFFIXES, VIDEO_SUFFIXES, check_output, contact_sheet, idle_video
+    from .output_path import check_output
+    from .preview import SHEET_SUFFIXES, VIDEO_SUFFIXES, contact_sheet, idle_video
 
     if size % 2:
         raise click.BadParameter("must be even (video encoders need even sizes)",

@@ -48,9 +48,9 @@ def replay_cmd(motion: Path, avatar: str, out: Path, fps: int, size: int,
 
     from ..avatars import load
     from ..engine.frames import VideoFrame
+    from ..engine.renderers import liveportrait_weights_missing
     from ..engine.renderers.liveportrait.native import load_motion
     from ..engine.renderers.liveportrait.renderer import LivePortraitRenderer
-    from ..engine.renderers.liveportrait.weights import default_dir, installed
     from .sinks import Mp4Sink
 
     if size % 2:
@@ -64,9 +64,9 @@ def replay_cmd(motion: Path, avatar: str, out: Path, fps: int, size: int,
     native = load_motion(motion)
     if stitch is not None:
         native.stitch = stitch
-    if not installed():
-        raise EngineError(f"LivePortrait weights are not installed in {default_dir()}; run "
-                          f"`avatar-vcam models fetch liveportrait`")
+    missing = liveportrait_weights_missing()
+    if missing:
+        raise EngineError(missing)
     renderer = LivePortraitRenderer(device=device, input_size=input_size)
     state = renderer.prepare(load(avatar), size)
     sink = Mp4Sink(out)

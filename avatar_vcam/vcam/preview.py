@@ -19,7 +19,8 @@ from ..engine.frames import VideoFrame
 from ..engine.idle import IdleLife, IdleSettings
 from ..engine.motion import CHANNELS, N_CHANNELS, vector
 from ..engine.renderers.base import Renderer
-from .errors import DeviceError
+from .output_path import unwritable
+from .sinks.mp4 import Mp4Sink
 
 #: Key channels of the sheet: label -> channel values at the top of the range.
 KEY_CHANNELS: dict[str, dict[str, float]] = {
@@ -59,32 +60,7 @@ KEY_CHANNELS: dict[str, dict[str, float]] = {
 LEVELS = (0.0, 0.5, 1.0)
 _LABEL_H = 14
 SHEET_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
-VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv")  # what Mp4Sink writes
-
-
-def check_output(path: Path, suffixes: tuple[str, ...]) -> None:
-    """Refuse, before any rendering, an output file that cannot be written (one line)."""
-    if path.suffix.lower() not in suffixes:
-        names = ", ".join(suffixes[:-1]) + " or " + suffixes[-1]
-        raise DeviceError(f"cannot write {path}: use a {names} file name")
-    if path.is_dir():
-        raise DeviceError(f"cannot write {path}: it is a folder; give a file name")
-    if not path.parent.is_dir():
-        raise DeviceError(f"cannot write {path}: folder {path.parent} does not exist; "
-                          "create it or choose another path")
-    existed = path.exists()
-    try:
-        with path.open("ab"):  # appends nothing: an existing file is left as it is
-            pass
-    except OSError as e:
-        raise _unwritable(path, e) from None
-    if not existed:
-        path.unlink(missing_ok=True)
-
-
-def _unwritable(path: Path, e: Exception) -> DeviceError:
-    why = getattr(e, "strerror", None) or e
-    return DeviceError(f"cannot write {path}: {why}; choose a writable path")
+VIDEO_SUFFIXES = Mp4Sink.SUFFIXES
 
 
 def channel_rows(avatar: Avatar) -> list[tuple[str, np.ndarray]]:
@@ -131,7 +107,7 @@ def contact_sheet(renderer: Renderer, state: object, avatar: Avatar, size: int, 
     try:
         sheet.save(path)
     except (OSError, ValueError) as e:  # ValueError: an extension Pillow does not know
-        raise _unwritable(path, e) from None
+        raise unwritable(path, e) from None
     return len(rows)
 
 
@@ -150,20 +126,13 @@ def idle_motion(avatar: Avatar, seconds: float, fps: int, seed: int = 0) -> np.n
 def idle_video(renderer: Renderer, state: object, avatar: Avatar, size: int, path: Path,
                seconds: float = 6.0, fps: int = 25, seed: int = 0, batch: int = 8) -> int:
     """Write an mp4 of idle life; returns the number of frames."""
-    import av
-
-    from .sinks.mp4 import Mp4Sink
-
     motions = idle_motion(avatar, seconds, fps, seed)
-    sink = Mp4Sink(path)
+    sink = Mp4Sink(path)  # its open, sends and close report write errors in one line
     sink.open(size, size, fps)
     try:
-        try:
-            for i in range(0, len(motions), batch):
-                for j, img in enumerate(renderer.render(state, motions[i:i + batch])):
-                    sink.send(VideoFrame((i + j) / fps, i + j, img))
-        finally:
-            sink.close()
-    except (OSError, av.error.FFmpegError) as e:  # the file is opened at the first packet
-        raise _unwritable(path, e) from None
+        for i in range(0, len(motions), batch):
+            for j, img in enumerate(renderer.render(state, motions[i:i + batch])):
+                sink.send(VideoFrame((i + j) / fps, i + j, img))
+    finally:
+        sink.close()
     return len(motions)

@@ -16,15 +16,23 @@ RENDERERS = ("warp", "liveportrait", "auto")
 log = logging.getLogger(__name__)
 
 
-def liveportrait_unavailable(device: str = "cuda") -> str | None:
-    """Why the liveportrait renderer cannot run here (None when it can)."""
-    import torch
-
+def liveportrait_weights_missing() -> str | None:
+    """Why the LivePortrait weights cannot be used (None when they are installed)."""
     from .liveportrait.weights import default_dir, installed
 
     if not installed():
         return (f"LivePortrait weights are not installed in {default_dir()}; run "
                 f"`avatar-vcam models fetch liveportrait`")
+    return None
+
+
+def liveportrait_unavailable(device: str = "cuda") -> str | None:
+    """Why the liveportrait renderer cannot run here (None when it can)."""
+    import torch
+
+    missing = liveportrait_weights_missing()
+    if missing:
+        return missing
     if str(device).startswith("cuda") and not torch.cuda.is_available():
         return "LivePortrait needs a CUDA GPU and torch sees none"
     return None
@@ -77,4 +85,4 @@ def make_renderer(name: str, device: str = "cpu") -> Renderer:
 
 
 __all__ = ["RENDERERS", "Renderer", "check_device", "liveportrait_unavailable",
-           "make_renderer"]
+           "liveportrait_weights_missing", "make_renderer"]

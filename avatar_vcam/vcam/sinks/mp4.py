@@ -29,13 +29,14 @@ import av
 import numpy as np
 
 from ...engine.frames import AudioChunk, VideoFrame
-from ..errors import DeviceError
+from ..output_path import check_output, unwritable
 
 
 class Mp4Sink:
     """Write frames and the voice to ``path``."""
 
     name = "file"
+    SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv")
 
     def __init__(self, path: str | Path, audio_rate: int = 48000, crf: int = 20) -> None:
         self.path = Path(path)
@@ -50,17 +51,11 @@ class Mp4Sink:
         self._failed = False
 
     def open(self, width: int, height: int, fps: int) -> None:
-        if self.path.suffix.lower() not in (".mp4", ".m4v", ".mov", ".mkv"):
-            raise DeviceError(f"cannot write {self.path}: use a .mp4, .mov or .mkv file name")
-        if self.path.is_dir():
-            raise DeviceError(f"cannot write {self.path}: it is a folder; give a file name")
-        if not self.path.parent.is_dir():
-            raise DeviceError(f"cannot write {self.path}: folder {self.path.parent} does not "
-                              "exist; create it or choose another path")
+        check_output(self.path, self.SUFFIXES, trial=False)  # opening the partial file is one
         try:
             self._container = av.open(str(self.partial), mode="w")
         except (OSError, av.error.FFmpegError) as e:
-            raise self._error(e) from None
+            raise unwritable(self.path, e) from None
         v = self._container.add_stream("libx264", rate=fps)
         v.width, v.height, v.pix_fmt = width, height, "yuv420p"
         v.options = {"crf": str(self.crf), "preset": "veryfast"}
@@ -70,10 +65,6 @@ class Mp4Sink:
         self._video, self._audio = v, a
         self._resampler = None
         self._rate_in: int | None = None
-
-    def _error(self, e: Exception) -> DeviceError:
-        return DeviceError(f"cannot write {self.path}: {getattr(e, 'strerror', None) or e}; "
-                           "choose a writable path with free space")
 
     def send(self, frame: VideoFrame) -> None:
         vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame.image), format="rgb24")
@@ -101,7 +92,7 @@ class Mp4Sink:
         except (OSError, av.error.FFmpegError) as e:
             self._discard()
             self._failed = True
-            raise self._error(e) from None
+            raise unwritable(self.path, e) from None
 
     def _audio_chunk(self, chunk: AudioChunk) -> None:
         if self._resampler is None or chunk.sample_rate != self._rate_in:
@@ -150,7 +141,7 @@ class Mp4Sink:
             os.replace(self.partial, self.path)
         except (OSError, av.error.FFmpegError) as e:
             self._discard()
-            raise self._error(e) from None
+            raise unwritable(self.path, e) from None
 
     def _discard(self) -> None:
         """Drop the unfinished file (after a write error)."""
