@@ -293,3 +293,14 @@ def test_badinput_engine_replay_arrays_of_the_wrong_kind(tmp_path: Path, arrays:
     with pytest.raises(MotionFileError) as e:
         load_motion(p)
     one_line(str(e.value), str(p), *words)
+
+
+def test_badinput_engine_replay_of_an_unknown_device_is_one_line(tmp_path: Path) -> None:
+    from avatar_vcam.vcam.cli import cli
+
+    motion = tmp_path / "kp.npz"
+    np.savez(motion, kp_driving=np.zeros((2, 21, 3), np.float32))
+    result = CliRunner().invoke(cli, ["liveportrait", "replay", str(motion), "--device",
+                                      "bogus"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    one_line(result.output, "unknown device 'bogus'")

@@ -48,7 +48,7 @@ def replay_cmd(motion: Path, avatar: str, out: Path, fps: int, size: int,
 
     from ..avatars import load
     from ..engine.frames import VideoFrame
-    from ..engine.renderers import liveportrait_weights_missing
+    from ..engine.renderers import check_device, liveportrait_weights_missing
     from ..engine.renderers.liveportrait.native import load_motion
     from ..engine.renderers.liveportrait.renderer import LivePortraitRenderer
     from .sinks import Mp4Sink
@@ -58,6 +58,7 @@ def replay_cmd(motion: Path, avatar: str, out: Path, fps: int, size: int,
                                  param_hint="--size")
     if input_size % 128:
         raise click.BadParameter("must be a multiple of 128", param_hint="--input-size")
+    check_device(device, need_present=False)  # a device torch does not know: one line
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise EngineError("no CUDA GPU: pass --device cpu to replay on the CPU (seconds per "
                           "frame)")
