@@ -130,18 +130,18 @@ class Mp4Sink:
         if self.frames == 0:  # nothing to finish (the muxer has not even made the file);
             self._discard()   # the caller says so: an error may be on its way already
             return
-        try:
-            if self._resampler is not None:
-                for out in self._resampler.resample(None):
-                    self._encode(out)
-            self._container.mux(self._audio.encode(None))
-            self._container.mux(self._video.encode(None))
-            self._container.close()
-            self._container = None
-            os.replace(self.partial, self.path)
-        except (OSError, av.error.FFmpegError) as e:
-            self._discard()
-            raise unwritable(self.path, e) from None
+        self._guard(self._finish)
+
+    def _finish(self) -> None:
+        """Flush both encoders, close the file and give it its name."""
+        if self._resampler is not None:
+            for out in self._resampler.resample(None):
+                self._encode(out)
+        self._container.mux(self._audio.encode(None))
+        self._container.mux(self._video.encode(None))
+        self._container.close()
+        self._container = None
+        os.replace(self.partial, self.path)
 
     def _discard(self) -> None:
         """Drop the unfinished file (after a write error)."""
