@@ -133,10 +133,10 @@ def run_main(config: EngineConfig, opts: RunOptions, console: Console) -> RunSta
                           + (", stopped before the input ended" if stop.event.is_set() else ""),
                           soft_wrap=True)
     for s in sinks:
-        if isinstance(s, Mp4Sink) and s.frames == 0:
-            raise EngineError(f"nothing written to {s.path}: not one frame was rendered (give "
-                              f"at least {config.frame_duration:g} s of audio)")
         if isinstance(s, Mp4Sink):
+            if s.frames == 0:
+                raise EngineError(f"nothing written to {s.path}: not one frame was rendered "
+                                  f"(give at least {config.frame_duration:g} s of audio)")
             console.print(f"wrote {s.path}", soft_wrap=True)
     return stats
 
@@ -144,7 +144,7 @@ def run_main(config: EngineConfig, opts: RunOptions, console: Console) -> RunSta
 def _check_obs_scenes(obs: Any, engine: Engine) -> None:
     """Each --obs-scene SCENE=EXPRESSION names an expression this avatar has (a typo would
     otherwise surface only when that scene goes on program, as an error in OBS's log)."""
-    known = list(engine.expressions)
+    known = engine.expressions
     for scene, expression in (getattr(obs, "scenes", None) or {}).items():
         if expression not in known:
             raise EngineError(f"--obs-scene {scene}={expression}: {engine.avatar.display_name} "
