@@ -353,7 +353,8 @@ class WarpDecodeRuntime:
 
     def _tune_convs(self) -> None:
         """cuDNN's benchmark mode on for the compiled path (off for the eager first frames
-        unless ``eager_benchmark``)."""
+        unless ``eager_benchmark``). On CUDA always; elsewhere only to undo what
+        ``__init__`` turned off (the flag is process-wide)."""
         if self.device.type == "cuda" or not self.opts.eager_benchmark:
             torch.backends.cudnn.benchmark = True
 
