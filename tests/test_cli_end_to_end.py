@@ -172,7 +172,7 @@ BAD = {
     "missing audio": (["--source", "file:{missing}"], "not found"),
     "unknown source": (["--source", "nonsense"], "unknown source"),
     "unknown avatar": (["--avatar", "nobody"], "known avatars: grace, leo"),
-    "escaping avatar": (["--avatar", "../../etc"], "has no avatar.json"),
+    "escaping avatar": (["--avatar", "{escaping}"], "has no avatar.json"),
     "path-like name": (["--avatar", "a/b"], "does not exist"),
     "unwritable output": (["--sink", "file:{missing}/x.mp4"], "does not exist"),
     "not a video name": (["--sink", "file:{text}"], ".mp4"),
@@ -199,7 +199,10 @@ def test_bad_input_is_one_clear_line(case, tmp_path):
     (tmp_path / "empty.wav").write_bytes(b"")
     (tmp_path / "notes.txt").write_text("hello\n")
     paths = {"corrupt": tmp_path / "corrupt.wav", "empty": tmp_path / "empty.wav",
-             "text": tmp_path / "notes.txt", "missing": tmp_path / "missing"}
+             "text": tmp_path / "notes.txt", "missing": tmp_path / "missing",
+             # A "../.." name that reaches a real folder which is no avatar, wherever the
+             # checkout lies (a fixed "../../etc" only exists two levels below /).
+             "escaping": os.path.relpath(tmp_path, os.getcwd())}
     args, expected = BAD[case]
     args = [a.format(**paths) for a in args]
     if "--sink" not in args:
