@@ -70,6 +70,7 @@ def test_load_example(tmp_path):
     ("delay_ms = -5", "delay_ms must be a number in 0..2000, got -5"),
     ("[control]\nport = 99999", "control.port must be an integer in 0..65535"),
     ("[obs]\nhold_s = -1", "obs.hold_s must be a number in 0..3600"),
+    ("[obs]\ntimeout = 0", "obs.timeout must be a number above 0, at most 3600, got 0"),
 ])
 def test_bad_config_is_one_line(tmp_path, text, message):
     p = tmp_path / "config.toml"
@@ -134,3 +135,33 @@ def test_resolve_settings_from_click(tmp_path, monkeypatch):
     assert seen["obs.url"] == "ws://127.0.0.1:4455" and seen["control.enabled"] is True
     r = CliRunner().invoke(cmd, ["--config", str(tmp_path / "nope.toml")])
     assert isinstance(r.exception, ConfigError)
+
+
+def test_every_ranged_key_and_its_flag_accept_the_same_values():
+    """The file and the command line share one range per key: probe both at the edges."""
+    import math
+
+    from avatar_vcam.vcam.cli import cli
+    from avatar_vcam.vcam.settings import Span
+
+    params = {p.name: p for p in cli.params}
+    ranged = {k: key for k, key in KEYS.items() if isinstance(key.check, Span)}
+    assert {"fps", "size", "obs.timeout", "control.port"} <= set(ranged)
+    for name, key in ranged.items():
+        span, param = key.check, params[key.param]
+        step = 1 if span.integer else 0.5
+        probes = [span.lo - step, span.lo, span.lo + step, span.hi - step, span.hi,
+                  span.hi + step] + ([] if span.integer else [math.nan, math.inf])
+        for v in probes:
+            v = int(v) if span.integer else v
+            try:
+                span(v)
+                by_file = True
+            except TypeError:
+                by_file = False
+            try:
+                param.type.convert(str(v), param, None)
+                by_flag = True
+            except click.BadParameter:
+                by_flag = False
+            assert by_file == by_flag, f"{name}={v}: config {by_file}, --flag {by_flag}"

@@ -30,6 +30,7 @@ from .cli_live import register as register_live_commands
 from .cli_liveportrait import register as register_liveportrait_commands
 from .cli_models import register as register_models_commands
 from .cli_types import FiniteFloatRange
+from .settings import flag_type
 
 console = Console(stderr=True)
 EXAMPLES = """
@@ -81,11 +82,11 @@ def default_sinks() -> list[str]:
               help="Play the voice, delayed to match the lips, into this output (a virtual "
                    "mic: a PulseAudio/PipeWire sink name or a device name); none: frames "
                    "as early as possible.")
-@click.option("--delay-ms", type=FiniteFloatRange(0, 2000),
+@click.option("--delay-ms", type=flag_type("delay_ms"),
               help="Voice delay D (default: look-ahead + capture block + render + margin, "
                    "measured at start).")
-@click.option("--fps", default=25, show_default=True, type=click.IntRange(1, 120))
-@click.option("--size", default=512, show_default=True, type=click.IntRange(64, 2048),
+@click.option("--fps", default=25, show_default=True, type=flag_type("fps"))
+@click.option("--size", default=512, show_default=True, type=flag_type("size"),
               help="Output width and height in pixels.")
 @click.option("--duration", type=FiniteFloatRange(min=0, min_open=True),
               help="Stop after this many seconds of audio.")
@@ -93,7 +94,7 @@ def default_sinks() -> list[str]:
 @click.option("--device", default="cpu", show_default=True, help="Torch device for rendering.")
 @click.option("--realtime", is_flag=True, help="Pace file sources like a live input.")
 @click.option("--lookahead-ms", default=DEFAULT_LOOKAHEAD_MS, show_default=True,
-              type=FiniteFloatRange(0, 200), help="Audio look-ahead of the lip motion.")
+              type=flag_type("lookahead_ms"), help="Audio look-ahead of the lip motion.")
 @click.option("--a2m", default=DEFAULT_A2M, show_default=True, callback=_check_a2m,
               metavar="learned|dsp|FILE.npz",
               help="Lip-sync model: learned (causal TCN), dsp (signal features), or weights "

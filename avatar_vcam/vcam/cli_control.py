@@ -16,8 +16,8 @@ from typing import Any
 import click
 
 from .cli_errors import user_errors
-from .cli_types import FiniteFloatRange
 from .control import ControlClient
+from .settings import flag_type
 
 
 def _client() -> ControlClient:
@@ -110,7 +110,7 @@ _OPTIONS = [
                       "env AVATAR_VCAM_CONFIG)."),
     click.option("--control/--no-control", default=True, show_default=True,
                  help="Serve the local control API (avatar-vcam expr/status/scene)."),
-    click.option("--control-port", type=click.IntRange(0, 65535), default=0,
+    click.option("--control-port", type=flag_type("control.port"), default=0,
                  help="Control API port on 127.0.0.1 (default: any free port)."),
     click.option("--obs", metavar="ws://HOST:PORT", default="",
                  help="Connect to OBS's obs-websocket, e.g. ws://127.0.0.1:4455."),
@@ -122,9 +122,9 @@ _OPTIONS = [
                  help="Switch OBS to SCENE while the avatar speaks."),
     click.option("--obs-idle-scene", metavar="SCENE", default="",
                  help="Switch OBS back to SCENE after --obs-hold seconds of silence."),
-    click.option("--obs-hold", type=FiniteFloatRange(0, 3600), default=1.0, show_default=True,
+    click.option("--obs-hold", type=flag_type("obs.hold_s"), default=1.0, show_default=True,
                  help="Seconds of silence before the idle scene."),
-    click.option("--obs-timeout", type=FiniteFloatRange(0, 3600, min_open=True), default=2.0,
+    click.option("--obs-timeout", type=flag_type("obs.timeout"), default=2.0,
                  show_default=True, help="Seconds without an answer before OBS counts as "
                                          "frozen."),
 ]

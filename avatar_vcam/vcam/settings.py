@@ -15,8 +15,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import click
 import platformdirs
 
+from .cli_types import FiniteFloatRange
 from .errors import DeviceError
 
 if sys.version_info >= (3, 11):
@@ -50,17 +52,34 @@ def _float(v: Any) -> float:
     return float(v)
 
 
-def _in(check: Callable[[Any], Any], lo: float, hi: float) -> Callable[[Any], Any]:
-    """``check``, then ``lo <= value <= hi``: the range the flag allows (nan fails it)."""
-    kind = "an integer" if check is _int else "a number"
+@dataclass(frozen=True)
+class Span:
+    """A number in ``lo..hi`` (``lo`` itself refused when ``lo_open``).
 
-    def checked(v: Any) -> Any:
-        v = check(v)
-        if not lo <= v <= hi:
-            raise TypeError(f"{kind} in {lo:g}..{hi:g}")
+    One rule for a config key and for its flag: :meth:`click_type` is what the flag's
+    ``type=`` is, so the file and the command line cannot drift apart (nan fails both).
+    """
+
+    integer: bool
+    lo: float
+    hi: float
+    lo_open: bool = False
+
+    def __call__(self, v: Any) -> Any:
+        v = _int(v) if self.integer else _float(v)
+        above = self.lo < v if self.lo_open else self.lo <= v
+        if not (above and v <= self.hi):
+            kind = "an integer" if self.integer else "a number"
+            if self.lo_open:
+                raise TypeError(f"{kind} above {self.lo:g}, at most {self.hi:g}")
+            raise TypeError(f"{kind} in {self.lo:g}..{self.hi:g}")
         return v
 
-    return checked
+    def click_type(self) -> click.ParamType:
+        """The click type accepting exactly these values."""
+        if self.integer:
+            return click.IntRange(int(self.lo), int(self.hi), min_open=self.lo_open)
+        return FiniteFloatRange(self.lo, self.hi, min_open=self.lo_open)
 
 
 def _bool(v: Any) -> bool:
@@ -99,21 +118,21 @@ KEYS: dict[str, Key] = {k.name: k for k in [
     Key("source", "source", "--source", _str,
         "audio input (mic, system, device:NAME, demo, file:PATH)"),
     Key("sinks", "sinks", "--sink", _str_list, "outputs (file:PATH.mp4, window, vcam)"),
-    Key("fps", "fps", "--fps", _in(_int, 1, 120), "frames per second"),
-    Key("size", "size", "--size", _in(_int, 64, 2048), "output width and height in pixels"),
+    Key("fps", "fps", "--fps", Span(True, 1, 120), "frames per second"),
+    Key("size", "size", "--size", Span(True, 64, 2048), "output width and height in pixels"),
     Key("renderer", "renderer", "--renderer", _str, "renderer name"),
     Key("device", "device", "--device", _str, "torch device"),
-    Key("lookahead_ms", "lookahead_ms", "--lookahead-ms", _in(_float, 0, 200), "lip look-ahead"),
+    Key("lookahead_ms", "lookahead_ms", "--lookahead-ms", Span(False, 0, 200), "lip look-ahead"),
     Key("a2m", "a2m", "--a2m", _str, "lip-sync model (learned, dsp)"),
     Key("expression", "expression", "--expression", _str, "expression to start with"),
     Key("voice_out", "voice_out", "--voice-out", _str,
         "virtual-mic output for the delayed voice (sink/device name, or none)"),
-    Key("delay_ms", "delay_ms", "--delay-ms", _in(_float, 0, 2000),
+    Key("delay_ms", "delay_ms", "--delay-ms", Span(False, 0, 2000),
         "voice delay D in ms (default: measured)"),
     Key("vcam_device", "vcam_device", "--vcam-device", _str, "virtual camera device path"),
     Key("control.enabled", "control", "--control/--no-control", _bool,
         "serve the local control API (avatar-vcam expr/status/scene)"),
-    Key("control.port", "control_port", "--control-port", _in(_int, 0, 65535),
+    Key("control.port", "control_port", "--control-port", Span(True, 0, 65535),
         "control API port on 127.0.0.1 (0 = any free port)"),
     Key("obs.url", "obs", "--obs", _str, "obs-websocket address, e.g. ws://127.0.0.1:4455"),
     Key("obs.password_env", "obs_password_env", "--obs-password-env", _str,
@@ -124,11 +143,21 @@ KEYS: dict[str, Key] = {k.name: k for k in [
         "switch OBS to this scene while the avatar speaks"),
     Key("obs.idle_scene", "obs_idle_scene", "--obs-idle-scene", _str,
         "switch OBS back to this scene after the hold time"),
-    Key("obs.hold_s", "obs_hold", "--obs-hold", _in(_float, 0, 3600),
+    Key("obs.hold_s", "obs_hold", "--obs-hold", Span(False, 0, 3600),
         "seconds of silence before switching to the idle scene"),
-    Key("obs.timeout", "obs_timeout", "--obs-timeout", _in(_float, 0, 3600),
+    Key("obs.timeout", "obs_timeout", "--obs-timeout", Span(False, 0, 3600, lo_open=True),
         "seconds before OBS counts as frozen"),
 ]}
+
+
+
+def flag_type(name: str) -> click.ParamType:
+    """The click type for key ``name``'s flag: the range its config check enforces."""
+    check = KEYS[name].check
+    if not isinstance(check, Span):
+        raise TypeError(f"config key {name} has no numeric range")
+    return check.click_type()
+
 
 DEFAULTS: dict[str, Any] = {
     "control.enabled": True, "control.port": 0, "obs.url": "", "obs.password_env": "",
@@ -262,10 +291,8 @@ class ObsSettings:
             password = env[var]
         hold = float(values.get("obs.hold_s", 1.0))
         timeout = float(values.get("obs.timeout", 2.0))
-        if hold < 0:
-            raise ConfigError(f"obs.hold_s must be >= 0, got {hold}")
-        if timeout <= 0:
-            raise ConfigError(f"obs.timeout must be > 0, got {timeout}")
+        for name, value in (("obs.hold_s", hold), ("obs.timeout", timeout)):
+            validate({name: value})  # values built in code (not merged) get the same check
         return cls(url=url, host=host, port=port, password=password,
                    scenes=dict(values.get("obs.scenes") or {}),
                    talking_scene=values.get("obs.talking_scene") or None,
