@@ -232,14 +232,29 @@ def test_wav_without_samples(tmp_path: Path) -> None:
         list(iter_audio_blocks(p))
 
 
-def test_truncated_wav_keeps_what_is_there(tmp_path: Path) -> None:
+def test_truncated_wav_keeps_what_is_there_and_says_so(tmp_path: Path, caplog) -> None:
     p = tmp_path / "cut.wav"
     write_wav_int(p, tone(16000), 16000, 2)
     data = p.read_bytes()
     p.write_bytes(data[: 44 + 2 * 8000])  # header says 1 s, file holds 0.5 s
-    pcm, sr = decode_audio(p)
+    with caplog.at_level("WARNING"):
+        pcm, sr = decode_audio(p)
     assert abs(len(pcm) / sr - 0.5) < 0.01
     assert abs(peak_freq(pcm, sr) - FREQ) < 1.0
+    said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(said) == 1 and "ends after 0.50 s but its header says 1.00 s" in said[0]
+    caplog.clear()  # streamed: the same one warning, after the last block
+    with caplog.at_level("WARNING"):
+        blocks = list(iter_audio_blocks(p))
+    assert sum(len(b.pcm) for b in blocks) == 8000 and len(caplog.records) == 1
+
+
+def test_whole_wav_raises_no_warning(tmp_path: Path, caplog) -> None:
+    p = tmp_path / "whole.wav"
+    write_wav_int(p, tone(16000), 16000, 2)
+    with caplog.at_level("WARNING"):
+        decode_audio(p)
+    assert not caplog.records
 
 
 def test_bundled_demo_clip() -> None:

@@ -8,6 +8,8 @@ one-line message that says what is wrong and what to do.
 
 from __future__ import annotations
 
+import logging
+import wave
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,8 @@ import numpy as np
 
 from ..errors import AudioError
 from ..frames import AudioChunk
+
+log = logging.getLogger(__name__)
 
 _FORMATS_HINT = "use a WAV, MP3, FLAC, OGG/Opus or M4A/AAC file"
 _MAX_BAD_PACKETS = 20  # consecutive undecodable packets before a file counts as corrupt
@@ -116,6 +120,27 @@ def _pcm_stream(
         container.close()
     if total == 0:
         raise AudioError(f"{path} contains no audio samples; record or export it again")
+    _warn_if_cut(path, total / rate)
+
+
+def _header_seconds(path: Path) -> float | None:
+    """The length a PCM WAV's header promises (FFmpeg trusts the file size instead)."""
+    if path.suffix.lower() != ".wav":
+        return None
+    try:
+        with wave.open(str(path), "rb") as w:
+            return w.getnframes() / w.getframerate() if w.getframerate() else None
+    except (wave.Error, EOFError, OSError):  # float or extensible WAVs: no promise to check
+        return None
+
+
+def _warn_if_cut(path: Path, seconds: float) -> None:
+    """Warn (once, at the end) when a WAV holds less audio than its header says."""
+    promised = _header_seconds(path)
+    if promised is not None and seconds < promised - 0.05:
+        log.warning("%s ends after %.2f s but its header says %.2f s: the file is truncated "
+                    "(an interrupted copy or recording?); using the %.2f s it holds",
+                    path, seconds, promised, seconds)
 
 
 def _mono(frame: av.AudioFrame) -> np.ndarray:
