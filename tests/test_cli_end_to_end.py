@@ -293,3 +293,21 @@ def test_mp4_player_tools_agree(speech_wav, tmp_path):
                                 "-of", "csv=p=0", str(out)], capture_output=True, text=True,
                                check=True).stdout)
     assert dur == pytest.approx(TOTAL, abs=0.05)
+
+
+def test_piped_tables_keep_whole_paths_and_commands(tmp_path):
+    """Piped into a file, a table is not cut to 80 columns: paths and fix commands stay whole
+    (rich ellipsises or wraps them otherwise, and a wrapped command cannot be pasted)."""
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    env["XDG_CACHE_HOME"] = str(tmp_path / ("a-cache-folder-with-a-rather-long-name" * 2))
+    listed = avatar_vcam("models", "list", env=env)
+    assert listed.returncode == 0, listed.stderr
+    assert "liveportrait/retargeting_models/stitching_retargeting_module.pth" in listed.stdout
+    assert "…" not in listed.stdout
+    doctor = avatar_vcam("doctor", env={**env, "PULSE_SERVER": str(tmp_path / "none")})
+    assert "doctor" not in doctor.stderr, doctor.stderr  # no usage error
+    from avatar_vcam.vcam.cli_live import find_cameras
+
+    fix = [ln for ln in doctor.stdout.splitlines() if "v4l2loopback" in ln]
+    if not find_cameras():  # no camera here (CI has none): its fix is on one line
+        assert fix and "sudo modprobe v4l2loopback devices=1 exclusive_caps=1" in fix[0], fix

@@ -31,6 +31,7 @@ from .cli_liveportrait import register as register_liveportrait_commands
 from .cli_models import register as register_models_commands
 from .cli_types import FiniteFloatRange
 from .settings import flag_type
+from .tables import stdout_console
 
 console = Console(stderr=True)
 EXAMPLES = """
@@ -159,7 +160,7 @@ def avatars_cmd(as_json: bool) -> None:
         except (OSError, ValueError):
             display = "(broken avatar.json)"
         table.add_row(name, display, kind, str(path))
-    Console().print(table)
+    stdout_console().print(table)
     console.print(f"user avatars folder: {user_avatar_dir()}")
 
 

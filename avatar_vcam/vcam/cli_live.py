@@ -9,13 +9,13 @@ import sys
 from dataclasses import dataclass
 
 import click
-from rich.console import Console
 from rich.table import Table
 
 from ..engine.errors import EngineError
 from . import pulse
 from .audio_devices import describe_devices
 from .cli_errors import user_errors
+from .tables import stdout_console
 
 
 @click.command("devices")
@@ -28,7 +28,7 @@ def devices_cmd(as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(info, indent=2))
         return
-    out = Console()
+    out = stdout_console()
     pa = info["portaudio"]
     t = Table("kind", "index", "name", title="PortAudio devices (--source device:NAME)")
     for kind in ("inputs", "outputs"):
@@ -156,7 +156,7 @@ def doctor_cmd(avatar: str, as_json: bool) -> None:
         t = Table("", "check", "state", "fix")
         for c in checks:
             t.add_row("[green]ok[/]" if c.ok else "[red]!![/]", c.what, c.detail, c.fix)
-        Console().print(t)
+        stdout_console().print(t)
     if not all(c.ok for c in checks):
         sys.exit(1)
 

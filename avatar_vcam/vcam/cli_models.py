@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .cli_errors import user_errors
+from .tables import stdout_console
 
 MODELS = ("liveportrait",)
 EXAMPLES = """
@@ -73,7 +74,7 @@ def list_cmd(verify: bool, as_json: bool) -> None:
     for r in rows:
         size = f"{r.size / 1e6:.1f} MB" if r.size is not None else "-"
         table.add_row("liveportrait", r.network, r.state, size, r.path)
-    Console().print(table)
+    stdout_console().print(table)
     if any(r.state == "missing" for r in rows):
         console.print("missing files: run `avatar-vcam models fetch liveportrait`")
 
