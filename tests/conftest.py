@@ -18,6 +18,34 @@ SUPPORT = Path(__file__).parent / "support"
 sys.path.insert(0, str(SUPPORT))
 from needs import require  # noqa: E402
 
+_USER_FOLDERS = ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME", "XDG_STATE_HOME",
+                 "XDG_RUNTIME_DIR")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def own_user_folders(tmp_path_factory):
+    """The suite never sees the user's config.toml, avatars, caches or running daemon.
+
+    Each XDG folder points into the session's temporary folder (and subprocesses inherit
+    that): a developer's config or own avatars would change what the tests expect, and an
+    avatar-vcam they have running holds the control file a test's daemon wants.
+    """
+    home = tmp_path_factory.mktemp("user")
+    overrides = ("AVATAR_VCAM_CONFIG", "AVATAR_VCAM_RUNTIME_DIR")
+    saved = {k: os.environ.get(k) for k in (*_USER_FOLDERS, *overrides)}
+    for key in _USER_FOLDERS:
+        folder = home / key.lower()
+        folder.mkdir(mode=0o700)
+        os.environ[key] = str(folder)
+    for key in overrides:
+        os.environ.pop(key, None)
+    yield home
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
 
 @pytest.fixture(scope="session")
 def xvfb_display():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 import pytest
 from click.testing import CliRunner
@@ -165,3 +167,21 @@ def test_every_ranged_key_and_its_flag_accept_the_same_values():
             except click.BadParameter:
                 by_flag = False
             assert by_file == by_flag, f"{name}={v}: config {by_file}, --flag {by_flag}"
+
+
+def test_the_suite_reads_no_config_avatars_or_daemon_of_the_user(own_user_folders, tmp_path):
+    """conftest's own_user_folders: config, user avatars and the control file are the
+    session's own, in this process and in the avatar-vcam subprocesses the tests start."""
+    import subprocess
+    import sys
+
+    from avatar_vcam.avatars import user_avatar_dir
+    from avatar_vcam.vcam.control import control_dir
+
+    for path in (config_path(), user_avatar_dir(), control_dir()):
+        assert own_user_folders in Path(path).parents, path
+    child = subprocess.run(
+        [sys.executable, "-c", "from avatar_vcam.vcam.settings import config_path; "
+                               "print(config_path())"],
+        capture_output=True, text=True, check=True)
+    assert own_user_folders in Path(child.stdout.strip()).parents
