@@ -185,3 +185,15 @@ def test_the_suite_reads_no_config_avatars_or_daemon_of_the_user(own_user_folder
                                "print(config_path())"],
         capture_output=True, text=True, check=True)
     assert own_user_folders in Path(child.stdout.strip()).parents
+
+
+def test_the_documented_example_config_is_valid_and_has_every_key(tmp_path):
+    """docs/obs.md's config.toml example loads, and names every key there is."""
+    import re
+
+    doc = (Path(__file__).parent.parent / "docs" / "obs.md").read_text()
+    example = re.search(r"## Configuration file.*?```toml\n(.*?)```", doc, re.S)
+    assert example, "docs/obs.md lost its config.toml example"
+    (tmp_path / "config.toml").write_text(example.group(1))
+    keys = load_config(tmp_path / "config.toml")
+    assert set(keys) == set(KEYS), f"not in the example: {sorted(set(KEYS) - set(keys))}"

@@ -104,49 +104,38 @@ def _str_map(v: Any) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class Key:
-    """One configuration key: dotted TOML name, the click parameter it feeds, its type."""
+    """One configuration key: dotted TOML name, the click parameter (flag) it stands for,
+    and its check. What each means is the flag's ``--help``; docs/obs.md has an example
+    file with every key (a test keeps it complete)."""
 
     name: str
     param: str
-    flag: str
     check: Callable[[Any], Any]
-    help: str
 
 
 KEYS: dict[str, Key] = {k.name: k for k in [
-    Key("avatar", "avatar", "--avatar", _str, "avatar name or package folder"),
-    Key("source", "source", "--source", _str,
-        "audio input (mic, system, device:NAME, demo, file:PATH)"),
-    Key("sinks", "sinks", "--sink", _str_list, "outputs (file:PATH.mp4, window, vcam)"),
-    Key("fps", "fps", "--fps", Span(True, 1, 120), "frames per second"),
-    Key("size", "size", "--size", Span(True, 64, 2048), "output width and height in pixels"),
-    Key("renderer", "renderer", "--renderer", _str, "renderer name"),
-    Key("device", "device", "--device", _str, "torch device"),
-    Key("lookahead_ms", "lookahead_ms", "--lookahead-ms", Span(False, 0, 200), "lip look-ahead"),
-    Key("a2m", "a2m", "--a2m", _str, "lip-sync model (learned, dsp)"),
-    Key("expression", "expression", "--expression", _str, "expression to start with"),
-    Key("voice_out", "voice_out", "--voice-out", _str,
-        "virtual-mic output for the delayed voice (sink/device name, or none)"),
-    Key("delay_ms", "delay_ms", "--delay-ms", Span(False, 0, 2000),
-        "voice delay D in ms (default: measured)"),
-    Key("vcam_device", "vcam_device", "--vcam-device", _str, "virtual camera device path"),
-    Key("control.enabled", "control", "--control/--no-control", _bool,
-        "serve the local control API (avatar-vcam expr/status/scene)"),
-    Key("control.port", "control_port", "--control-port", Span(True, 0, 65535),
-        "control API port on 127.0.0.1 (0 = any free port)"),
-    Key("obs.url", "obs", "--obs", _str, "obs-websocket address, e.g. ws://127.0.0.1:4455"),
-    Key("obs.password_env", "obs_password_env", "--obs-password-env", _str,
-        "environment variable holding the obs-websocket password"),
-    Key("obs.scenes", "obs_scenes", "--obs-scene SCENE=EXPRESSION", _str_map,
-        "OBS scene -> expression while that scene is on program"),
-    Key("obs.talking_scene", "obs_talking_scene", "--obs-talking-scene", _str,
-        "switch OBS to this scene while the avatar speaks"),
-    Key("obs.idle_scene", "obs_idle_scene", "--obs-idle-scene", _str,
-        "switch OBS back to this scene after the hold time"),
-    Key("obs.hold_s", "obs_hold", "--obs-hold", Span(False, 0, 3600),
-        "seconds of silence before switching to the idle scene"),
-    Key("obs.timeout", "obs_timeout", "--obs-timeout", Span(False, 0, 3600, lo_open=True),
-        "seconds before OBS counts as frozen"),
+    Key("avatar", "avatar", _str),
+    Key("source", "source", _str),
+    Key("sinks", "sinks", _str_list),
+    Key("fps", "fps", Span(True, 1, 120)),
+    Key("size", "size", Span(True, 64, 2048)),
+    Key("renderer", "renderer", _str),
+    Key("device", "device", _str),
+    Key("lookahead_ms", "lookahead_ms", Span(False, 0, 200)),
+    Key("a2m", "a2m", _str),
+    Key("expression", "expression", _str),
+    Key("voice_out", "voice_out", _str),
+    Key("delay_ms", "delay_ms", Span(False, 0, 2000)),
+    Key("vcam_device", "vcam_device", _str),
+    Key("control.enabled", "control", _bool),
+    Key("control.port", "control_port", Span(True, 0, 65535)),
+    Key("obs.url", "obs", _str),
+    Key("obs.password_env", "obs_password_env", _str),
+    Key("obs.scenes", "obs_scenes", _str_map),
+    Key("obs.talking_scene", "obs_talking_scene", _str),
+    Key("obs.idle_scene", "obs_idle_scene", _str),
+    Key("obs.hold_s", "obs_hold", Span(False, 0, 3600)),
+    Key("obs.timeout", "obs_timeout", Span(False, 0, 3600, lo_open=True)),
 ]}
 
 
