@@ -21,6 +21,7 @@ import sys
 import tempfile
 import threading
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -53,23 +54,39 @@ def parse_expressions(text: str) -> list[str]:
 
 
 def control_file_candidates() -> list[Path]:
-    """Where the daemon writes control.json (same rules as platformdirs' runtime folder)."""
+    """Where the daemon writes control.json: platformdirs' user runtime folder for
+    "avatar-vcam" on each system (OBS's Python may not have platformdirs itself)."""
     env = os.environ.get("AVATAR_VCAM_RUNTIME_DIR")
     if env:
         return [Path(env).expanduser() / "control.json"]
+    app = "avatar-vcam"
     dirs = []
-    if os.environ.get("XDG_RUNTIME_DIR"):
-        dirs.append(Path(os.environ["XDG_RUNTIME_DIR"]))
-    if hasattr(os, "getuid"):
-        dirs += [Path(f"/run/user/{os.getuid()}"),
-                 Path(tempfile.gettempdir()) / f"runtime-{os.getuid()}"]
-    if sys.platform == "win32":
-        dirs.append(Path(os.environ.get("LOCALAPPDATA", "~")).expanduser() / "Temp")
-    return [d / "avatar-vcam" / "control.json" for d in dirs]
+    if sys.platform == "win32":  # %LOCALAPPDATA%\Temp\<author>\<app>, author = app
+        local = Path(os.environ.get("LOCALAPPDATA", "~/AppData/Local")).expanduser()
+        dirs.append(local / "Temp" / app / app)
+    elif os.environ.get("XDG_RUNTIME_DIR"):  # honoured on macOS too
+        dirs.append(Path(os.environ["XDG_RUNTIME_DIR"]) / app)
+    if sys.platform == "darwin":
+        dirs.append(Path("~/Library/Caches/TemporaryItems").expanduser() / app)
+    elif sys.platform != "win32":
+        if hasattr(os, "getuid"):
+            dirs += [Path(f"/run/user/{os.getuid()}") / app,
+                     Path(tempfile.gettempdir()) / f"runtime-{os.getuid()}" / app]
+    return [d / "control.json" for d in dirs]
+
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 def read_control(control_file: str = "", daemon_url: str = "") -> tuple[str, str]:
-    """(base URL, token) of the running daemon; OSError/ValueError if there is none."""
+    """(base URL, token) of the running daemon; OSError/ValueError if there is none.
+
+    The daemon listens on this machine only; a ``daemon_url`` elsewhere is refused, so
+    the token never leaves the machine in clear text.
+    """
+    if daemon_url and urllib.parse.urlsplit(daemon_url).hostname not in LOOPBACK:
+        raise ValueError(f"daemon address {daemon_url!r} is not on this machine; the daemon "
+                         "listens on 127.0.0.1 only (leave the address empty)")
     paths = [Path(control_file).expanduser()] if control_file else control_file_candidates()
     for path in paths:
         if path.is_file():
@@ -79,6 +96,10 @@ def read_control(control_file: str = "", daemon_url: str = "") -> tuple[str, str
     raise FileNotFoundError(f"no control.json (looked in {', '.join(map(str, paths))})")
 
 
+# No proxy: urllib follows http_proxy even for 127.0.0.1, and would hand the proxy the token.
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
 def http_request(method: str, path: str, body: dict | None = None) -> dict:
     """One request to the daemon's control API; raises OSError/ValueError on failure."""
     url, token = read_control(_config["control_file"], _config["daemon_url"])
@@ -86,7 +107,7 @@ def http_request(method: str, path: str, body: dict | None = None) -> dict:
     req = urllib.request.Request(url + path, data=data, method=method, headers={
         "Authorization": f"Bearer {token}", "Content-Type": "application/json"})
     try:
-        with urllib.request.urlopen(req, timeout=HTTP_TIMEOUT_S) as r:
+        with _DIRECT.open(req, timeout=HTTP_TIMEOUT_S) as r:
             return json.loads(r.read() or b"{}")
     except urllib.error.HTTPError as e:
         try:

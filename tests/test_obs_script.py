@@ -40,6 +40,45 @@ def test_control_file_candidates(script, monkeypatch, tmp_path):
         "control.json"
 
 
+@pytest.mark.filterwarnings("ignore:XDG_RUNTIME_DIR is not set")
+@pytest.mark.parametrize("xdg", [True, False])
+@pytest.mark.parametrize("system", ["linux", "win32", "darwin"])
+def test_control_file_candidates_match_the_daemons_folder(script, monkeypatch, tmp_path,
+                                                          system, xdg):
+    """The script finds control.json where the daemon writes it (platformdirs' runtime
+    folder) on each system; platformdirs' own class for that system is the reference."""
+    import platformdirs.macos
+    import platformdirs.unix
+    import platformdirs.windows
+
+    monkeypatch.delenv("AVATAR_VCAM_RUNTIME_DIR", raising=False)
+    if not xdg:
+        monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
+    monkeypatch.setenv("LOCALAPPDATA", str(tmp_path / "Local"))
+    monkeypatch.setattr(platformdirs.windows, "get_win_folder",
+                        lambda name: str(tmp_path / "Local"))
+    monkeypatch.setattr(script.sys, "platform", system)
+    cls = {"linux": platformdirs.unix.Unix, "win32": platformdirs.windows.Windows,
+           "darwin": platformdirs.macos.MacOS}[system]
+    daemon = Path(cls("avatar-vcam").user_runtime_dir) / "control.json"
+    assert daemon in script.control_file_candidates()
+
+
+def test_http_route_uses_no_proxy_and_stays_on_this_machine(script, monkeypatch, tmp_path):
+    """urllib would send the bearer token to $http_proxy; the script goes direct, and
+    refuses a daemon address on another machine."""
+    monkeypatch.setenv("AVATAR_VCAM_RUNTIME_DIR", str(tmp_path))
+    monkeypatch.setenv("http_proxy", "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+    target = RecordingTarget(RecordingEngine())
+    script._config.update(method="http", daemon_url="", control_file="")
+    with ControlServer(target):
+        assert script.deliver("smile") == "http"
+    assert target.engine.expression == "smile"
+    with pytest.raises(ValueError, match="not on this machine"):
+        script.read_control("", "http://192.0.2.7:8000")
+
+
 def test_default_expressions_match_engine_presets(script):
     try:
         from avatar_vcam.engine.expressions import PRESETS
