@@ -152,18 +152,18 @@ class _Camera:
 
 def test_presenter_sends_one_frame_per_tick_of_the_audio_clock_and_replaces_late_ones():
     cam, stats = _Camera(), LiveStats()
-    p = Presenter(None, [cam], 25, stats, lambda pts: None)
+    p = Presenter(_Voice(), [cam], 25, stats, lambda pts: None)
     for k in range(10):
         p.offer(VideoFrame(k / 25, k, np.full((4, 4, 3), k, np.uint8)))
-    p.voice = voice = _Voice()
+    p.voice = voice = _Voice()  # its clock starts now
     p.start()
     time.sleep(0.8)  # ticks 0..20: frames 10..20 never came (late)
     p.stop.set()
     p.join(1)
     indices = [i for _, i, _ in cam.sent]
     contents = [c for _, _, c in cam.sent]
-    first = indices[0]  # tick 2 (frames 0 and 1 fell out of the ready queue), or one later
-    assert first <= 3, "the first tick came late"
+    first = indices[0]  # tick 0, or one later on a busy machine
+    assert first <= 1, "the first tick came late"
     assert indices == list(range(first, first + len(indices))) and indices[-1] >= 12
     assert contents[:10 - first] == list(range(first, 10))
     assert all(c == 9 for c in contents[10 - first:]), "late ticks show the newest ready frame"
@@ -176,6 +176,83 @@ def test_presenter_sends_one_frame_per_tick_of_the_audio_clock_and_replaces_late
     # More than 5 late ticks in the last 50: the presenter asks for a longer delay.
     assert voice.raised and voice.raised[0] == pytest.approx(0.02)
     assert stats.delay_raised_ms == pytest.approx(20 * len(voice.raised))
+
+
+def test_frames_rendered_far_ahead_of_their_tick_are_all_shown():
+    """A large D (or a high fps) keeps many frames waiting: each is shown at its own tick,
+    none is dropped for being early (a count-limited queue froze the picture here)."""
+    cam, stats = _Camera(), LiveStats()
+    voice = _Voice()
+    voice.delay_s = 2.0  # --delay-ms 2000, the largest: up to 2 s of frames wait
+    p = Presenter(voice, [cam], 30, stats, lambda pts: None, adapt=False)
+    for k in range(60):
+        p.offer(VideoFrame(k / 30, k, np.full((4, 4, 3), k, np.uint8)))
+    voice.t0 = time.monotonic()
+    p.start()
+    time.sleep(0.6)
+    p.stop.set()
+    p.join(1)
+    indices = [i for _, i, _ in cam.sent]
+    assert indices and indices[0] <= 1 and indices[-1] >= 15
+    assert all(i == c for _, i, c in cam.sent), "a tick showed another frame than its own"
+    assert stats.late == 0
+    assert len(p.ready) <= 60 - indices[-1], "frames whose tick has passed are kept"
+
+
+def test_draining_sends_the_last_frame_once_and_no_tick_after_it():
+    """At the end of the input the voice plays out, but the picture stops at its last
+    frame: a repeat of it would make the video a frame longer than the sound."""
+    cam, stats = _Camera(), LiveStats()
+    p = Presenter(_Voice(), [cam], 25, stats, lambda pts: None, adapt=False)
+    for k in range(5):
+        p.offer(VideoFrame(k / 25, k, np.full((4, 4, 3), k, np.uint8)))
+    p.voice = voice = _Voice()
+    p.start()
+    p.drain(4, timeout=1.0)
+    assert voice.heard_pts() >= 5 / 25, "drain returned before the last frame's voice"
+    time.sleep(0.15)  # ticks 5..8 come and go
+    p.stop.set()
+    p.join(1)
+    assert [i for _, i, _ in cam.sent] == [0, 1, 2, 3, 4] and stats.late == 0
+
+
+def test_the_end_of_the_input_plays_out_and_is_never_replayed():
+    """After the input ends the voice plays to its last sample, then silence; the read
+    point never moves back over voice already heard (D above and below the resync)."""
+    for delay in (0.08, 0.3):
+        voice = VoiceOut(Endpoint("sim", None), RATE, delay)
+        out = np.zeros((480, 1), np.float32)
+        ramp = (np.arange(RATE) + 1).astype(np.float32)  # 1 s, sample i is i + 1
+        reads, heard, loudest = [], [], 0.0
+        for k in range(200):  # the input for 1 s, then nothing for 1 s
+            if k < 100:
+                voice.write(AudioChunk(k * 0.01, ramp[k * 480:(k + 1) * 480], RATE))
+            voice._callback(out, 480, SimpleNamespace(), None)
+            reads.append(voice._read)
+            heard.append(voice._heard[1])
+            loudest = max(loudest, float(out.max()))
+        assert np.all(np.diff(reads) > 0), f"D {delay}: the read point went back (a replay)"
+        assert np.all(np.diff(heard) > 0), f"D {delay}: the heard clock went back"
+        assert loudest >= RATE - 1, f"D {delay}: the end of the voice was not played"
+        assert voice.stats.resyncs == 0
+
+
+def test_an_engine_stall_longer_than_d_drops_late_voice_instead_of_replaying():
+    """The engine thread stalls 0.5 s (D 0.1 s), then its backlog arrives at once: the
+    voice due during the stall is lost, never replayed, and D holds afterwards."""
+    voice = VoiceOut(Endpoint("sim", None), RATE, 0.1)
+    out = np.zeros((480, 1), np.float32)
+    ramp = (np.arange(3 * RATE) + 1).astype(np.float32)
+    reads = []
+    for k in range(300):
+        if k < 100 or k >= 150:  # writes 100..149 come late, with block 150
+            first = 100 if k == 150 else k
+            voice.write(AudioChunk(first * 0.01, ramp[first * 480:(k + 1) * 480], RATE))
+        voice._callback(out, 480, SimpleNamespace(), None)
+        reads.append(voice._read)
+    assert np.all(np.diff(reads) > 0), "the read point went back (a replay)"
+    assert abs((voice.line.end - voice._read) / RATE - 0.1) < 0.011, "D not restored"
+    assert out[0, 0] == voice._read - 480 + 1, "not playing the voice D behind the input"
 
 
 def test_raising_the_delay_replays_a_little_and_moves_the_heard_clock():
@@ -251,3 +328,29 @@ def test_lowering_the_delay_drifts_there_without_skipping_voice():
     assert voice.stats.resyncs == 0
     steps = np.diff(firsts[100:])
     assert steps.min() >= 480 and steps.max() <= 481.01, "each block moves on by 480 or 481"
+
+
+def test_a_sink_failing_after_the_input_ended_fails_the_run():
+    """The presenter sends the last frames while the voice plays out; a sink error then
+    (a full disk under the mp4) must reach the caller, not vanish with the thread."""
+    from avatar_vcam.engine import Engine, EngineConfig
+    from avatar_vcam.vcam.live import run_live
+
+    class Voice(_Voice):
+        def write(self, chunk: AudioChunk) -> None:
+            pass
+
+    class FullDisk(_Camera):
+        def send(self, frame: VideoFrame) -> None:
+            if frame.index == 10:
+                raise OSError(28, "No space left on device")
+            super().send(frame)
+
+    rate = 16000
+    chunks = [AudioChunk(i / 50, np.zeros(rate // 50, np.float32), rate) for i in range(25)]
+    with Engine("leo", EngineConfig(fps=25, size=64)) as engine:
+        voice = Voice()
+        with pytest.raises(OSError, match="No space left"):
+            run_live(engine, chunks, [FullDisk()], voice=voice)
+    # the input (0.5 s) was all pushed long before frame 10's tick at 0.4 s of voice
+    assert voice.heard_pts() >= 0.4

@@ -54,6 +54,9 @@ class LiveSource:
         self._opened_at = 0.0
         self._callbacks_at_open = 0
         self._anchor: tuple[float, int] | None = None  # (wall, sample clock) of a capture
+        self.watch_s = 1.0  # how often the watcher asks the sound server for the node
+        self._node_missing = threading.Event()
+        self._watcher: threading.Thread | None = None
 
     # -- the stream ------------------------------------------------------------------------
     def _callback(self, indata: np.ndarray, frames: int, time_info: object,
@@ -72,6 +75,7 @@ class LiveSource:
         self._opened_at = time.monotonic()
         self._callbacks_at_open = self.ring.written
         self._last_callback = (self._opened_at, self.ring.written)
+        self._node_missing.clear()
         self.state, self.problem = "live", None
 
     def _close_stream(self) -> None:
@@ -106,6 +110,29 @@ class LiveSource:
             return pulse.has_source(name)
         except DeviceError:
             return False
+
+    def _start_watcher(self) -> None:
+        """Watch the PulseAudio/PipeWire node from a thread of its own: ``pactl`` takes
+        milliseconds (seconds when the server is busy), which the engine thread, which
+        reads and renders, cannot spare."""
+        if self.endpoint.pulse_name is None or self._watcher is not None:
+            return
+        self._watcher = threading.Thread(target=self._watch_node, daemon=True,
+                                         name="avatar-vcam-input-watch")
+        self._watcher.start()
+
+    def _watch_node(self) -> None:
+        name = self.endpoint.pulse_name
+        assert name is not None
+        while not self._closed.wait(self.watch_s):
+            if self.state != "live":
+                continue
+            try:
+                present = pulse.has_source(name)
+            except DeviceError:  # pactl failed or timed out: unknown, not gone (a server
+                continue  # that died stalls the stream, which _gone() notices)
+            if not present and self.state == "live":
+                self._node_missing.set()
 
     def _lose(self, why: str) -> None:
         log.warning("audio input lost: %s", why)
@@ -143,9 +170,9 @@ class LiveSource:
         """
         if self._stream is None and not self._closed.is_set():
             self.open()
+        self._start_watcher()
         rate = self.sample_rate
         clock = 0  # samples handed out: the pts clock
-        watch_every, next_watch = 1.0, time.monotonic() + 1.0
         filler: tuple[float, int] | None = (time.monotonic(), 0)  # (wall, clock) anchor
         next_retry = 0.0
         while not self._closed.is_set():
@@ -170,10 +197,8 @@ class LiveSource:
                 if filler is None and now - self._last_callback[0] > self.fill_after_s:
                     filler = (self._last_callback[0], clock)  # the device stalled
                 why = self._gone()
-                if why is None and now >= next_watch:
-                    next_watch = now + watch_every
-                    if not self._node_present():
-                        why = f"{self.endpoint.pulse_name} disappeared"
+                if why is None and self._node_missing.is_set():
+                    why = f"{self.endpoint.pulse_name} disappeared"
                 if why is not None:
                     self._lose(why)
                     filler = filler or (now, clock)

@@ -58,11 +58,15 @@ class LiveStats:
         return (len(t) - 1) / (t[-1] - t[0])
 
     def summary(self) -> dict[str, Any]:
+        # The presenter thread appends while this runs (status line, control API): work on
+        # copies (list() of a deque is atomic), or statistics' loops see it mutate.
         def med(d: deque) -> float | None:
-            return round(statistics.median(d), 1) if d else None
+            v = list(d)
+            return round(statistics.median(v), 1) if v else None
 
         def spread(d: deque) -> float | None:
-            return round(statistics.pstdev(d), 1) if len(d) > 1 else None
+            v = list(d)
+            return round(statistics.pstdev(v), 1) if len(v) > 1 else None
 
         return {
             "fps": round(self.fps(), 1), "frames": self.frames, "late": self.late,
@@ -95,7 +99,11 @@ class Presenter(threading.Thread):
         self._base_delay = 0.0  # D when the loop starts: the floor for lowering
         self._lowered_since_raise = False
         self.capture_time = capture_time
-        self.ready: deque[VideoFrame] = deque(maxlen=8)
+        # Frames wait here about (D - look-ahead) * fps ticks, and older ones are dropped as
+        # ticks pass them; the bound only matters if ticks stop (the largest D is 2 s).
+        wait_s = max(voice.delay_s, 0.3) + 1.0
+        self.ready: deque[VideoFrame] = deque(maxlen=math.ceil(wait_s * fps) + 8)
+        self.final: int | None = None  # no tick after this frame (set by drain)
         self.stop = threading.Event()
         self.errors: list[BaseException] = []
 
@@ -103,7 +111,12 @@ class Presenter(threading.Thread):
         self.ready.append(frame)
 
     def drain(self, last_index: int, timeout: float) -> None:
-        """Wait until frame ``last_index`` has had its tick (the voice caught up)."""
+        """Wait until frame ``last_index`` has had its tick and its voice has been heard.
+
+        No tick after ``last_index`` sends anything: the voice plays on to its end, but a
+        repeated last frame would make the picture one frame longer than the sound.
+        """
+        self.final = last_index
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and not self.errors:
             heard = self.voice.heard_pts()
@@ -118,10 +131,15 @@ class Presenter(threading.Thread):
             self.errors.append(e)
 
     def _newest_upto(self, k: int) -> VideoFrame | None:
+        """The newest ready frame due by tick ``k``; older ones are dropped (frames arrive in
+        index order, the engine thread appends on the right while this pops on the left)."""
         best = None
         for f in list(self.ready):
             if f.index <= k and (best is None or f.index > best.index):
                 best = f
+        if best is not None:
+            while self.ready and self.ready[0].index < best.index:
+                self.ready.popleft()
         return best
 
     def _loop(self) -> None:
@@ -135,7 +153,9 @@ class Presenter(threading.Thread):
                 self.stop.wait(0.005)
                 continue
             k = math.floor(heard * self.fps + 1e-9)
-            if k > last_tick:
+            if self.final is not None and k > self.final:
+                last_tick = max(last_tick, k)  # past the last frame: the voice plays out
+            elif k > last_tick:
                 frame = self._newest_upto(k) or shown
                 if frame is not None:
                     self._recent_late.append(frame.index < k)
@@ -246,6 +266,8 @@ def run_live(engine: Engine, chunks: Iterable[AudioChunk], sinks: list[Sink], *,
         if presenter is not None:
             presenter.stop.set()
             presenter.join(2.0)
+    if presenter is not None and presenter.errors:  # a sink failed after the input ended
+        raise presenter.errors[0]
     return stats
 
 

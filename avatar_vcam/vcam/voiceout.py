@@ -5,7 +5,9 @@ clock. The output callback reads from it ``D`` behind the newest captured sample
 reports which pts is being heard, so frames can be presented when their own pts plays.
 The output device runs on its own crystal: the fill level of the line is watched and one
 sample is dropped or repeated (linear interpolation over a block) when it walks away
-from ``D``, so the offset never drifts. A stall larger than ``resync_s`` jumps instead.
+from ``D``, so the offset never drifts. An output that falls more than ``resync_s`` behind
+jumps ahead; the read point never moves back over voice already played (only
+:meth:`VoiceOut.raise_delay` repeats a few ms on purpose).
 """
 
 from __future__ import annotations
@@ -132,17 +134,24 @@ class VoiceOut:
                     outdata[:, 0] = 0
                     return
                 self._read = end - round(self.delay_s * self.rate)
-            err = (end - self._read) - self.delay_s * self.rate  # > 0: playing too late
-            self._err += 0.02 * (err - self._err)
+            fill = end - self._read
+            err = fill - self.delay_s * self.rate  # > 0: playing too late
             take = frames
-            if abs(err) > self.resync:
+            if err > self.resync:  # the output fell far behind: jump ahead to D
                 self._read += round(err)
                 self._err = 0.0
                 self.stats.resyncs += 1
-            elif self._err > self.tolerance:
-                take = frames + 1
-            elif self._err < -self.tolerance:
-                take = frames - 1
+            elif fill <= 0 or err < -self.resync:
+                # The input ended, or the engine thread fell behind (its backlog arrives
+                # later and restores the fill by itself): play on, silence past the end.
+                # Never move back: that would replay voice the listener already heard.
+                self._err = 0.0
+            else:
+                self._err += 0.02 * (err - self._err)
+                if self._err > self.tolerance:
+                    take = frames + 1
+                elif self._err < -self.tolerance:
+                    take = frames - 1
             start = self._read
             pcm = self.line.read(start, take)
             self._read += take
