@@ -101,6 +101,25 @@ def test_obsws_logger_prints_no_traceback(capfd):
     assert "Traceback" not in out.err and "boom" not in out.err
 
 
+def test_verbose_logs_never_show_the_obs_password(caplog):
+    """obsws logs its connect parameters, password included; -v must not print it, nor
+    the reconnect attempts once a second while OBS is away."""
+    from obsws_python import ReqClient
+
+    quiet_obsws_logger()
+    with caplog.at_level(logging.DEBUG):  # as -v sets it
+        for secret in ("s3cret", "it's a 'quoted' pass word"):
+            with pytest.raises(ConnectionRefusedError):  # nothing listens on port 9
+                ReqClient(host="127.0.0.1", port=9, password=secret, timeout=0.5)
+            # what -v prints: ours (obsws' own records stop at its logger, which pytest's
+            # capture taps too, so they are left out here)
+            text = "\n".join(r.getMessage() for r in caplog.records
+                             if r.name.startswith("avatar_vcam"))
+            assert "Connecting with parameters" in text  # the line is still there
+            assert secret not in text and "password=***" in text
+    assert logging.getLogger("obsws_python").propagate is False
+
+
 def test_absent_obs_status_and_set_scene(capfd):
     t = RecordingTarget(RecordingEngine())
     import socket

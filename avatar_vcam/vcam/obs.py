@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -29,11 +30,15 @@ class ObsError(DeviceError):
     """OBS is unreachable or refused a request."""
 
 
+_SECRET = re.compile(r"(password=)(?:'.*?'(?= subs=)|'[^']*'|\S+)")  # obsws' connect line
+
+
 class _Quiet(logging.Handler):
-    """Forwards obsws_python's records as one debug line each, without tracebacks."""
+    """Forwards obsws_python's records as one debug line each, without tracebacks, and
+    without the password (obsws logs its connect parameters, password included)."""
 
     def emit(self, record: logging.LogRecord) -> None:
-        log.debug("obsws: %s", record.getMessage())
+        log.debug("obsws: %s", _SECRET.sub(r"\1***", record.getMessage()))
 
 
 def quiet_obsws_logger() -> None:
