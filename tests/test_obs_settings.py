@@ -94,7 +94,8 @@ def test_flags_win_and_scenes_merge():
 
 def test_obs_settings_errors():
     assert ObsSettings.from_values({"obs.url": ""}) is None
-    for url in ("http://127.0.0.1:4455", "127.0.0.1:4455", "ws://:4455", "ws://h:99999"):
+    for url in ("http://127.0.0.1:4455", "127.0.0.1:4455", "ws://:4455", "ws://h:99999",
+                "ws://h:0"):
         with pytest.raises(ConfigError, match="ws://HOST:PORT"):
             ObsSettings.from_values({"obs.url": url})
     with pytest.raises(ConfigError, match="OBS_PW .* is not set"):
@@ -197,3 +198,23 @@ def test_the_documented_example_config_is_valid_and_has_every_key(tmp_path):
     (tmp_path / "config.toml").write_text(example.group(1))
     keys = load_config(tmp_path / "config.toml")
     assert set(keys) == set(KEYS), f"not in the example: {sorted(set(KEYS) - set(keys))}"
+
+
+def test_an_ipv6_obs_address_reaches_the_socket():
+    """ws://[::1]:PORT: obsws builds ws://{host}:{port}, so the host keeps its brackets,
+    and a closed port is 'connection refused', not an invalid host retried for ever."""
+    from obsws_python import ReqClient
+
+    from avatar_vcam.vcam.settings import parse_ws_url
+
+    host, port = parse_ws_url("ws://[::1]:9")
+    assert (host, port) == ("[::1]", 9)
+    assert parse_ws_url("ws://127.0.0.1") == ("127.0.0.1", 4455)
+    try:
+        ReqClient(host=host, port=port, timeout=0.5)
+    except ConnectionRefusedError:
+        pass  # what a closed port says, on a machine with IPv6 loopback
+    except OSError as e:  # no IPv6 here: the address family, never the host's syntax
+        assert "hostname" not in str(e).lower(), e
+    else:
+        pytest.fail("something answered as OBS on [::1]:9")

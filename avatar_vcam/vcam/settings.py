@@ -290,13 +290,18 @@ class ObsSettings:
 
 
 def parse_ws_url(url: str) -> tuple[str, int]:
-    """``ws://host:port`` as (host, port); ConfigError otherwise."""
+    """``ws://host:port`` as (host, port); ConfigError otherwise.
+
+    An IPv6 host comes back in brackets (``[::1]``): obsws-python builds
+    ``ws://{host}:{port}`` from it, which needs them.
+    """
     parts = urlsplit(url)
     try:
         port = parts.port
-        bad_port = False
+        bad_port = port == 0
     except ValueError:
         port, bad_port = None, True
     if parts.scheme != "ws" or not parts.hostname or parts.path not in ("", "/") or bad_port:
         raise ConfigError(f"--obs wants ws://HOST:PORT (e.g. ws://127.0.0.1:4455), got {url!r}")
-    return parts.hostname, port or 4455
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return host, port or 4455
