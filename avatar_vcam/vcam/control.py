@@ -38,6 +38,8 @@ APP = "avatar-vcam"
 RUNTIME_ENV = "AVATAR_VCAM_RUNTIME_DIR"
 CONTROL_FILE = "control.json"
 NOT_RUNNING = "no avatar-vcam daemon is running; start one with `avatar-vcam --source mic`"
+RUNTIME_FIX = (f"set XDG_RUNTIME_DIR to a private folder of yours (mode 0700), or {RUNTIME_ENV} "
+               "to a folder for control.json")
 MAX_BODY = 64 * 1024
 
 
@@ -58,9 +60,18 @@ def control_dir() -> Path:
     env = os.environ.get(RUNTIME_ENV)
     if env:
         return Path(env).expanduser()
-    with warnings.catch_warnings():  # platformdirs warns when XDG_RUNTIME_DIR is unset
-        warnings.simplefilter("ignore")
-        return platformdirs.user_runtime_path(APP)
+    try:
+        with warnings.catch_warnings():  # platformdirs warns when XDG_RUNTIME_DIR is unset
+            warnings.simplefilter("ignore")
+            return platformdirs.user_runtime_path(APP)
+    except OSError as e:  # e.g. /tmp/runtime-<uid> belongs to another user
+        raise ControlError(f"no usable runtime folder for the control API "
+                           f"({_one_line(e)}); {RUNTIME_FIX}") from None
+
+
+def _one_line(e: BaseException) -> str:
+    text = (e.strerror if isinstance(e, OSError) else None) or str(e) or type(e).__name__
+    return " ".join(text.split())
 
 
 def _pid_alive(pid: int) -> bool:
@@ -93,8 +104,19 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.send_header("Cache-Control", "no-store")
+        if self._body_unread():
+            # an early reply (401, 403, 404, bad length...) leaves the request body in the
+            # stream, where it would be read as the next request: end the connection
+            self.send_header("Connection", "close")
+            self.close_connection = True
         self.end_headers()
         self.wfile.write(data)
+
+    def _body_unread(self) -> bool:
+        if getattr(self, "_body_consumed", False):
+            return False
+        return bool(self.headers.get("Transfer-Encoding")
+                    or self.headers.get("Content-Length", "0").strip() not in ("", "0"))
 
     def _authorized(self) -> bool:
         auth = self.headers.get("Authorization", "")
@@ -112,13 +134,21 @@ class _Handler(BaseHTTPRequestHandler):
             n = int(self.headers.get("Content-Length") or 0)
         except ValueError:
             n = -1
+        if self.headers.get("Transfer-Encoding"):
+            self._reply(411, {"error": "send the body with a Content-Length"})
+            return None
         if not 0 <= n <= MAX_BODY:
             self._reply(400, {"error": "bad Content-Length"})
             return None
+        raw = self.rfile.read(n)
+        self._body_consumed = True
         try:
-            body = json.loads(self.rfile.read(n) or b"{}")
+            body = json.loads(raw or b"{}")
         except ValueError:
             self._reply(400, {"error": "body is not JSON"})
+            return None
+        except RecursionError:
+            self._reply(400, {"error": "body is nested too deeply"})
             return None
         if not isinstance(body, dict):
             self._reply(400, {"error": "body must be a JSON object"})
@@ -126,6 +156,7 @@ class _Handler(BaseHTTPRequestHandler):
         return body
 
     def do_GET(self) -> None:  # noqa: N802 - stdlib name
+        self._body_consumed = False
         if not self._authorized():
             return
         target = self.server.target
@@ -138,6 +169,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(404, {"error": f"no such endpoint: GET {self.path}"})
 
     def do_POST(self) -> None:  # noqa: N802 - stdlib name
+        self._body_consumed = False
         if not self._authorized():
             return
         body = self._body()
@@ -202,14 +234,17 @@ class ControlServer:
         self.host = host
         self.requested_port = port
         self.dir = Path(runtime_dir) if runtime_dir is not None else None
+        self._path: Path | None = None
         self.token = secrets.token_urlsafe(32)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
     @property
     def path(self) -> Path:
-        """The runtime file this server writes."""
-        return (self.dir or control_dir()) / CONTROL_FILE
+        """The runtime file this server writes (ControlError if there is no runtime folder)."""
+        if self._path is None:
+            self._path = (self.dir or control_dir()) / CONTROL_FILE
+        return self._path
 
     @property
     def port(self) -> int:
@@ -224,6 +259,7 @@ class ControlServer:
 
     def start(self) -> ControlServer:
         """Bind, write control.json (0600) and serve in a daemon thread."""
+        path = self.path  # resolved once: ControlError here when there is no runtime folder
         self._refuse_second_daemon()
         try:
             self._server = _Server((self.host, self.requested_port), self.target, self.token)
@@ -236,7 +272,8 @@ class ControlServer:
         except OSError as e:
             self._server.server_close()
             self._server = None
-            raise ControlError(f"cannot write {self.path}: {e.strerror or e}") from None
+            raise ControlError(f"cannot write {path}: {_one_line(e)}; {RUNTIME_FIX}, "
+                               "or run with --no-control") from None
         self._thread = threading.Thread(target=self._server.serve_forever, name="control-api",
                                         kwargs={"poll_interval": 0.2}, daemon=True)
         self._thread.start()
@@ -262,17 +299,7 @@ class ControlServer:
         self.close()
 
     def _refuse_second_daemon(self) -> None:
-        try:
-            info = json.loads(self.path.read_text())
-            pid, port = int(info["pid"]), int(info["port"])
-        except (OSError, ValueError, KeyError, TypeError):
-            return
-        if pid == os.getpid() or not _pid_alive(pid):
-            return
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
-            raise ControlError(f"another avatar-vcam daemon is running (pid {pid}, "
-                               f"{self.path}); stop it first, or run this one with "
-                               "--no-control")
+        refuse_second_daemon(self.path.parent)
 
     def _write_runtime_file(self) -> None:
         folder = self.path.parent
@@ -289,6 +316,26 @@ class ControlServer:
         finally:
             os.close(fd)
         os.replace(tmp, self.path)
+
+
+def refuse_second_daemon(runtime_dir: Path | str | None = None) -> None:
+    """ControlError if another live daemon's control.json is in the runtime folder.
+
+    Cheap (one file read, one loopback connect): the daemon calls it before it loads the
+    engine or opens a device, so a second daemon says so instead of 'camera busy'.
+    """
+    path = Path(runtime_dir or control_dir()) / CONTROL_FILE
+    try:
+        info = json.loads(path.read_text())
+        pid, port = int(info["pid"]), int(info["port"])
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):
+        return
+    if pid == os.getpid() or not _pid_alive(pid):
+        return
+    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
+        raise ControlError(f"another avatar-vcam daemon is running (pid {pid}, "
+                           f"{path}); stop it first, or run this one with "
+                           "--no-control")
 
 
 class ControlClient:
@@ -311,7 +358,10 @@ class ControlClient:
         except PermissionError:
             raise ControlError(f"cannot read {path}: permission denied (the daemon runs as "
                                f"another user?)") from None
-        except (OSError, ValueError, KeyError, TypeError):
+        except NotADirectoryError:
+            raise ControlError(f"cannot read {path}: {path.parent} is not a folder; "
+                               f"{RUNTIME_FIX} (the one the daemon uses)") from None
+        except (OSError, ValueError, KeyError, TypeError, RecursionError):
             raise ControlError(f"{path} is unreadable; {NOT_RUNNING}") from None
         if not _pid_alive(pid):
             raise ControlError(NOT_RUNNING)
@@ -335,20 +385,29 @@ class ControlClient:
         except TimeoutError:
             raise ControlError(f"the avatar-vcam daemon did not answer within "
                                f"{self.timeout:g} s") from None
+        except http.client.HTTPException:  # before OSError: RemoteDisconnected is both
+            raise ControlError(self._not_a_daemon()) from None
         except OSError as e:
-            raise ControlError(f"cannot reach the avatar-vcam daemon: {e}") from None
+            raise ControlError(f"cannot reach the avatar-vcam daemon: {_one_line(e)}") from None
         finally:
             conn.close()
         try:
             reply = json.loads(raw or b"{}")
-        except ValueError:
-            reply = {"error": raw[:200].decode(errors="replace")}
+        except (ValueError, RecursionError):
+            reply = None
+        if not isinstance(reply, dict):
+            raise ControlError(self._not_a_daemon(f" (HTTP {resp.status}, not the control API)"))
         if resp.status in (401, 403):
             raise ControlError(f"the daemon refused the token ({reply.get('error')}); "
                                f"restart the daemon")
         if resp.status >= 400:
             raise ControlError(str(reply.get("error") or f"HTTP {resp.status}"))
         return reply
+
+    def _not_a_daemon(self, detail: str = "") -> str:
+        return (f"no avatar-vcam daemon answers on {self.host}:{self.port}{detail}; is it "
+                f"running? (control.json may be left from one that stopped: start the daemon "
+                f"again)")
 
     def status(self) -> dict[str, Any]:
         return self.request("GET", "/v1/status")

@@ -1,0 +1,228 @@
+"""Control API review fixes: unusable runtime folders, early replies on keep-alive
+connections, deeply nested bodies, a stale port answered by another service, the
+second-daemon check before any device opens, and rich markup in user-provided names."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from avatar_vcam.vcam.cli_control import register
+from avatar_vcam.vcam.control import ControlClient, ControlError, ControlServer
+
+sys.path.insert(0, str(Path(__file__).parent / "support" / "obs"))
+from daemon_target import RecordingEngine, RecordingTarget  # noqa: E402
+
+
+@pytest.fixture
+def target():
+    return RecordingTarget(RecordingEngine())
+
+
+@pytest.fixture
+def server(tmp_path, monkeypatch, target):
+    monkeypatch.setenv("AVATAR_VCAM_RUNTIME_DIR", str(tmp_path / "run"))
+    s = ControlServer(target).start()
+    yield s
+    s.close()
+
+
+def _cli() -> click.Group:
+    @click.group()
+    @click.option("-v", "--verbose", is_flag=True)
+    def cli(verbose: bool) -> None:
+        pass
+
+    register(cli)
+    return cli
+
+
+def _one_error_line(result) -> str:
+    assert result.exit_code == 1, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
+    return lines[0]
+
+
+# 1. runtime folder --------------------------------------------------------------------
+
+
+@pytest.fixture
+def file_parent(tmp_path) -> Path:
+    f = tmp_path / "plain-file"
+    f.write_text("not a folder")
+    return f
+
+
+def test_runtime_dir_under_a_regular_file_daemon(file_parent, monkeypatch, target):
+    monkeypatch.setenv("AVATAR_VCAM_RUNTIME_DIR", str(file_parent / "run"))
+    with pytest.raises(ControlError) as e:
+        ControlServer(target).start()
+    msg = str(e.value)
+    assert "\n" not in msg and "AVATAR_VCAM_RUNTIME_DIR" in msg and "--no-control" in msg
+
+
+def test_runtime_dir_under_a_regular_file_client(file_parent, monkeypatch):
+    monkeypatch.setenv("AVATAR_VCAM_RUNTIME_DIR", str(file_parent / "run"))
+    line = _one_error_line(CliRunner().invoke(_cli(), ["status"]))
+    assert "not a folder" in line and "AVATAR_VCAM_RUNTIME_DIR" in line
+
+
+@pytest.fixture
+def platformdirs_refuses(tmp_path, monkeypatch):
+    """XDG_RUNTIME_DIR unusable and /tmp/runtime-<uid> not a private folder: platformdirs
+    raises PermissionError (as when another user owns /tmp/runtime-<uid>)."""
+    import tempfile
+
+    from platformdirs.unix import Unix
+
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    (tmp / f"runtime-{os.geteuid()}").write_text("someone else's")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp))
+    # skip /run/user/<uid> even where it exists, so the temporary fallback is used
+    monkeypatch.setattr(Unix, "_default_runtime_dir", Unix._temp_runtime_dir)
+    monkeypatch.delenv("AVATAR_VCAM_RUNTIME_DIR", raising=False)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "plain-file" / "sub"))
+    (tmp_path / "plain-file").write_text("x")
+
+
+def test_platformdirs_permission_error_daemon(platformdirs_refuses, target):
+    s = ControlServer(target)
+    with pytest.raises(ControlError) as e:
+        s.start()
+    msg = str(e.value)
+    assert "\n" not in msg and "XDG_RUNTIME_DIR" in msg and "AVATAR_VCAM_RUNTIME_DIR" in msg
+    s.close()  # nothing was started; closing must not raise either
+
+
+def test_platformdirs_permission_error_client(platformdirs_refuses):
+    line = _one_error_line(CliRunner().invoke(_cli(), ["status"]))
+    assert "XDG_RUNTIME_DIR" in line and "AVATAR_VCAM_RUNTIME_DIR" in line
+
+
+# 2. protocol --------------------------------------------------------------------------
+
+
+def _send_raw(port: int, data: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), 5) as s:
+        s.sendall(data)
+        s.settimeout(3)
+        out = b""
+        try:
+            while chunk := s.recv(65536):
+                out += chunk
+        except TimeoutError:
+            pass
+        return out
+
+
+@pytest.mark.parametrize("auth", ["", "Authorization: Bearer wrong\r\n"])
+def test_early_reply_does_not_run_the_body_as_a_request(server, target, auth):
+    # the body of a refused POST is itself a valid request: it must never be served
+    smuggled = (f"POST /v1/expression HTTP/1.1\r\nHost: x\r\n"
+                f"Authorization: Bearer {server.token}\r\nContent-Length: 17\r\n\r\n"
+                '{"name": "smile"}').encode()
+    req = (f"POST /v1/expression HTTP/1.1\r\nHost: x\r\n{auth}"
+           f"Content-Length: {len(smuggled)}\r\n\r\n").encode() + smuggled
+    out = _send_raw(server.port, req)
+    assert out.startswith((b"HTTP/1.1 401", b"HTTP/1.1 403"))
+    assert out.count(b"HTTP/1.1 ") == 1
+    assert target.engine.expression == "neutral" and target.history == []
+
+
+def test_early_404_on_post_keeps_the_stream_in_step(server, target):
+    smuggled = (f"POST /v1/expression HTTP/1.1\r\nHost: x\r\n"
+                f"Authorization: Bearer {server.token}\r\nContent-Length: 17\r\n\r\n"
+                '{"name": "smile"}').encode()
+    req = (f"GET /nope HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {server.token}\r\n"
+           f"Content-Length: {len(smuggled)}\r\n\r\n").encode() + smuggled
+    out = _send_raw(server.port, req)
+    assert out.startswith(b"HTTP/1.1 404") and out.count(b"HTTP/1.1 ") == 1
+    assert target.engine.expression == "neutral"
+
+
+def test_keep_alive_still_works_after_a_full_request(server, target):
+    c = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+    auth = {"Authorization": f"Bearer {server.token}"}
+    for name in ("smile", "wink"):
+        c.request("POST", "/v1/expression", body=json.dumps({"name": name}).encode(),
+                  headers=auth)
+        r = c.getresponse()
+        assert r.status == 200 and json.loads(r.read())["expression"] == name
+    c.close()
+
+
+def test_deeply_nested_body_is_a_400(server, capfd):
+    auth = {"Authorization": f"Bearer {server.token}"}
+    body = b"[" * 20_000 + b"]" * 20_000
+    c = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+    c.request("POST", "/v1/expression", body=body, headers=auth)
+    r = c.getresponse()
+    assert r.status == 400 and "nested" in json.loads(r.read())["error"]
+    c.close()
+    assert "Traceback" not in capfd.readouterr().err
+    assert ControlClient(server.port, server.token).status()["expression"] == "neutral"
+
+
+class _OtherService:
+    """A loopback service that is not the daemon: replies `reply` to any connection."""
+
+    def __init__(self, reply: bytes) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen()
+        self.port = self.sock.getsockname()[1]
+        self.reply = reply
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(2)
+                try:
+                    conn.recv(65536)
+                    conn.sendall(self.reply)
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.mark.parametrize("reply", [b"SSH-2.0-OpenSSH_9.6\r\n", b"",
+                                   b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello",
+                                   b"HTTP/1.1 404 Not Found\r\nContent-Length: 14\r\n\r\n"
+                                   b"<html>\n</html>"])
+def test_stale_port_used_by_another_service(reply, tmp_path, monkeypatch):
+    other = _OtherService(reply)
+    try:
+        run = tmp_path / "run"
+        run.mkdir()
+        sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+        try:
+            (run / "control.json").write_text(json.dumps(
+                {"port": other.port, "token": "t", "pid": sleeper.pid}))
+            monkeypatch.setenv("AVATAR_VCAM_RUNTIME_DIR", str(run))
+            line = _one_error_line(CliRunner().invoke(_cli(), ["status"]))
+            assert f"no avatar-vcam daemon answers on 127.0.0.1:{other.port}" in line
+        finally:
+            sleeper.kill()
+            sleeper.wait()
+    finally:
+        other.close()
