@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,10 +27,17 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from .errors import AvatarError
+from .expressions import preset_table
+from .idle import IdleSettings
 
 FORMAT_VERSION = 1
 N_LANDMARKS = 478
 MIN_RESOLUTION, MAX_RESOLUTION = 128, 2048
+#: ``renderer.liveportrait`` settings: key -> (lowest, highest). crop_scale is the crop
+#: side over the face box side (default 2.0): below 1 the crop cuts the face, above 4 the
+#: face is under a quarter of the network's 256 px input. crop_shift moves the crop centre
+#: by a fraction of its side (default -0.06); beyond +-0.5 the face leaves the crop.
+LIVEPORTRAIT_RANGES = {"crop_scale": (1.0, 4.0), "crop_shift": (-0.5, 0.5)}
 
 
 @dataclass
@@ -77,11 +85,23 @@ def _member(root: Path, rel: Any, what: str) -> Path:
     return path
 
 
-def _read_image(root: Path, path: Path, mode: str) -> np.ndarray:
+def _read_image(root: Path, path: Path, mode: str, res: int, what: str) -> np.ndarray:
+    """Read an image that must be ``res`` x ``res``; the size is checked from the header,
+    before the pixels are decoded, so a huge image is refused without a decompression bomb
+    (PIL refuses over ~179 Mpixel at open and only warns from ~89 Mpixel)."""
     try:
-        with Image.open(path) as im:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            opened = Image.open(path)
+        with opened as im:
+            if im.size != (res, res):
+                raise _fail(root, f"{what} is {im.size[0]}x{im.size[1]}, but 'resolution' says "
+                                  f"{res}x{res}; re-create the avatar")
             im.load()
             return np.asarray(im.convert(mode))
+    except Image.DecompressionBombError:
+        raise _fail(root, f"image {path.name} is far larger than 'resolution' ({res}x{res}) "
+                          "allows; re-create the avatar") from None
     except (UnidentifiedImageError, OSError, ValueError) as e:
         raise _fail(root, f"cannot read image {path.name}: {e}; re-create the avatar") from None
 
@@ -116,6 +136,19 @@ def load_landmarks(root: Path, path: Path, resolution: int) -> np.ndarray:
     return arr
 
 
+def _check_liveportrait(root: Path, cfg: Any) -> None:
+    if not isinstance(cfg, dict):
+        raise _fail(root, "avatar.json 'renderer.liveportrait' must be a JSON object")
+    for key, value in cfg.items():
+        if key not in LIVEPORTRAIT_RANGES:
+            raise _fail(root, f"avatar.json 'renderer.liveportrait': unknown key {key!r}; "
+                              f"known: {', '.join(LIVEPORTRAIT_RANGES)}")
+        lo, hi = LIVEPORTRAIT_RANGES[key]
+        if not _number(value) or not lo <= value <= hi:
+            raise _fail(root, f"avatar.json 'renderer.liveportrait': {key!r} must be a number "
+                              f"in {lo:g}..{hi:g}, got {value!r}")
+
+
 def load_avatar(root: str | Path) -> Avatar:
     """Load and validate the avatar package in folder ``root``."""
     root = Path(root)
@@ -135,6 +168,11 @@ def load_avatar(root: str | Path) -> Avatar:
     name = meta.get("name")
     if not isinstance(name, str) or not name:
         raise _fail(root, "avatar.json needs a non-empty 'name'")
+    from ..avatars import valid_name  # here: avatars imports this module
+
+    if not valid_name(name):
+        raise _fail(root, f"avatar.json 'name' {name!r} is not a plain avatar name; use 1-64 "
+                          "letters, digits, '-', '_' or '.' starting with a letter or digit")
 
     res = meta.get("resolution")
     if isinstance(res, bool) or not isinstance(res, int) or not (
@@ -143,10 +181,8 @@ def load_avatar(root: str | Path) -> Avatar:
         raise _fail(root, f"'resolution' must be an integer in {MIN_RESOLUTION}..{MAX_RESOLUTION},"
                           f" got {res!r}")
 
-    image = _read_image(root, _member(root, meta.get("image", "source.png"), "image"), "RGB")
-    if image.shape[:2] != (res, res):
-        raise _fail(root, f"source image is {image.shape[1]}x{image.shape[0]}, but 'resolution' "
-                          f"says {res}x{res}")
+    image = _read_image(root, _member(root, meta.get("image", "source.png"), "image"), "RGB",
+                        res, "source image")
 
     face = meta.get("face")
     if not isinstance(face, dict):
@@ -167,9 +203,7 @@ def load_avatar(root: str | Path) -> Avatar:
 
     mask = None
     if meta.get("mask") is not None:
-        m = _read_image(root, _member(root, meta["mask"], "mask"), "L")
-        if m.shape != (res, res):
-            raise _fail(root, f"mask is {m.shape[1]}x{m.shape[0]}, expected {res}x{res}")
+        m = _read_image(root, _member(root, meta["mask"], "mask"), "L", res, "mask")
         mask = m.astype(np.float32) / 255.0
 
     expressions = meta.get("expressions", {})
@@ -180,6 +214,12 @@ def load_avatar(root: str | Path) -> Avatar:
     for section in ("renderer", "idle"):
         if not isinstance(meta.get(section, {}), dict):
             raise _fail(root, f"'{section}' must be a JSON object")
+    try:  # the engine builds these at start; a bad value must not wait for the render loop
+        preset_table(expressions)
+        IdleSettings.from_dict(meta.get("idle", {}))
+    except AvatarError as e:
+        raise _fail(root, str(e)) from None
+    _check_liveportrait(root, meta.get("renderer", {}).get("liveportrait", {}))
 
     return Avatar(
         name=name,

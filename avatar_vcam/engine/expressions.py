@@ -35,17 +35,41 @@ PRESETS: dict[str, dict[str, float]] = {
 }
 
 
+#: Largest |weight| an avatar.json preset may give a channel, by kind of channel. The
+#: limits are what the renderers can show: blendshapes are clipped to 0..1 after the
+#: layers add up (mixer.py), so +-2 leaves room to cancel or saturate another layer; the
+#: warp renderer clamps head angles to +-30 degrees and tx/ty to +-0.5 face widths
+#: (renderers/warp.py). The built-in presets stay far inside (|blendshape| <= 1, pose <= 5
+#: degrees) and the bundled avatars add none. Anything beyond (NaN, Infinity, 1e30) is a
+#: mistake that would corrupt frames and, through blending, every later expression.
+WEIGHT_LIMITS: dict[str, tuple[float, str]] = {
+    **{n: (2.0, "a blendshape, 0..1 when shown") for n in motion.BLENDSHAPES},
+    **{n: (30.0, "degrees") for n in ("yaw", "pitch", "roll")},
+    **{n: (0.5, "face widths") for n in ("tx", "ty")},
+}
+
+
+def _check_weight(channel: str, w: object) -> None:
+    motion.channel_index(channel)  # KeyError naming the known channels
+    if not isinstance(w, (int, float)) or isinstance(w, bool):
+        raise ValueError(f"weights must be numbers, got {channel!r}: {w!r}")
+    limit, unit = WEIGHT_LIMITS[channel]
+    if not -limit <= w <= limit:  # False for NaN too
+        raise ValueError(f"{channel!r} must be a finite number in {-limit:g}..{limit:g} "
+                         f"({unit}), got {w!r}")
+
+
 def preset_table(overrides: dict[str, dict[str, float]] | None = None) -> dict[str, np.ndarray]:
     """Channel vectors of every preset, with an avatar's overrides applied.
 
-    A bad override (unknown channel, non-number weight) raises AvatarError naming it."""
+    A bad override (unknown channel, non-number or out-of-range weight) raises AvatarError
+    naming it."""
     merged = {**PRESETS, **(overrides or {})}
     table = {}
     for name, weights in merged.items():
         try:
-            if not all(isinstance(w, (int, float)) and not isinstance(w, bool)
-                       for w in weights.values()):
-                raise ValueError("weights must be numbers")
+            for channel, w in weights.items():
+                _check_weight(channel, w)
             table[name] = motion.vector(weights)
         except (KeyError, ValueError, AttributeError) as e:
             msg = e.args[0] if e.args else str(e)

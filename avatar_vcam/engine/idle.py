@@ -50,10 +50,31 @@ class IdleSettings:
             if not ok:
                 raise AvatarError(f"avatar.json 'idle': {key!r} must be "
                                   f"{'true or false' if flag else 'a number'}, got {value!r}")
+            if not flag:
+                lo, hi, what = IDLE_RANGES[key]
+                if not lo <= value <= hi:  # False for NaN too
+                    raise AvatarError(f"avatar.json 'idle': {key!r} must be a finite number in "
+                                      f"{lo:g}..{hi:g} ({what}), got {value!r}")
         out = cls(**data)
-        if not 0 < out.blink_min_s <= out.blink_max_s:
-            raise AvatarError("avatar.json 'idle': need 0 < blink_min_s <= blink_max_s")
+        if not out.blink_min_s <= out.blink_max_s:
+            raise AvatarError("avatar.json 'idle': need blink_min_s <= blink_max_s, got "
+                              f"{out.blink_min_s:g} and {out.blink_max_s:g}")
         return out
+
+
+#: Allowed values of the numeric idle settings. Blink gaps under 0.1 s (a blink takes
+#: 0.26 s) only make blink generation crawl, and an endless gap overflows the random
+#: draw, so gaps are 0.1 s..1 h (set "enabled": false for no idle life at all). Head sway
+#: and breathing stop at what the warp renderer shows (it clamps angles to +-30 degrees
+#: and ty to +-0.5 face widths); gaze amounts are blendshapes, 0..1.
+IDLE_RANGES: dict[str, tuple[float, float, str]] = {
+    "blink_min_s": (0.1, 3600.0, "seconds"),
+    "blink_max_s": (0.1, 3600.0, "seconds, at least blink_min_s"),
+    "double_blink_p": (0.0, 1.0, "a probability"),
+    "sway_deg": (0.0, 30.0, "degrees"),
+    "breathing": (0.0, 0.5, "face widths"),
+    "saccade_amount": (0.0, 1.0, "a blendshape weight"),
+}
 
 
 def _hash_uniform(seed: int, stream: int, i: np.ndarray) -> np.ndarray:
