@@ -226,3 +226,134 @@ def test_stale_port_used_by_another_service(reply, tmp_path, monkeypatch):
             sleeper.wait()
     finally:
         other.close()
+
+
+# 3. second daemon refused before any device opens -------------------------------------
+
+
+class _Built(Exception):
+    """Raised by the stub Engine: run_main got as far as loading the engine."""
+
+
+@pytest.fixture
+def other_daemon(tmp_path, monkeypatch):
+    """control.json of another live daemon (a live pid, a listening loopback port)."""
+    run = tmp_path / "run"
+    run.mkdir()
+    monkeypatch.setenv("AVATAR_VCAM_RUNTIME_DIR", str(run))
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        (run / "control.json").write_text(json.dumps(
+            {"port": busy.getsockname()[1], "token": "t", "pid": sleeper.pid}))
+        yield
+    sleeper.kill()
+    sleeper.wait()
+
+
+@pytest.fixture
+def stub_run(monkeypatch):
+    """Engine, sources and sinks of run.py that record being used instead of opening."""
+    from avatar_vcam.vcam import run
+
+    opened: list[str] = []
+
+    def engine(*a, **k):
+        opened.append("engine")
+        raise _Built
+
+    def opener(kind):
+        def fn(*a, **k):
+            opened.append(kind)
+            raise _Built
+        return fn
+
+    monkeypatch.setattr(run, "Engine", engine)
+    monkeypatch.setattr(run, "parse_source", opener("source"))
+    monkeypatch.setattr(run, "parse_sink", opener("sink"))
+    return opened
+
+
+def test_second_daemon_refused_before_the_engine_or_a_device(other_daemon, stub_run):
+    from rich.console import Console
+
+    from avatar_vcam.engine.config import EngineConfig
+    from avatar_vcam.vcam.run import RunOptions, run_main
+
+    with pytest.raises(ControlError, match="another avatar-vcam daemon is running"):
+        run_main(EngineConfig(), RunOptions(sinks=["vcam"], control=True), Console())
+    assert stub_run == []
+
+
+def test_no_control_skips_the_second_daemon_check(other_daemon, stub_run):
+    from rich.console import Console
+
+    from avatar_vcam.engine.config import EngineConfig
+    from avatar_vcam.vcam.run import RunOptions, run_main
+
+    with pytest.raises(_Built):
+        run_main(EngineConfig(), RunOptions(sinks=["vcam"], control=False), Console())
+    assert stub_run == ["engine"]
+
+
+def test_unusable_runtime_dir_stops_the_daemon_first(file_parent, monkeypatch, stub_run):
+    from rich.console import Console
+
+    from avatar_vcam.engine.config import EngineConfig
+    from avatar_vcam.vcam.run import RunOptions, run_main
+
+    monkeypatch.setenv("AVATAR_VCAM_RUNTIME_DIR", str(file_parent / "run"))
+    with pytest.raises(ControlError, match="AVATAR_VCAM_RUNTIME_DIR") as e:
+        run_main(EngineConfig(), RunOptions(sinks=["vcam"], control=True), Console())
+    assert "--no-control" in str(e.value) and "\n" not in str(e.value)
+    assert stub_run == []
+
+
+# 4. rich markup in user-provided names ------------------------------------------------
+
+MARKUP = "Ana [/bold] [red]x[/"
+
+
+def _console():
+    import io
+
+    from rich.console import Console
+
+    buf = io.StringIO()
+    return Console(file=buf, width=300, color_system=None), buf
+
+
+def test_banner_escapes_names():
+    from types import SimpleNamespace as NS
+
+    from avatar_vcam.engine.config import EngineConfig
+    from avatar_vcam.vcam.run import _banner
+
+    engine = NS(avatar=NS(display_name=MARKUP), renderer=NS(name="warp"))
+    voice = NS(endpoint=NS(label="Speakers [/x]"))
+    console, buf = _console()
+    console.print(_banner(engine, NS(name="file:a[/b].wav"), ["file:o[/p].mp4", "vcam"],
+                          voice, 0.2, EngineConfig()), soft_wrap=True)
+    out = buf.getvalue()
+    assert MARKUP in out and "file:a[/b].wav" in out and "file:o[/p].mp4, vcam" in out
+    assert "Speakers [/x]" in out
+
+
+def test_obs_notify_escapes_scene_names():
+    from avatar_vcam.vcam.run import _obs_notify
+
+    console, buf = _console()
+    _obs_notify(console)(f"scene {MARKUP!r} is not in OBS")
+    assert f"OBS: scene {MARKUP!r} is not in OBS" in buf.getvalue()
+
+
+def test_avatar_preview_prints_a_path_with_markup(tmp_path):
+    from avatar_vcam.vcam.cli import cli
+
+    (tmp_path / "a[").mkdir()
+    out = tmp_path / "a[" / "x]sheet.png"  # the path text reads 'a[/x]sheet.png'
+    res = CliRunner().invoke(cli, ["avatar", "preview", "leo", "--out", str(out),
+                                   "--no-video", "--size", "64"])
+    assert res.exit_code == 0, res.output
+    assert out.exists() and str(out) in res.output

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.markup import escape
 
 from .cli_errors import user_errors
 
@@ -89,10 +90,12 @@ def avatar_create(photo: Path, name: str, display_name: str | None, face: int | 
 
         dest = create_avatar(photo, opts, progress=step)
         bar.advance(task)
-    console.print(f"avatar {name!r} written to {dest}", soft_wrap=True)
+    console.print(f"avatar {escape(repr(name))} written to {escape(str(dest))}",
+                  soft_wrap=True)
     if name in bundled() and dest.parent.resolve() == user_avatar_dir().resolve():
-        console.print(f"warning: it hides the bundled avatar {name!r}; to use that one again, "
-                      "remove yours or re-create it with another --name", soft_wrap=True)
+        console.print(f"warning: it hides the bundled avatar {escape(repr(name))}; to use "
+                      "that one again, remove yours or re-create it with another --name",
+                      soft_wrap=True)
     click.echo(str(dest))
 
 
@@ -128,16 +131,17 @@ def avatar_preview(name: str, out: Path | None, video: Path | None, no_video: bo
     if video:
         check_output(video, VIDEO_SUFFIXES)
     r = make_renderer(renderer, device)
-    with console.status(f"preparing {avatar.name}"):
+    with console.status(f"preparing {escape(avatar.name)}"):
         state = r.prepare(avatar, size)
     with console.status("rendering the contact sheet"):
         tiles = contact_sheet(r, state, avatar, size, out)
-    console.print(f"contact sheet ({tiles} tiles): {out}")
+    console.print(f"contact sheet ({tiles} tiles): {escape(str(out))}", soft_wrap=True)
     click.echo(str(out))
     if video:
         with console.status(f"rendering {seconds:g} s of idle life"):
             frames = idle_video(r, state, avatar, size, video, seconds=seconds, fps=fps)
-        console.print(f"idle clip ({frames} frames at {fps} fps): {video}")
+        console.print(f"idle clip ({frames} frames at {fps} fps): {escape(str(video))}",
+                      soft_wrap=True)
         click.echo(str(video))
 
 

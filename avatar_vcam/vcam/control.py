@@ -328,6 +328,9 @@ def refuse_second_daemon(runtime_dir: Path | str | None = None) -> None:
     try:
         info = json.loads(path.read_text())
         pid, port = int(info["pid"]), int(info["port"])
+    except NotADirectoryError:  # the daemon could not write control.json there either
+        raise ControlError(f"cannot use {path.parent} for control.json: it is not a folder; "
+                           f"{RUNTIME_FIX}, or run with --no-control") from None
     except (OSError, ValueError, KeyError, TypeError, RecursionError):
         return
     if pid == os.getpid() or not _pid_alive(pid):

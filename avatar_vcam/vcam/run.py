@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 
 from ..engine import Engine
 from ..engine.config import EngineConfig
@@ -63,6 +64,12 @@ class _Stop:
 
 def run_main(config: EngineConfig, opts: RunOptions, console: Console) -> RunStats | LiveStats:
     """Run the pipeline with a status line until the input ends, --duration, or Ctrl-C."""
+    if opts.control:
+        # before the engine loads or a device opens: a second daemon must say so, not fail
+        # with 'camera busy' (ControlServer.start checks again, for a daemon started since)
+        from .control import refuse_second_daemon
+
+        refuse_second_daemon()
     engine = Engine(opts.avatar, config)
     if opts.expression != "neutral":
         try:
@@ -101,11 +108,7 @@ def run_main(config: EngineConfig, opts: RunOptions, console: Console) -> RunSta
                    "sinks": opts.sinks, "renderer": engine.renderer.name}
         stats = LiveStats() if live else RunStats()
         obs = _start_control(stack, engine, opts, lambda: status_fields(stats, runtime), console)
-        console.print(f"[bold]{engine.avatar.display_name}[/] <- {source.name} -> "
-                      f"{', '.join(opts.sinks)}"
-                      + (f" + voice -> {voice.endpoint.label} (D {1000 * delay_s:.0f} ms)"
-                         if voice else "")
-                      + f" ({engine.renderer.name}, {config.size}px, {config.fps} fps)",
+        console.print(_banner(engine, source, opts.sinks, voice, delay_s, config),
                       soft_wrap=True)
         should_stop = _stopper(stop.event, sinks)
         if live:
@@ -137,8 +140,26 @@ def run_main(config: EngineConfig, opts: RunOptions, console: Console) -> RunSta
             if s.frames == 0:
                 raise EngineError(f"nothing written to {s.path}: not one frame was rendered "
                                   f"(give at least {config.frame_duration:g} s of audio)")
-            console.print(f"wrote {s.path}", soft_wrap=True)
+            console.print(f"wrote {escape(str(s.path))}", soft_wrap=True)
     return stats
+
+
+def _banner(engine: Any, source: Any, sinks: list[str], voice: Any, delay_s: float,
+            config: EngineConfig) -> str:
+    """The run's first line, as rich markup; names the user chose are escaped."""
+    voice_part = (f" + voice -> {escape(str(voice.endpoint.label))} "
+                  f"(D {1000 * delay_s:.0f} ms)" if voice else "")
+    return (f"[bold]{escape(str(engine.avatar.display_name))}[/] <- {escape(str(source.name))}"
+            f" -> {escape(', '.join(sinks))}{voice_part}"
+            f" ({escape(str(engine.renderer.name))}, {config.size}px, {config.fps} fps)")
+
+
+def _obs_notify(console: Console) -> Any:
+    """OBS controller messages (they quote scene names from OBS) -> the console."""
+    def notify(msg: str) -> None:
+        console.print(f"[yellow]OBS:[/] {escape(str(msg))}", soft_wrap=True)
+
+    return notify
 
 
 def _check_obs_scenes(obs: Any, engine: Engine) -> None:
@@ -182,8 +203,7 @@ def _start_control(stack: contextlib.ExitStack, engine: Engine, opts: RunOptions
         obs = ObsController(o.url, o.password, target, scene_expressions=o.scenes,
                             talking_scene=o.talking_scene, idle_scene=o.idle_scene,
                             hold_s=o.hold_s, timeout=o.timeout,
-                            notify=lambda msg: console.print(f"[yellow]OBS:[/] {msg}",
-                                                             soft_wrap=True))
+                            notify=_obs_notify(console))
         target.obs = obs
         obs.start()
         stack.callback(obs.close)
