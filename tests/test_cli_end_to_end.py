@@ -311,3 +311,22 @@ def test_piped_tables_keep_whole_paths_and_commands(tmp_path):
     fix = [ln for ln in doctor.stdout.splitlines() if "v4l2loopback" in ln]
     if not find_cameras():  # no camera here (CI has none): its fix is on one line
         assert fix and "sudo modprobe v4l2loopback devices=1 exclusive_caps=1" in fix[0], fix
+
+
+def test_names_with_rich_markup_are_printed_as_typed(tmp_path):
+    """A display name is free text: '[/x]' or '[bold]' in it is shown, not parsed as
+    rich markup (which raised MarkupError)."""
+    import json
+    import shutil
+
+    from avatar_vcam.avatars import available
+
+    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path)}
+    mine = tmp_path / "avatar-vcam" / "avatars" / "marked"
+    shutil.copytree(available()["leo"][0], mine)
+    meta = json.loads((mine / "avatar.json").read_text())
+    meta.update(name="marked", display_name="Dr [/x] [bold]Leo[/bold]")
+    (mine / "avatar.json").write_text(json.dumps(meta))
+    listed = avatar_vcam("avatars", env=env)
+    assert listed.returncode == 0, listed.stderr
+    assert "Dr [/x] [bold]Leo[/bold]" in listed.stdout

@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from .. import __version__
@@ -159,7 +160,7 @@ def avatars_cmd(as_json: bool) -> None:
             display = str(meta.get("display_name", name))
         except (OSError, ValueError):
             display = "(broken avatar.json)"
-        table.add_row(name, display, kind, str(path))
+        table.add_row(name, escape(display), kind, escape(str(path)))
     stdout_console().print(table)
     console.print(f"user avatars folder: {user_avatar_dir()}")
 

@@ -9,6 +9,7 @@ import sys
 from dataclasses import dataclass
 
 import click
+from rich.markup import escape
 from rich.table import Table
 
 from ..engine.errors import EngineError
@@ -33,20 +34,20 @@ def devices_cmd(as_json: bool) -> None:
     t = Table("kind", "index", "name", title="PortAudio devices (--source device:NAME)")
     for kind in ("inputs", "outputs"):
         for d in pa.get(kind, []):
-            t.add_row(kind[:-1], str(d["index"]), d["name"])
+            t.add_row(kind[:-1], str(d["index"]), escape(d["name"]))
     out.print(t)
     if pa.get("error"):
-        out.print(f"[red]{pa['error']}[/]")
+        out.print(f"[red]{escape(pa['error'])}[/]")
     if info["pulse"]:
         p = info["pulse"]
         t = Table("kind", "name", "default", title="PulseAudio/PipeWire nodes "
                   "(--source device:NAME, --voice-out NAME)")
         for s in p["sources"]:
-            t.add_row("source", s, "yes" if s == p["default_source"] else "")
+            t.add_row("source", escape(s), "yes" if s == p["default_source"] else "")
         for s in p["sinks"]:
-            t.add_row("sink", s, "yes" if s == p["default_sink"] else "")
+            t.add_row("sink", escape(s), "yes" if s == p["default_sink"] else "")
         out.print(t)
-    out.print("virtual cameras: " + (", ".join(info["cameras"]) or "none found"))
+    out.print("virtual cameras: " + (escape(", ".join(info["cameras"])) or "none found"))
 
 
 def find_cameras() -> list[str]:
@@ -155,7 +156,8 @@ def doctor_cmd(avatar: str, as_json: bool) -> None:
     else:
         t = Table("", "check", "state", "fix")
         for c in checks:
-            t.add_row("[green]ok[/]" if c.ok else "[red]!![/]", c.what, c.detail, c.fix)
+            t.add_row("[green]ok[/]" if c.ok else "[red]!![/]", escape(c.what), escape(c.detail),
+                      escape(c.fix))
         stdout_console().print(t)
     if not all(c.ok for c in checks):
         sys.exit(1)
