@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -31,13 +32,26 @@ def display_available() -> bool:
 
 
 class WindowSink:
-    """Show frames in a window titled after the avatar; closing the window stops the run."""
+    """Show frames in a window titled after the avatar; closing the window stops the run.
+
+    SDL wants the window opened, drawn and its events read on one thread. With a voice
+    output, frames come from the presenter thread, without one from the engine thread, so
+    the window has a thread of its own: :meth:`send` hands it the newest frame and returns
+    at once (a slow flip never holds up the caller), and the window keeps answering
+    (moving, closing) between frames.
+    """
 
     name = "window"
 
     def __init__(self, title: str = "avatar-vcam") -> None:
         self.title = title
         self.closed_by_user = False
+        self._frame: VideoFrame | None = None
+        self._wake = threading.Condition()
+        self._stop = False
+        self._opened = threading.Event()
+        self._error: BaseException | None = None
+        self._thread: threading.Thread | None = None
         self._screen = None
 
     def open(self, width: int, height: int, fps: int) -> None:
@@ -46,6 +60,65 @@ class WindowSink:
                     if os.environ.get("DISPLAY") else "DISPLAY is not set")
             raise DeviceError(f"no display for the preview window ({what}); use "
                               "--sink file:out.mp4 or --sink vcam instead")
+        self._thread = threading.Thread(target=self._run, args=(width, height), daemon=True,
+                                        name="avatar-vcam-window")
+        self._thread.start()
+        self._opened.wait()
+        if self._error is not None:
+            self._thread.join()
+            self._thread = None
+            raise self._error
+
+    def send(self, frame: VideoFrame) -> None:
+        if self._error is not None:
+            raise self._error
+        with self._wake:
+            self._frame = frame
+            self._wake.notify()
+
+    def audio(self, chunk: AudioChunk) -> None:
+        pass
+
+    def close(self) -> None:
+        """Show the last frame sent, then close the window."""
+        thread, self._thread = self._thread, None
+        if thread is None:
+            return
+        with self._wake:
+            self._stop = True
+            self._wake.notify()
+        thread.join(5.0)
+
+    # -- the window's thread ---------------------------------------------------------------
+    def _run(self, width: int, height: int) -> None:
+        try:
+            pg = self._open_display(width, height)
+        except BaseException as e:  # reported by open() on the caller's thread
+            self._error = e
+            self._opened.set()
+            return
+        self._opened.set()
+        try:
+            while True:
+                with self._wake:
+                    if self._frame is None and not self._stop:
+                        self._wake.wait(0.05)  # read events at least 20 times a second
+                    frame, self._frame, stop = self._frame, None, self._stop
+                for event in pg.event.get():
+                    if event.type == pg.QUIT:
+                        self.closed_by_user = True
+                if frame is not None:
+                    image = np.ascontiguousarray(frame.image.swapaxes(0, 1))
+                    self._screen.blit(pg.surfarray.make_surface(image), (0, 0))
+                    pg.display.flip()
+                if stop:
+                    break
+        except BaseException as e:  # the next send() raises it on the caller's thread
+            self._error = DeviceError(f"preview window failed: {e}")
+        finally:
+            pg.display.quit()
+
+    def _open_display(self, width: int, height: int):  # noqa: ANN202 - pygame module
         os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
         os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
         import pygame
@@ -59,25 +132,7 @@ class WindowSink:
                 pygame.display.quit()
                 raise pygame.error(f"no display answered (SDL chose its {driver} driver)")
         except pygame.error as e:
-            self._screen = None
             raise DeviceError(f"cannot open a preview window: {e}; check DISPLAY or use "
                               "--sink file:out.mp4") from None
         pygame.display.set_caption(self.title)
-        self._pygame = pygame
-
-    def send(self, frame: VideoFrame) -> None:
-        pg = self._pygame
-        for event in pg.event.get():
-            if event.type == pg.QUIT:
-                self.closed_by_user = True
-        surface = pg.surfarray.make_surface(np.ascontiguousarray(frame.image.swapaxes(0, 1)))
-        self._screen.blit(surface, (0, 0))
-        pg.display.flip()
-
-    def audio(self, chunk: AudioChunk) -> None:
-        pass
-
-    def close(self) -> None:
-        if self._screen is not None:
-            self._pygame.display.quit()
-            self._screen = None
+        return pygame
