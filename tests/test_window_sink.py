@@ -78,3 +78,21 @@ def test_no_display_is_one_error_and_no_thread_left(monkeypatch):
     with pytest.raises(DeviceError, match="no display"):
         WindowSink().open(64, 64, 25)
     assert not any(t.name == "avatar-vcam-window" for t in threading.enumerate())
+
+
+def test_where_the_main_thread_must_draw_the_caller_draws(on_xvfb, monkeypatch):
+    """macOS' mode (own_thread False), run here on X11: open, draw and close on the
+    caller's thread, no window thread."""
+    import pygame
+
+    monkeypatch.setattr(WindowSink, "own_thread", False)
+    flip, calls = pygame.display.flip, []
+    monkeypatch.setattr(pygame.display, "flip",
+                        lambda: (calls.append(threading.current_thread().name), flip()))
+    sink = WindowSink("test")
+    sink.open(64, 64, 25)
+    for k in range(3):
+        sink.send(_frame(k, 50 * k))
+    sink.close()
+    assert calls == [threading.current_thread().name] * 3
+    assert not any(t.name == "avatar-vcam-window" for t in threading.enumerate())

@@ -6,6 +6,7 @@ import os
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -38,10 +39,12 @@ class WindowSink:
     output, frames come from the presenter thread, without one from the engine thread, so
     the window has a thread of its own: :meth:`send` hands it the newest frame and returns
     at once (a slow flip never holds up the caller), and the window keeps answering
-    (moving, closing) between frames.
+    (moving, closing) between frames. macOS only lets the main thread own windows: there
+    the caller draws, as it opened the window (untested here: no macOS machine).
     """
 
     name = "window"
+    own_thread = sys.platform != "darwin"
 
     def __init__(self, title: str = "avatar-vcam") -> None:
         self.title = title
@@ -60,6 +63,9 @@ class WindowSink:
                     if os.environ.get("DISPLAY") else "DISPLAY is not set")
             raise DeviceError(f"no display for the preview window ({what}); use "
                               "--sink file:out.mp4 or --sink vcam instead")
+        if not self.own_thread:
+            self._pg = self._open_display(width, height)
+            return
         self._thread = threading.Thread(target=self._run, args=(width, height), daemon=True,
                                         name="avatar-vcam-window")
         self._thread.start()
@@ -70,6 +76,9 @@ class WindowSink:
             raise self._error
 
     def send(self, frame: VideoFrame) -> None:
+        if not self.own_thread:
+            self._draw(self._pg, frame)
+            return
         if self._error is not None:
             raise self._error
         with self._wake:
@@ -81,6 +90,11 @@ class WindowSink:
 
     def close(self) -> None:
         """Show the last frame sent, then close the window."""
+        if not self.own_thread:
+            if self._screen is not None:
+                self._pg.display.quit()
+                self._screen = None
+            return
         thread, self._thread = self._thread, None
         if thread is None:
             return
@@ -104,19 +118,23 @@ class WindowSink:
                     if self._frame is None and not self._stop:
                         self._wake.wait(0.05)  # read events at least 20 times a second
                     frame, self._frame, stop = self._frame, None, self._stop
-                for event in pg.event.get():
-                    if event.type == pg.QUIT:
-                        self.closed_by_user = True
-                if frame is not None:
-                    image = np.ascontiguousarray(frame.image.swapaxes(0, 1))
-                    self._screen.blit(pg.surfarray.make_surface(image), (0, 0))
-                    pg.display.flip()
+                self._draw(pg, frame)
                 if stop:
                     break
         except BaseException as e:  # the next send() raises it on the caller's thread
             self._error = DeviceError(f"preview window failed: {e}")
         finally:
             pg.display.quit()
+
+    def _draw(self, pg: Any, frame: VideoFrame | None) -> None:
+        """Read the window's events, then show ``frame`` (if any)."""
+        for event in pg.event.get():
+            if event.type == pg.QUIT:
+                self.closed_by_user = True
+        if frame is not None:
+            image = np.ascontiguousarray(frame.image.swapaxes(0, 1))
+            self._screen.blit(pg.surfarray.make_surface(image), (0, 0))
+            pg.display.flip()
 
     def _open_display(self, width: int, height: int):  # noqa: ANN202 - pygame module
         os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
