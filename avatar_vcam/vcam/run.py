@@ -78,10 +78,14 @@ def run_main(config: EngineConfig, opts: RunOptions, console: Console) -> RunSta
             raise EngineError(str(e.args[0])) from None
     _check_obs_scenes(opts.obs, engine)
     voice_spec = None if opts.voice_out in (None, "", "none") else opts.voice_out
-    source = parse_source(opts.source, realtime=opts.realtime or voice_spec is not None)
-    live = bool(getattr(source, "live", False) or opts.realtime or voice_spec)
     sinks = [parse_sink(s, title=f"avatar-vcam - {engine.avatar.display_name}")
              for s in opts.sinks]
+    # A camera or a window is watched as frames arrive: a file played there runs at the
+    # pace of its audio, as --realtime does (unpaced, a clip flashed by in a blink).
+    watched = any(getattr(s, "watched_live", False) for s in sinks)
+    realtime = opts.realtime or voice_spec is not None or watched
+    source = parse_source(opts.source, realtime=realtime)
+    live = bool(getattr(source, "live", False) or realtime)
     with contextlib.ExitStack() as stack, _Stop() as stop:
         stack.callback(engine.close)
         stack.callback(source.close)

@@ -24,6 +24,7 @@ class VirtualCameraSink:
     """Publish frames on a virtual camera (v4l2loopback, OBS Virtual Camera, Unity Capture)."""
 
     name = "vcam"
+    watched_live = True  # people watch it as it plays: file sources are paced
 
     def __init__(self, device: str | None = None) -> None:
         self.device = device

@@ -44,6 +44,7 @@ class WindowSink:
     """
 
     name = "window"
+    watched_live = True  # people watch it as it plays: file sources are paced
     own_thread = sys.platform != "darwin"
 
     def __init__(self, title: str = "avatar-vcam") -> None:
