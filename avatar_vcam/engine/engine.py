@@ -10,6 +10,7 @@ sample clock: ``pts`` of a block = samples before it / its sample rate.
 
 from __future__ import annotations
 
+import math
 import threading
 from pathlib import Path
 
@@ -27,6 +28,17 @@ from .mixer import MotionMixer
 from .motion import MotionFrame, stack
 from .renderers import make_renderer
 from .renderers.base import Renderer
+
+
+def _check_pts(pts: object, what: str = "pts") -> float:
+    """``pts`` as a float, or ValueError if it is not a finite number of seconds."""
+    try:
+        value = float(pts)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ValueError(f"{what} must be a finite number of seconds, got {pts!r}") from None
+    if not math.isfinite(value):
+        raise ValueError(f"{what} must be a finite number of seconds, got {pts!r}")
+    return value
 
 
 def _load(avatar: Avatar | str | Path) -> Avatar:
@@ -78,7 +90,7 @@ class Engine:
     # -- audio in ------------------------------------------------------------------------
     def push_audio(self, pcm: np.ndarray, pts: float, sample_rate: int) -> None:
         """Append captured audio whose first sample is at ``pts`` seconds."""
-        self.a2m.push(as_float_pcm(pcm), pts, sample_rate)
+        self.a2m.push(as_float_pcm(pcm), _check_pts(pts), sample_rate)
 
     def ready_until(self) -> float:
         """Latest pts whose motion is final (audio up to pts + look-ahead has arrived)."""
@@ -87,8 +99,9 @@ class Engine:
     # -- control ---------------------------------------------------------------------------
     def set_expression(self, name: str, pts: float | None = None) -> None:
         """Blend to expression preset ``name`` starting at ``pts`` (default: now)."""
+        at = None if pts is None else _check_pts(pts)
         with self._lock:
-            self.mixer.expressions.set(name, self.last_pts if pts is None else pts)
+            self.mixer.expressions.set(name, self.last_pts if at is None else at)
 
     @property
     def expression(self) -> str:
@@ -101,6 +114,7 @@ class Engine:
     # -- frames out ------------------------------------------------------------------------
     def motion_at(self, pts: float) -> MotionFrame:
         """All motion layers mixed at ``pts``."""
+        pts = _check_pts(pts)
         with self._lock:
             return self.mixer.mix(self.a2m.motion_at(pts))
 

@@ -2,14 +2,16 @@
 
 Everything is derived from ``pts`` and a seed, so a frame at a given pts always looks
 the same no matter how often or in which order it is asked for (blink times are drawn
-in time order and only the last few dozen are kept, so a long-running instance
-forgets blinks minutes in the past). Nothing is periodic:
+in time order within epochs of 10+ minutes, each epoch from its own seeded generator,
+so a pts hours or an epoch-like 1.7e9 s away costs no more than one epoch's blinks).
+Non-finite pts raise ValueError. Nothing is periodic:
 blinks come at random 2-6 s intervals (sometimes doubled), sway and breathing are
 smooth value noise, saccades jump to random targets at random times.
 """
 
 from __future__ import annotations
 
+import bisect
 import math
 from dataclasses import dataclass
 
@@ -103,22 +105,51 @@ class IdleLife:
     def __init__(self, settings: IdleSettings | None = None, seed: int = 0) -> None:
         self.settings = settings or IdleSettings()
         self.seed = seed
-        self._blinks: list[float] = []  # start times, generated lazily in order
-        self._rng = np.random.default_rng(seed)
-        self._next_blink = float(self._rng.uniform(0.8, 2.5))
+        # Blinks are drawn in time order inside epochs of ``_epoch_s`` seconds, each from
+        # its own generator (seeded by seed and epoch number), so a pts far from the last
+        # one (an epoch-like clock, hours into a run) starts at its own epoch instead of
+        # drawing every blink since 0. Epoch 0 draws exactly as before.
+        self._epoch_s = max(600.0, 4.0 * self.settings.blink_max_s)
+        self._epochs: dict[int, tuple[np.random.Generator, list[float], list[float]]] = {}
+
+    def _epoch(self, k: int) -> tuple[np.random.Generator, list[float], list[float]]:
+        state = self._epochs.get(k)
+        if state is None:
+            rng = np.random.default_rng(self.seed if k == 0 else [self.seed, k])
+            start = k * self._epoch_s + float(rng.uniform(0.8, 2.5))
+            state = (rng, [], [start])  # generator, blink starts, [next start]
+            if len(self._epochs) >= 4:  # bounded memory: keep the last few epochs used
+                del self._epochs[next(iter(self._epochs))]
+            self._epochs[k] = state
+        return state
+
+    def _epoch_blinks_until(self, k: int, pts: float) -> list[float]:
+        s = self.settings
+        rng, blinks, nxt = self._epoch(k)
+        end = (k + 1) * self._epoch_s  # the next epoch draws its own blinks from there
+        while nxt[0] <= pts + 1.0 and nxt[0] < end:
+            t = nxt[0]
+            blinks.append(t)
+            if rng.random() < s.double_blink_p:
+                blinks.append(t + _BLINK_CLOSE + _BLINK_HOLD + _BLINK_OPEN + 0.08)
+            nxt[0] = blinks[-1] + float(rng.uniform(s.blink_min_s, s.blink_max_s))
+        return blinks
 
     def _blink_starts_until(self, pts: float) -> list[float]:
-        s = self.settings
-        while self._next_blink <= pts + 1.0:
-            t = self._next_blink
-            self._blinks.append(t)
-            if self._rng.random() < s.double_blink_p:
-                self._blinks.append(t + _BLINK_CLOSE + _BLINK_HOLD + _BLINK_OPEN + 0.08)
-            self._next_blink = self._blinks[-1] + float(self._rng.uniform(s.blink_min_s,
-                                                                          s.blink_max_s))
-            if len(self._blinks) > 64:  # bounded memory on long runs
-                del self._blinks[:32]
-        return self._blinks
+        """Blink start times that can matter at ``pts`` (those of its epoch and, for a
+        blink still closing across the boundary, of the one before)."""
+        if not math.isfinite(pts):
+            raise ValueError(f"pts must be a finite number of seconds, got {pts!r}")
+        if pts < 0:
+            return []
+        k = int(pts // self._epoch_s)
+        prev = int(max(pts - 1.0, 0.0) // self._epoch_s)
+        starts = self._epoch_blinks_until(k, pts)
+        if prev != k:
+            starts = self._epoch_blinks_until(prev, pts)[-4:] + starts
+        # Only the blinks just before pts matter; bisect rather than scan a long epoch.
+        i = bisect.bisect_left(starts, pts - 1.0)
+        return starts[max(i - 1, 0):]
 
     def blink_at(self, pts: float) -> float:
         """Eyelid closure 0..1 at ``pts``."""
