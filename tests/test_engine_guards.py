@@ -35,3 +35,27 @@ def test_motion_at_a_huge_pts_is_quick(engine):
     m = engine.motion_at(1.7e9)
     assert time.perf_counter() - t0 < 1.0
     assert np.isfinite(m.values).all()
+
+
+def test_nan_expression_pts_does_not_poison_later_expressions():
+    from avatar_vcam.engine.expressions import ExpressionBlender, preset_table
+
+    b = ExpressionBlender(preset_table(), 0.2)
+    with pytest.raises(ValueError, match="finite"):
+        b.set("smile", math.nan)
+    b.set("neutral", 10.0)
+    assert np.isfinite(b.value_at(100.0)).all()
+
+
+@pytest.mark.parametrize("bad", BAD)
+def test_render_rejects_non_finite_channels_by_name(engine, bad):
+    good = engine.motion_at(0.5)
+    m = engine.motion_at(0.5)
+    m["roll"] = bad
+    with pytest.raises(ValueError, match="'roll'"):
+        engine.render([good, m])
+    m = engine.motion_at(0.5)
+    m.pts = bad
+    with pytest.raises(ValueError, match="finite"):
+        engine.render([m])
+    assert engine.render([good])[0].image.shape[:2] == (128, 128)

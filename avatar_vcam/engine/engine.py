@@ -25,7 +25,7 @@ from .expressions import ExpressionBlender, preset_table
 from .frames import VideoFrame
 from .idle import IdleLife, IdleSettings
 from .mixer import MotionMixer
-from .motion import MotionFrame, stack
+from .motion import CHANNELS, MotionFrame, stack
 from .renderers import make_renderer
 from .renderers.base import Renderer
 
@@ -119,10 +119,21 @@ class Engine:
             return self.mixer.mix(self.a2m.motion_at(pts))
 
     def render(self, motions: list[MotionFrame]) -> list[VideoFrame]:
-        """Render a batch of motion frames (one renderer call)."""
+        """Render a batch of motion frames (one renderer call).
+
+        A NaN or infinite channel value (or pts) raises ValueError naming the channel
+        rather than corrupting the frame."""
         if self._state is None:
             raise RuntimeError("engine is closed")
-        images = self.renderer.render(self._state, stack(motions))
+        batch = stack(motions)
+        bad = ~np.isfinite(batch)
+        if bad.any():
+            i, c = (int(x) for x in np.argwhere(bad)[0])
+            raise ValueError(f"motion channel {CHANNELS[c]!r} of frame {i} (pts "
+                             f"{motions[i].pts!r}) must be finite, got {batch[i, c]!r}")
+        for m in motions:
+            _check_pts(m.pts, "motion frame pts")
+        images = self.renderer.render(self._state, batch)
         fps = self.config.fps
         if motions:
             self.last_pts = max(self.last_pts, motions[-1].pts)

@@ -6,6 +6,8 @@ presets by name, so a face that already smiles in its photo can use a smaller sm
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from . import motion
@@ -98,7 +100,10 @@ class ExpressionBlender:
         self._start: float | None = None
 
     def set(self, name: str, pts: float) -> None:
-        """Start blending toward preset ``name`` at ``pts``."""
+        """Start blending toward preset ``name`` at ``pts`` (a finite number: a NaN
+        start would make every later blend NaN)."""
+        if not math.isfinite(pts):
+            raise ValueError(f"pts must be a finite number of seconds, got {pts!r}")
         if name not in self.presets:
             raise KeyError(f"unknown expression {name!r}; known: {', '.join(sorted(self.presets))}")
         self._from = self.value_at(pts)
