@@ -52,6 +52,7 @@ def replay_cmd(motion: Path, avatar: str, out: Path, fps: int, size: int,
     from ..engine.renderers.liveportrait.native import load_motion
     from ..engine.renderers.liveportrait.renderer import LivePortraitRenderer
     from .sinks import Mp4Sink
+    from .sinks.base import writing
 
     if size % 2:
         raise click.BadParameter("must be even (video encoders need even sizes)",
@@ -72,15 +73,13 @@ def replay_cmd(motion: Path, avatar: str, out: Path, fps: int, size: int,
     state = renderer.prepare(load(avatar), size)
     sink = Mp4Sink(out)
     sink.open(size, size, fps)
-    try:
+    with writing(sink):  # a failed or interrupted render keeps an existing file
         n = len(native)
         for start in range(0, n, batch):
             part = native.slice(start, min(n, start + batch))
             for i, image in enumerate(renderer.render_native(state, part)):
                 k = start + i
                 sink.send(VideoFrame(k / fps, k, image))
-    finally:
-        sink.close()
     console.print(f"wrote {out} ({len(native)} frames, {len(native) / fps:.2f} s)")
 
 

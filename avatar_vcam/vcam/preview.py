@@ -20,6 +20,7 @@ from ..engine.idle import IdleLife, IdleSettings
 from ..engine.motion import CHANNELS, N_CHANNELS, vector
 from ..engine.renderers.base import Renderer
 from .output_path import unwritable
+from .sinks.base import writing
 from .sinks.mp4 import Mp4Sink
 
 #: Key channels of the sheet: label -> channel values at the top of the range.
@@ -129,10 +130,8 @@ def idle_video(renderer: Renderer, state: object, avatar: Avatar, size: int, pat
     motions = idle_motion(avatar, seconds, fps, seed)
     sink = Mp4Sink(path)  # its open, sends and close report write errors in one line
     sink.open(size, size, fps)
-    try:
+    with writing(sink):  # a failed or interrupted render keeps an existing file
         for i in range(0, len(motions), batch):
             for j, img in enumerate(renderer.render(state, motions[i:i + batch])):
                 sink.send(VideoFrame((i + j) / fps, i + j, img))
-    finally:
-        sink.close()
     return len(motions)

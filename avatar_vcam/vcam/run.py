@@ -22,6 +22,7 @@ from ..engine.errors import EngineError
 from .live import LiveStats, measure_render_s, run_live
 from .pipeline import RunStats, run
 from .sinks import Mp4Sink, parse_sink
+from .sinks.base import finish_or_abort
 from .sources import parse_source
 from .status import StatusLine, status_fields
 from .voiceout import VoiceOut, default_delay
@@ -93,7 +94,8 @@ def run_main(config: EngineConfig, opts: RunOptions, console: Console) -> RunSta
             source.open()
         for s in sinks:
             s.open(config.size, config.size, config.fps)
-            stack.callback(s.close)
+            # an error (or a second Ctrl-C) aborts an mp4: the file at its path stays
+            stack.push(lambda kind, _e, _tb, s=s: finish_or_abort(s, kind is not None))
         voice = None
         delay_s = 0.0
         if voice_spec is not None:

@@ -12,8 +12,9 @@ while the capture loop passes the voice on); one lock keeps them out of the muxe
 same time, which aborted the process or failed with EINVAL.
 
 The file is written under a temporary name beside ``path`` and renamed when it is
-complete, so a render that fails (disk full) or is killed never replaces an existing file
-with a broken one.
+complete, so a render that fails (disk full, an error, a second Ctrl-C) or is killed never
+replaces an existing file with a broken one: on a failure callers :meth:`Mp4Sink.abort`
+instead of closing (``sinks.base.writing`` does that).
 """
 
 from __future__ import annotations
@@ -123,6 +124,11 @@ class Mp4Sink:
         """Finish the file and put it in place (a failed finish leaves ``path`` as it was)."""
         with self._lock:
             self._close()
+
+    def abort(self) -> None:
+        """Drop the unfinished file: the run failed, and ``path`` keeps what it had."""
+        with self._lock:
+            self._discard()
 
     def _close(self) -> None:
         if self._container is None:
