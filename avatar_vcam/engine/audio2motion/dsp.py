@@ -39,6 +39,7 @@ from .stream import CLOSE, FPS, FUNNEL, JAW, N_OUT, PUCKER, SPEAK, STRETCH, Mout
 
 HOP = 1.0 / FPS  # s between analysis frames (10 ms)
 WIN = 0.032  # s, analysis window
+_CHUNK = 500  # analysis frames (5 s) FFT'd at once at most: memory stays flat on huge pushes
 _EPS = 1e-10  # power floor: digital silence reads as -100 dBFS
 
 
@@ -186,10 +187,13 @@ class DspAudio2Motion(MouthStream):
                     pad = int(self._b0 - starts[0])
                     self._buf = np.concatenate([np.zeros(pad, np.float32), self._buf])
                     self._b0 -= pad
-                idx = (starts - self._b0)[:, None] + np.arange(w)
-                feats = _features(self._buf[idx], sr)
-                for j, f in zip(ks.tolist(), feats, strict=True):
-                    self._step(j, f)
+                # In chunks: all windows of a 10-minute push at once took gigabytes.
+                for c in range(0, len(ks), _CHUNK):
+                    ck, cs = ks[c:c + _CHUNK], starts[c:c + _CHUNK]
+                    idx = (cs - self._b0)[:, None] + np.arange(w)
+                    feats = _features(self._buf[idx], sr)
+                    for j, f in zip(ck.tolist(), feats, strict=True):
+                        self._step(j, f)
                 self._next_x = int(ks[-1]) + 1
         keep_from = int(self._win_start(self._next_x, sr, w))
         drop = min(keep_from - self._b0, len(self._buf))
