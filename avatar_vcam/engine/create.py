@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -204,6 +205,9 @@ def create_avatar(photo_path: str | Path, opts: CreateOptions,
     try:
         root.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=root))
+        umask = os.umask(0)
+        os.umask(umask)
+        tmp.chmod(0o777 & ~umask)  # mkdtemp's 0700 would hide the avatar from OBS, others
     except OSError as e:
         raise AvatarError(f"cannot write to {root}: {e.strerror or e}; choose a writable "
                           "--out-dir") from None
@@ -243,7 +247,7 @@ def _write_package(out: Path, name: str, opts: CreateOptions, crop: np.ndarray,
     points = [[round(float(v), 3) for v in p] for p in face.points]
     (out / "landmarks.json").write_text(json.dumps(
         {"format": 1, "width": res, "height": res, "points": points},
-        separators=(",", ":")) + "\n")
+        separators=(",", ":")) + "\n", encoding="utf-8")
     lo = np.clip(face.points[:, :2].min(0), 0, res)
     hi = np.clip(face.points[:, :2].max(0), 0, res)
     meta: dict = {
@@ -258,7 +262,9 @@ def _write_package(out: Path, name: str, opts: CreateOptions, crop: np.ndarray,
         "expressions": {},
         "idle": {},
         "credits": opts.credits,
-        "build": {"tool": "avatar-vcam avatar create", "photo": photo.path.name,
+        "build": {"tool": "avatar-vcam avatar create",
+                  # a file name need not be valid UTF-8 (bytes on Linux): keep it printable
+                  "photo": photo.path.name.encode("utf-8", "replace").decode("utf-8"),
                   "landmarker": f"mediapipe face_landmarker.task sha256 {MODEL_SHA256[:16]}…",
                   "crop_in_photo": {"origin": [round(float(v) / photo.scale, 2)
                                                for v in M[:, 2]],
@@ -268,4 +274,5 @@ def _write_package(out: Path, name: str, opts: CreateOptions, crop: np.ndarray,
     if matte is not None:
         Image.fromarray(matte, "L").save(out / "mask.png", optimize=True)
         meta["mask"] = "mask.png"
-    (out / "avatar.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
+    (out / "avatar.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n",
+                                     encoding="utf-8")  # load_avatar reads UTF-8 on every OS

@@ -51,6 +51,9 @@ def load_photo(path: str | Path) -> Photo:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(path) as im:
+                # Pillow itself only refuses twice MAX_IMAGE_PIXELS: check before decoding
+                if im.size[0] * im.size[1] > MAX_PIXELS:
+                    raise Image.DecompressionBombError(f"{im.size} pixels")
                 full = max(im.size)
                 if im.format == "JPEG" and full > MAX_SIDE:
                     im.draft(im.mode, (im.size[0] * MAX_SIDE // full,
@@ -73,8 +76,10 @@ def load_photo(path: str | Path) -> Photo:
         scale /= k
     if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         im = _to_8bit(im)
-    if im.mode == "P":
-        im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+    if "transparency" in im.info and im.mode in ("P", "L", "RGB", "I"):
+        im = im.convert("RGBA")  # one transparent colour (tRNS) is transparency too
+    elif im.mode == "P":
+        im = im.convert("RGB")
     alpha = None
     if im.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
         rgba = np.asarray(im.convert("RGBA"))
