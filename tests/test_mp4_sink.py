@@ -165,3 +165,22 @@ def test_frames_and_voice_from_two_threads_at_once(tmp_path):
     for trial in range(4):
         with av.open(str(tmp_path / f"t{trial}.mp4")) as c:
             assert c.streams.video[0].frames == 250
+
+
+def test_the_video_says_how_its_colours_were_encoded(tmp_path):
+    """Tagged BT.601 matrix, limited range, sRGB primaries and transfer: what swscale did,
+    so a player decodes the skin tones as rendered (untagged, browsers guess BT.709)."""
+    out = tmp_path / "c.mp4"
+    sink = Mp4Sink(out)
+    sink.open(64, 64, 25)
+    for k in range(5):
+        sink.send(VideoFrame(k / 25, k, np.full((64, 64, 3), (200, 80, 40), np.uint8)))
+    sink.close()
+    with av.open(str(out)) as c:
+        cc = c.streams.video[0].codec_context
+        assert (cc.colorspace, cc.color_range, cc.color_primaries, cc.color_trc) == \
+            (6, 1, 1, 13)  # AVCOL_SPC_SMPTE170M, MPEG range, BT.709 primaries, sRGB TRC
+        frame = next(c.decode(video=0))
+        # decoded by the tags it carries, the colour comes back as it went in
+        assert np.abs(frame.to_ndarray(format="rgb24")[32, 32].astype(int)
+                      - (200, 80, 40)).max() <= 3

@@ -32,6 +32,8 @@ import numpy as np
 from ...engine.frames import AudioChunk, VideoFrame
 from ..output_path import check_output, unwritable
 
+_BT709, _SMPTE170M, _SRGB_TRC, _LIMITED = 1, 6, 13, 1  # FFmpeg's AVCOL_* numbers
+
 
 class Mp4Sink:
     """Write frames and the voice to ``path``."""
@@ -60,6 +62,12 @@ class Mp4Sink:
         v = self._container.add_stream("libx264", rate=fps)
         v.width, v.height, v.pix_fmt = width, height, "yuv420p"
         v.options = {"crf": str(self.crf), "preset": "veryfast"}
+        # Say what the frames are: sRGB (BT.709 primaries, sRGB transfer) turned into
+        # limited-range YUV with the BT.601 matrix, swscale's default. Untagged, browsers
+        # and QuickTime guess BT.709 for the matrix and skin tones shift.
+        cc = v.codec_context
+        cc.colorspace, cc.color_range = _SMPTE170M, _LIMITED
+        cc.color_primaries, cc.color_trc = _BT709, _SRGB_TRC
         v.codec_context.time_base = Fraction(1, fps)
         a = self._container.add_stream("aac", rate=self.audio_rate, layout="mono")
         a.codec_context.time_base = Fraction(1, self.audio_rate)
