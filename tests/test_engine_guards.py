@@ -59,3 +59,23 @@ def test_render_rejects_non_finite_channels_by_name(engine, bad):
     with pytest.raises(ValueError, match="finite"):
         engine.render([m])
     assert engine.render([good])[0].image.shape[:2] == (128, 128)
+
+
+def test_query_older_than_history_raises_and_docstring_example_runs():
+    from avatar_vcam.engine import engine as engine_mod
+
+    sr = 16000
+    t = np.arange(6 * sr) / sr
+    pcm = (0.3 * np.sin(2 * np.pi * 150 * t) * (np.sin(2 * np.pi * 2 * t) > 0)).astype(
+        np.float32)
+    with Engine("leo", EngineConfig(size=64)) as e:
+        e.push_audio(pcm, 0.0, sr)  # 6 s at once: the first seconds are gone
+        with pytest.raises(ValueError, match="older than the kept motion history"):
+            e.frame_at(0.04)
+        assert e.frame_at(e.ready_until()).image.shape[:2] == (64, 64)
+    # The module docstring's example queries while pushing and reaches every frame.
+    src = engine_mod.__doc__.split("\n\n")[1]
+    code = "\n".join(line[4:] for line in src.splitlines())
+    scope = {"Engine": lambda name: Engine(name, EngineConfig(size=64)), "pcm": pcm}
+    exec(code, scope)
+    assert scope["k"] >= round(5.9 * 25)

@@ -1,11 +1,17 @@
 """Engine: audio in, frames out, for one avatar. The library face of avatar-vcam.
 
     with Engine("leo") as e:
-        e.push_audio(pcm, pts=0.0, sample_rate=16000)
-        frame = e.frame_at(0.04)
+        k = 0  # next frame index; frame k is at k / fps
+        for i in range(0, len(pcm), 480):  # push blocks as they come (30 ms here) ...
+            e.push_audio(pcm[i:i + 480], pts=i / 16000, sample_rate=16000)
+            while k / e.config.fps <= e.ready_until():  # ... and take frames as they are ready
+                frame = e.frame_at(k / e.config.fps)
+                k += 1
 
 No devices here: callers bring audio (any rate) and take frames. Time is the audio
-sample clock: ``pts`` of a block = samples before it / its sample rate.
+sample clock: ``pts`` of a block = samples before it / its sample rate. Motion is kept
+for the last few seconds only (``history_s``), so query frames while pushing: a frame
+older than that raises ValueError.
 """
 
 from __future__ import annotations

@@ -74,7 +74,8 @@ class MouthStream:
         """Mouth channels and speaking flag at ``pts`` (linear between 10 ms rows).
 
         Before the stream: neutral. After ``ready_until``: the last final row is held.
-        Older than the kept history: the oldest kept row.
+        Older than the kept history (``history_s``, 4 s by default): ValueError, since the
+        rows are gone; ask for frames while pushing, not after pushing a whole file.
         """
         frame = MotionFrame(pts=float(pts))
         f = pts * FPS
@@ -82,6 +83,12 @@ class MouthStream:
         if last < self._first or f < self._first - 1:
             return frame
         oldest = max(self._first, self._hist_end - self._cap)
+        if f < oldest - 1e-6:
+            raise ValueError(
+                f"pts {pts:g} s is older than the kept motion history: only the last "
+                f"{self._cap / FPS:g} s are kept ({oldest / FPS:.2f}..{last / FPS:.2f} s "
+                "now); query frames while pushing audio (after each push, up to "
+                "ready_until()), not after pushing it all")
         f = min(max(f, float(oldest)), float(last))
         k0 = int(math.floor(f))
         frac = f - k0
