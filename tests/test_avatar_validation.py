@@ -70,8 +70,10 @@ def test_expression_weight_must_be_finite_and_in_range(tmp_path: Path, bad: floa
            "-2..2" in msg, msg
 
 
-@pytest.mark.parametrize("channel, bad, allowed", [("yaw", 31, "-30..30 (degrees)"),
-                                                   ("ty", -0.6, "-0.5..0.5 (face widths)")])
+@pytest.mark.parametrize("channel, bad, allowed", [("yaw", 21, "-20..20 (degrees)"),
+                                                   ("pitch", 16, "-15..15 (degrees)"),
+                                                   ("roll", -11, "-10..10 (degrees)"),
+                                                   ("ty", -0.2, "-0.15..0.15 (face widths)")])
 def test_expression_pose_weight_range(tmp_path: Path, channel: str, bad: float,
                                       allowed: str) -> None:
     pkg = _copy(tmp_path)
@@ -81,8 +83,9 @@ def test_expression_pose_weight_range(tmp_path: Path, channel: str, bad: float,
 
 def test_expression_weights_at_the_limits_load(tmp_path: Path) -> None:
     pkg = _copy(tmp_path)
-    _edit(pkg, expressions={"big": {"yaw": -30, "tx": 0.5, "jawOpen": 2, "mouthClose": -2}})
-    assert load_avatar(pkg).expressions["big"]["yaw"] == -30
+    _edit(pkg, expressions={"big": {"yaw": -20, "pitch": 15, "roll": -10, "tx": 0.15,
+                                     "ty": -0.15, "jawOpen": 2, "mouthClose": -2}})
+    assert load_avatar(pkg).expressions["big"]["yaw"] == -20
 
 
 def test_expression_error_from_the_cli_is_one_line(tmp_path: Path) -> None:
@@ -98,10 +101,12 @@ def test_expression_error_from_the_cli_is_one_line(tmp_path: Path) -> None:
     ({"blink_min_s": 1e-6, "blink_max_s": 1e-6, "double_blink_p": 0},
      "'blink_min_s' must be a finite number in 0.1..3600"),
     ({"blink_min_s": 1e-9, "blink_max_s": 1e-9}, "'blink_min_s' must be a finite number"),
-    ({"sway_deg": float("nan")}, "'sway_deg' must be a finite number in 0..30"),
-    ({"sway_deg": -1}, "'sway_deg' must be a finite number in 0..30"),
+    ({"sway_deg": float("nan")}, "'sway_deg' must be a finite number in 0..20"),
+    ({"sway_deg": -1}, "'sway_deg' must be a finite number in 0..20"),
+    ({"sway_deg": 25}, "'sway_deg' must be a finite number in 0..20"),
     ({"double_blink_p": 1.5}, "'double_blink_p' must be a finite number in 0..1"),
-    ({"breathing": 1e30}, "'breathing' must be a finite number in 0..0.5"),
+    ({"breathing": 1e30}, "'breathing' must be a finite number in 0..0.12"),
+    ({"breathing": 0.3}, "'breathing' must be a finite number in 0..0.12"),
     ({"saccade_amount": -0.1}, "'saccade_amount' must be a finite number in 0..1"),
     ({"blink_min_s": 5, "blink_max_s": 2}, "need blink_min_s <= blink_max_s"),
 ])

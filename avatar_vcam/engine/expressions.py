@@ -39,15 +39,16 @@ PRESETS: dict[str, dict[str, float]] = {
 
 #: Largest |weight| an avatar.json preset may give a channel, by kind of channel. The
 #: limits are what the renderers can show: blendshapes are clipped to 0..1 after the
-#: layers add up (mixer.py), so +-2 leaves room to cancel or saturate another layer; the
-#: warp renderer clamps head angles to +-30 degrees and tx/ty to +-0.5 face widths
-#: (renderers/warp.py). The built-in presets stay far inside (|blendshape| <= 1, pose <= 5
-#: degrees) and the bundled avatars add none. Anything beyond (NaN, Infinity, 1e30) is a
-#: mistake that would corrupt frames and, through blending, every later expression.
+#: layers add up (mixer.py), so +-2 leaves room to cancel or saturate another layer; head
+#: pose stops where the warp renderer stays clean (motion.POSE_LIMITS: yaw 20, pitch 15,
+#: roll 10 degrees, tx/ty 0.15 face widths; the renderer clamps there). The built-in
+#: presets stay inside (|blendshape| <= 1, pose <= 5 degrees) and the bundled avatars add
+#: none. Anything beyond (NaN, Infinity, 1e30) is a mistake that would corrupt frames and,
+#: through blending, every later expression.
 WEIGHT_LIMITS: dict[str, tuple[float, str]] = {
     **{n: (2.0, "a blendshape, 0..1 when shown") for n in motion.BLENDSHAPES},
-    **{n: (30.0, "degrees") for n in ("yaw", "pitch", "roll")},
-    **{n: (0.5, "face widths") for n in ("tx", "ty")},
+    **{n: (motion.POSE_LIMITS[n], "degrees") for n in ("yaw", "pitch", "roll")},
+    **{n: (motion.POSE_LIMITS[n], "face widths") for n in ("tx", "ty")},
 }
 
 

@@ -67,14 +67,16 @@ class IdleSettings:
 #: Allowed values of the numeric idle settings. Blink gaps under 0.1 s (a blink takes
 #: 0.26 s) only make blink generation crawl, and an endless gap overflows the random
 #: draw, so gaps are 0.1 s..1 h (set "enabled": false for no idle life at all). Head sway
-#: and breathing stop at what the warp renderer shows (it clamps angles to +-30 degrees
-#: and ty to +-0.5 face widths); gaze amounts are blendshapes, 0..1.
+#: and breathing stop where the warp renderer stays clean (motion.POSE_LIMITS): sway moves
+#: yaw by up to sway_deg, pitch 0.6x and roll 0.5x that, so 20 keeps yaw <= 20 and roll
+#: <= 10 degrees; breathing (x1.25 depth) keeps ty within 0.15 face widths. Gaze amounts
+#: are blendshapes, 0..1.
 IDLE_RANGES: dict[str, tuple[float, float, str]] = {
     "blink_min_s": (0.1, 3600.0, "seconds"),
     "blink_max_s": (0.1, 3600.0, "seconds, at least blink_min_s"),
     "double_blink_p": (0.0, 1.0, "a probability"),
-    "sway_deg": (0.0, 30.0, "degrees"),
-    "breathing": (0.0, 0.5, "face widths"),
+    "sway_deg": (0.0, 20.0, "degrees"),
+    "breathing": (0.0, 0.12, "face widths"),
     "saccade_amount": (0.0, 1.0, "a blendshape weight"),
 }
 

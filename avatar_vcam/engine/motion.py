@@ -34,6 +34,13 @@ CHANNELS: tuple[str, ...] = BLENDSHAPES + POSE
 CHANNEL_INDEX: dict[str, int] = {name: i for i, name in enumerate(CHANNELS)}
 N_CHANNELS = len(CHANNELS)
 
+#: Largest |value| of each head-pose channel that renders cleanly. The warp renderer clamps
+#: to these (beyond them its inverse warp folds: at roll 30 or tx 0.5, 13-15% of the head
+#: grid is off by more than 5 px; at these limits none is), and avatar.json presets and
+#: idle settings are checked against them. Degrees for angles, face widths for offsets.
+POSE_LIMITS: dict[str, float] = {"yaw": 20.0, "pitch": 15.0, "roll": 10.0, "tx": 0.15,
+                                 "ty": 0.15}
+
 assert len(BLENDSHAPES) == 52
 
 

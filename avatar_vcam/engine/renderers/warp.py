@@ -24,13 +24,15 @@ import torch.nn.functional as TF
 
 from .. import landmarks as L
 from ..avatar import Avatar
-from ..motion import BLENDSHAPES, CHANNEL_INDEX, N_CHANNELS
+from ..motion import BLENDSHAPES, CHANNEL_INDEX, N_CHANNELS, POSE_LIMITS
 from .warp_paint import paint_lash, paint_mouth, smoothstep_t
 from .warp_rig import BASIS_NAMES, Face, Rig, smoothstep
 
 _I = CHANNEL_INDEX
 _NB = len(BLENDSHAPES)
-_MAX_DEG = 30.0
+_POSE = ["yaw", "pitch", "roll", "tx", "ty"]
+_POSE_IX = [CHANNEL_INDEX[n] for n in _POSE]
+_POSE_MAX = [POSE_LIMITS[n] for n in _POSE]  # clean range of the warp (motion.py)
 _EVEN = [BASIS_NAMES.index(n) for n in ("yaw_cos", "pitch_cos", "roll_cos")]
 
 
@@ -163,9 +165,11 @@ class WarpRenderer:
         jaw = bs[:, _I["jawOpen"]]
         bs = bs.clone()
         bs[:, _I["mouthClose"]] = torch.minimum(bs[:, _I["mouthClose"]], jaw)
-        ang = torch.deg2rad(m[:, [_I["yaw"], _I["pitch"], _I["roll"]]].clamp(-_MAX_DEG, _MAX_DEG))
+        lim = torch.tensor(_POSE_MAX, dtype=m.dtype, device=m.device)
+        pose_v = torch.maximum(torch.minimum(m[:, _POSE_IX], lim), -lim)
+        ang = torch.deg2rad(pose_v[:, :3])
         s, c = torch.sin(ang), torch.cos(ang) - 1.0
-        t = m[:, [_I["tx"], _I["ty"]]].clamp(-0.5, 0.5)
+        t = pose_v[:, 3:]
         pose = torch.stack([s[:, 0], c[:, 0], s[:, 1], c[:, 1], s[:, 2], c[:, 2]], 1)
         return torch.cat([bs, pose, t], 1)
 
