@@ -16,7 +16,6 @@ older than that raises ValueError.
 
 from __future__ import annotations
 
-import math
 import threading
 from pathlib import Path
 
@@ -31,20 +30,9 @@ from .expressions import ExpressionBlender, preset_table
 from .frames import VideoFrame
 from .idle import IdleLife, IdleSettings
 from .mixer import MotionMixer
-from .motion import CHANNELS, MotionFrame, stack
+from .motion import CHANNELS, MotionFrame, finite_pts, stack
 from .renderers import make_renderer
 from .renderers.base import Renderer
-
-
-def _check_pts(pts: object, what: str = "pts") -> float:
-    """``pts`` as a float, or ValueError if it is not a finite number of seconds."""
-    try:
-        value = float(pts)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise ValueError(f"{what} must be a finite number of seconds, got {pts!r}") from None
-    if not math.isfinite(value):
-        raise ValueError(f"{what} must be a finite number of seconds, got {pts!r}")
-    return value
 
 
 def _load(avatar: Avatar | str | Path) -> Avatar:
@@ -96,7 +84,7 @@ class Engine:
     # -- audio in ------------------------------------------------------------------------
     def push_audio(self, pcm: np.ndarray, pts: float, sample_rate: int) -> None:
         """Append captured audio whose first sample is at ``pts`` seconds."""
-        self.a2m.push(as_float_pcm(pcm), _check_pts(pts), sample_rate)
+        self.a2m.push(as_float_pcm(pcm), finite_pts(pts), sample_rate)
 
     def ready_until(self) -> float:
         """Latest pts whose motion is final (audio up to pts + look-ahead has arrived)."""
@@ -105,7 +93,7 @@ class Engine:
     # -- control ---------------------------------------------------------------------------
     def set_expression(self, name: str, pts: float | None = None) -> None:
         """Blend to expression preset ``name`` starting at ``pts`` (default: now)."""
-        at = None if pts is None else _check_pts(pts)
+        at = None if pts is None else finite_pts(pts)
         with self._lock:
             self.mixer.expressions.set(name, self.last_pts if at is None else at)
 
@@ -120,7 +108,7 @@ class Engine:
     # -- frames out ------------------------------------------------------------------------
     def motion_at(self, pts: float) -> MotionFrame:
         """All motion layers mixed at ``pts``."""
-        pts = _check_pts(pts)
+        pts = finite_pts(pts)
         with self._lock:
             return self.mixer.mix(self.a2m.motion_at(pts))
 
@@ -138,7 +126,7 @@ class Engine:
             raise ValueError(f"motion channel {CHANNELS[c]!r} of frame {i} (pts "
                              f"{motions[i].pts!r}) must be finite, got {batch[i, c]!r}")
         for m in motions:
-            _check_pts(m.pts, "motion frame pts")
+            finite_pts(m.pts, "motion frame pts")
         images = self.renderer.render(self._state, batch)
         fps = self.config.fps
         if motions:

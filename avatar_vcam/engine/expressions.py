@@ -6,8 +6,6 @@ presets by name, so a face that already smiles in its photo can use a smaller sm
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from . import motion
@@ -103,8 +101,7 @@ class ExpressionBlender:
     def set(self, name: str, pts: float) -> None:
         """Start blending toward preset ``name`` at ``pts`` (a finite number: a NaN
         start would make every later blend NaN)."""
-        if not math.isfinite(pts):
-            raise ValueError(f"pts must be a finite number of seconds, got {pts!r}")
+        pts = motion.finite_pts(pts)
         if name not in self.presets:
             raise KeyError(f"unknown expression {name!r}; known: {', '.join(sorted(self.presets))}")
         self._from = self.value_at(pts)

@@ -140,8 +140,7 @@ class IdleLife:
     def _blink_starts_until(self, pts: float) -> list[float]:
         """Blink start times that can matter at ``pts`` (those of its epoch and, for a
         blink still closing across the boundary, of the one before)."""
-        if not math.isfinite(pts):
-            raise ValueError(f"pts must be a finite number of seconds, got {pts!r}")
+        pts = motion.finite_pts(pts)
         if pts < 0:
             return []
         k = int(pts // self._epoch_s)

@@ -9,6 +9,7 @@ screen), ``tx``/``ty`` in fractions of the face width (x right, y down).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -42,6 +43,21 @@ POSE_LIMITS: dict[str, float] = {"yaw": 20.0, "pitch": 15.0, "roll": 10.0, "tx":
                                  "ty": 0.15}
 
 assert len(BLENDSHAPES) == 52
+
+
+def finite_pts(pts: object, what: str = "pts") -> float:
+    """``pts`` as a float, or ValueError if it is not a finite number of seconds.
+
+    The one check for every layer that takes a time (engine, expressions, idle life): a
+    NaN or infinite pts poisons blends for good or makes blink generation run for ever.
+    """
+    try:
+        value = float(pts)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        value = math.nan
+    if not math.isfinite(value):
+        raise ValueError(f"{what} must be a finite number of seconds, got {pts!r}")
+    return value
 
 
 def channel_index(name: str) -> int:
