@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
-import struct
-import zlib
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,9 @@ from avatar_vcam.engine.avatar import load_avatar
 from avatar_vcam.engine.errors import AvatarError
 from avatar_vcam.engine.expressions import PRESETS, WEIGHT_LIMITS
 from avatar_vcam.vcam.cli import cli
+
+sys.path.insert(0, str(Path(__file__).parent / "support"))
+from images import png_claiming  # noqa: E402
 
 AVATARS = Path(__file__).resolve().parents[1] / "avatar_vcam" / "avatars"
 
@@ -131,15 +133,6 @@ def test_idle_error_from_the_cli_is_one_line(tmp_path: Path) -> None:
 
 # --- 3. oversized source.png ------------------------------------------------------------------
 
-def _png_header(path: Path, w: int, h: int) -> None:
-    """A PNG whose header claims ``w`` x ``h`` RGB pixels (the data is a stub)."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return (struct.pack(">I", len(data)) + kind + data
-                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
-    ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
-                     + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
-
 
 @pytest.mark.parametrize("side, needle", [
     (30000, "image source.png is far larger than 'resolution' (512x512) allows"),  # PIL error
@@ -148,7 +141,7 @@ def _png_header(path: Path, w: int, h: int) -> None:
 ])
 def test_oversized_source_png_is_one_line(tmp_path: Path, side: int, needle: str) -> None:
     pkg = _copy(tmp_path)
-    _png_header(pkg / "source.png", side, side)
+    png_claiming(pkg / "source.png", side, side)
     msg = _error(pkg)
     assert needle in msg and "re-create the avatar" in msg, msg
     _one_line_cli_error(["avatar", "show", str(pkg)], needle)
@@ -156,7 +149,7 @@ def test_oversized_source_png_is_one_line(tmp_path: Path, side: int, needle: str
 
 def test_oversized_mask_is_one_line(tmp_path: Path) -> None:
     pkg = _copy(tmp_path)
-    _png_header(pkg / "mask.png", 30000, 30000)
+    png_claiming(pkg / "mask.png", 30000, 30000)
     _edit(pkg, mask="mask.png")
     assert "mask.png" in _error(pkg)
 

@@ -10,11 +10,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import click
 import pytest
 from click.testing import CliRunner
 
-from avatar_vcam.vcam.cli_control import register
 from avatar_vcam.vcam.control import (
     NOT_RUNNING,
     ControlClient,
@@ -25,7 +23,7 @@ from avatar_vcam.vcam.control import (
 from avatar_vcam.vcam.errors import DeviceError
 
 sys.path.insert(0, str(Path(__file__).parent / "support" / "obs"))
-from daemon_target import RecordingEngine, RecordingTarget  # noqa: E402
+from daemon_target import RecordingEngine, RecordingTarget, client_cli  # noqa: E402
 
 
 @pytest.fixture
@@ -203,43 +201,33 @@ def test_a_control_port_in_use_names_the_fix(runtime, target):
     assert "--control-port" in str(e.value) and "\n" not in str(e.value)
 
 
-def _cli() -> click.Group:
-    @click.group()
-    @click.option("-v", "--verbose", is_flag=True)
-    def cli(verbose: bool) -> None:
-        pass
-
-    register(cli)
-    return cli
-
-
 def test_cli_commands(server, target):
     runner = CliRunner()
-    r = runner.invoke(_cli(), ["expr", "smile"])
+    r = runner.invoke(client_cli(), ["expr", "smile"])
     assert r.exit_code == 0 and r.output.strip() == "expression: smile"
     assert target.engine.expression == "smile"
-    r = runner.invoke(_cli(), ["expr", "list"])
+    r = runner.invoke(client_cli(), ["expr", "list"])
     assert r.exit_code == 0
     assert "* smile" in r.output.splitlines() and "  wink" in r.output.splitlines()
-    r = runner.invoke(_cli(), ["expr"])
+    r = runner.invoke(client_cli(), ["expr"])
     assert r.output.strip() == "smile"
-    r = runner.invoke(_cli(), ["expr", "neutral"])
+    r = runner.invoke(client_cli(), ["expr", "neutral"])
     assert r.exit_code == 0 and target.engine.expression == "neutral"
-    r = runner.invoke(_cli(), ["status", "--json"])
+    r = runner.invoke(client_cli(), ["status", "--json"])
     st = json.loads(r.output)
     assert st["expression"] == "neutral" and st["pid"] == os.getpid()
-    r = runner.invoke(_cli(), ["status"])
+    r = runner.invoke(client_cli(), ["status"])
     assert "expression: neutral" in r.output and "obs: not configured" in r.output
-    r = runner.invoke(_cli(), ["expr", "grin"])
+    r = runner.invoke(client_cli(), ["expr", "grin"])
     assert r.exit_code == 1
     assert r.output.strip().splitlines() == [
         f"Error: unknown expression 'grin'; known: {', '.join(target.expressions())}"]
-    r = runner.invoke(_cli(), ["scene", "BRB"])
+    r = runner.invoke(client_cli(), ["scene", "BRB"])
     assert r.exit_code == 1 and "OBS is not configured" in r.output
 
 
 def test_cli_without_daemon_is_one_line(runtime):
-    r = CliRunner().invoke(_cli(), ["status"])
+    r = CliRunner().invoke(client_cli(), ["status"])
     assert r.exit_code == 1
     assert r.output.strip() == f"Error: {NOT_RUNNING}"
 

@@ -13,15 +13,13 @@ import sys
 import threading
 from pathlib import Path
 
-import click
 import pytest
 from click.testing import CliRunner
 
-from avatar_vcam.vcam.cli_control import register
 from avatar_vcam.vcam.control import ControlClient, ControlError, ControlServer
 
 sys.path.insert(0, str(Path(__file__).parent / "support" / "obs"))
-from daemon_target import RecordingEngine, RecordingTarget  # noqa: E402
+from daemon_target import RecordingEngine, RecordingTarget, client_cli  # noqa: E402
 
 
 @pytest.fixture
@@ -35,16 +33,6 @@ def server(tmp_path, monkeypatch, target):
     s = ControlServer(target).start()
     yield s
     s.close()
-
-
-def _cli() -> click.Group:
-    @click.group()
-    @click.option("-v", "--verbose", is_flag=True)
-    def cli(verbose: bool) -> None:
-        pass
-
-    register(cli)
-    return cli
 
 
 def _one_error_line(result) -> str:
@@ -75,7 +63,7 @@ def test_runtime_dir_under_a_regular_file_daemon(file_parent, monkeypatch, targe
 
 def test_runtime_dir_under_a_regular_file_client(file_parent, monkeypatch):
     monkeypatch.setenv("AVATAR_VCAM_RUNTIME_DIR", str(file_parent / "run"))
-    line = _one_error_line(CliRunner().invoke(_cli(), ["status"]))
+    line = _one_error_line(CliRunner().invoke(client_cli(), ["status"]))
     assert "not a folder" in line and "AVATAR_VCAM_RUNTIME_DIR" in line
 
 
@@ -108,7 +96,7 @@ def test_platformdirs_permission_error_daemon(platformdirs_refuses, target):
 
 
 def test_platformdirs_permission_error_client(platformdirs_refuses):
-    line = _one_error_line(CliRunner().invoke(_cli(), ["status"]))
+    line = _one_error_line(CliRunner().invoke(client_cli(), ["status"]))
     assert "XDG_RUNTIME_DIR" in line and "AVATAR_VCAM_RUNTIME_DIR" in line
 
 
@@ -128,12 +116,17 @@ def _send_raw(port: int, data: bytes) -> bytes:
         return out
 
 
+def _authorized_smile(token: str) -> bytes:
+    """A valid, authorized request: as the body of a refused one, it must never be served."""
+    return (f"POST /v1/expression HTTP/1.1\r\nHost: x\r\n"
+            f"Authorization: Bearer {token}\r\nContent-Length: 17\r\n\r\n"
+            '{"name": "smile"}').encode()
+
+
 @pytest.mark.parametrize("auth", ["", "Authorization: Bearer wrong\r\n"])
 def test_early_reply_does_not_run_the_body_as_a_request(server, target, auth):
     # the body of a refused POST is itself a valid request: it must never be served
-    smuggled = (f"POST /v1/expression HTTP/1.1\r\nHost: x\r\n"
-                f"Authorization: Bearer {server.token}\r\nContent-Length: 17\r\n\r\n"
-                '{"name": "smile"}').encode()
+    smuggled = _authorized_smile(server.token)
     req = (f"POST /v1/expression HTTP/1.1\r\nHost: x\r\n{auth}"
            f"Content-Length: {len(smuggled)}\r\n\r\n").encode() + smuggled
     out = _send_raw(server.port, req)
@@ -143,9 +136,7 @@ def test_early_reply_does_not_run_the_body_as_a_request(server, target, auth):
 
 
 def test_early_404_on_post_keeps_the_stream_in_step(server, target):
-    smuggled = (f"POST /v1/expression HTTP/1.1\r\nHost: x\r\n"
-                f"Authorization: Bearer {server.token}\r\nContent-Length: 17\r\n\r\n"
-                '{"name": "smile"}').encode()
+    smuggled = _authorized_smile(server.token)
     req = (f"GET /nope HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {server.token}\r\n"
            f"Content-Length: {len(smuggled)}\r\n\r\n").encode() + smuggled
     out = _send_raw(server.port, req)
@@ -219,7 +210,7 @@ def test_stale_port_used_by_another_service(reply, tmp_path, monkeypatch):
             (run / "control.json").write_text(json.dumps(
                 {"port": other.port, "token": "t", "pid": sleeper.pid}))
             monkeypatch.setenv("AVATAR_VCAM_RUNTIME_DIR", str(run))
-            line = _one_error_line(CliRunner().invoke(_cli(), ["status"]))
+            line = _one_error_line(CliRunner().invoke(client_cli(), ["status"]))
             assert f"no avatar-vcam daemon answers on 127.0.0.1:{other.port}" in line
         finally:
             sleeper.kill()

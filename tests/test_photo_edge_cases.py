@@ -4,9 +4,7 @@ that claims too many pixels, a file name that is not UTF-8, the package's permis
 from __future__ import annotations
 
 import os
-import struct
 import sys
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +15,8 @@ from avatar_vcam.engine.errors import AvatarError
 from avatar_vcam.engine.photo import MAX_PIXELS, load_photo
 
 sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parent / "support"))
+from images import png_claiming  # noqa: E402
 from test_avatar_create import make, model, portrait  # noqa: E402,F401  (fixture)
 
 
@@ -32,19 +32,9 @@ def test_a_single_transparent_colour_is_transparency(tmp_path, mode):
     assert photo.alpha[0, 0] == 0 and photo.alpha[32, 32] == 255
 
 
-def _png_claiming(path: Path, width: int, height: int) -> None:
-    """A PNG whose header says ``width`` x ``height`` (the pixel data never comes)."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return (struct.pack(">I", len(data)) + kind + data
-                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
-                     + chunk(b"IDAT", zlib.compress(b"\0" * 16)) + chunk(b"IEND", b""))
-
-
 def test_a_photo_over_the_pixel_limit_is_refused_before_decoding(tmp_path):
     side = int((MAX_PIXELS * 1.5) ** 0.5)  # over the limit, under Pillow's own (2x)
-    _png_claiming(tmp_path / "big.png", side, side)
+    png_claiming(tmp_path / "big.png", side, side)
     with pytest.raises(AvatarError, match="million pixels"):
         load_photo(tmp_path / "big.png")
 

@@ -106,3 +106,19 @@ def wait_until(pred: Callable[[], Any], timeout: float, what: str, step: float =
             raise AssertionError(f"{what}: not within {timeout} s")
         time.sleep(step)
     return time.monotonic() - t0
+
+
+def client_cli() -> Any:
+    """The control client commands (expr, status, scene) on a bare click group, as the
+    main command registers them."""
+    import click
+
+    from avatar_vcam.vcam.cli_control import register
+
+    @click.group()
+    @click.option("-v", "--verbose", is_flag=True)
+    def cli(verbose: bool) -> None:
+        pass
+
+    register(cli)
+    return cli
