@@ -3,10 +3,10 @@
     python bench/lipsync_eval.py [--a2m dsp,learned] [--lookahead-ms 0,40,60,100] \
         [--conditions clean,noise20,quiet,48k,reverb] [--voices 15] [--weights PATH]
 
-The held-out set (:func:`avatar_vcam.engine.audio2motion.corpus.heldout_clips`): espeak-ng
+The held-out set (:func:`engine.audio2motion.training.corpus.heldout_clips`): espeak-ng
 voices and sentences that the learned model never saw in training, with phone timings from
 espeak-ng as ground truth. Each clip is streamed in 20 ms blocks like a live input.
-Metrics (see :mod:`avatar_vcam.engine.audio2motion.evaluation`): Pearson r of jawOpen with
+Metrics (see :mod:`engine.audio2motion.training.evaluation`): Pearson r of jawOpen with
 the target openness, closure recall at p/b/m, share of silence with the mouth closed,
 onset lag at speech starts. Prints a markdown table with the date, machine and command.
 Goals (issue 5): r >= 0.8, closure recall >= 90 %, silence closed 100 %, onset lag <= 40 ms.
@@ -21,15 +21,15 @@ import sys
 
 import numpy as np
 
-from avatar_vcam.engine.audio2motion import make_audio2motion
-from avatar_vcam.engine.audio2motion.corpus import (
+from engine.audio2motion import make_audio2motion
+from engine.audio2motion.training.corpus import (
     Clip,
     coloured_noise,
     heldout_clips,
     resample,
     reverb,
 )
-from avatar_vcam.engine.audio2motion.evaluation import Scores, stream_clip
+from engine.audio2motion.training.evaluation import Scores, stream_clip
 
 
 def condition(clip: Clip, name: str, rng: np.random.Generator) -> tuple[np.ndarray, int]:

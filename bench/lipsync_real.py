@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from avatar_vcam.engine.audio2motion import make_audio2motion
-from avatar_vcam.engine.audio2motion.real_voices import (
+from engine.audio2motion import make_audio2motion
+from engine.audio2motion.training.real_voices import (
     alsa_clips,
     fetch_pyannote_sample,
     pyannote_clip,

@@ -42,19 +42,19 @@ from torch import Tensor  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from avatar_vcam.engine.renderers.liveportrait import (  # noqa: E402
+from engine.renderers.liveportrait import (  # noqa: E402
     NETWORKS,
     LivePortraitNetworks,
     keypoints_from_motion,
     load_networks,
     network_from_state_dict,
 )
-from avatar_vcam.engine.renderers.liveportrait.fast import (  # noqa: E402
+from engine.renderers.liveportrait.fast import (  # noqa: E402
     FastSPADE,
     FastWarping,
     GraphRunner,
 )
-from avatar_vcam.engine.renderers.liveportrait.runtime import (  # noqa: E402
+from engine.renderers.liveportrait.runtime import (  # noqa: E402
     RuntimeOptions,
     WarpDecodeRuntime,
 )
@@ -348,9 +348,9 @@ def _throughput(nets, device, args, hw, label, opts) -> dict:
 def section_renderer(nets: LivePortraitNetworks, device: torch.device,
                      args: argparse.Namespace, results: dict) -> None:
     """The whole renderer: MotionFrame batch -> uint8 frames of the bundled avatar (512)."""
-    from avatar_vcam.engine.avatar import load_avatar
-    from avatar_vcam.engine.motion import N_CHANNELS, channel_index
-    from avatar_vcam.engine.renderers.liveportrait.renderer import LivePortraitRenderer
+    from engine.avatar import load_avatar
+    from engine.motion import N_CHANNELS, channel_index
+    from engine.renderers.liveportrait.renderer import LivePortraitRenderer
 
     # with --compile: the compiled W+G (compiled in the foreground here), as the renderer
     # runs once its background compile has landed
@@ -358,7 +358,7 @@ def section_renderer(nets: LivePortraitNetworks, device: torch.device,
                           compile=args.compile and device.type == "cuda")
     r = LivePortraitRenderer(device=device, nets=nets, input_size=args.size, options=opts)
     t0 = time.perf_counter()
-    state = r.prepare(load_avatar(ROOT / "avatar_vcam" / "avatars" / "leo"), 2 * args.size)
+    state = r.prepare(load_avatar(ROOT / "avatars" / "leo"), 2 * args.size)
     prep = time.perf_counter() - t0
     out = {"prepare_s": prep, "compiled": opts.compile}
     kind = "compiled" if opts.compile else "eager"
@@ -484,8 +484,9 @@ def probe(args: argparse.Namespace) -> None:
                                           eager_benchmark=args.eager_benchmark,
                                           aot=args.aot))
     marks["build"] = time.perf_counter() - T_START
-    # bench/lp_stall_trace.py: the other threads' stacks right after each stall (the thread
-    # that held the GIL has just let go, so it is still at or just past that call)
+    # LP_STALL_TRACE=1: the other threads' stacks right after each stall (the thread that
+    # held the GIL has just let go, so it is still at or just past that call); what they
+    # showed is in docs/benchmarks-history.md, "What the served frames wait for" (run AX)
     trace = bool(os.environ.get("LP_STALL_TRACE"))
     frame = rt(f_s, x_s + 0.01, x_s)
     frame.float().mean().item()

@@ -27,7 +27,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import liveportrait_speed as S  # noqa: E402  (bench/ is on sys.path: the script's folder)
 
-from avatar_vcam.engine.renderers.liveportrait.runtime import (  # noqa: E402
+from engine.renderers.liveportrait.runtime import (  # noqa: E402
     RuntimeOptions,
     WarpDecodeRuntime,
 )

@@ -20,12 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
-from avatar_vcam.engine import Engine, EngineConfig
-from avatar_vcam.engine.audio.decode import decode_audio
-from avatar_vcam.engine.frames import AudioChunk
-from avatar_vcam.vcam.pipeline import run
-from avatar_vcam.vcam.sinks import Mp4Sink
-from avatar_vcam.vcam.sources import demo_clip_path
+from engine import Engine, EngineConfig
+from engine.audio.decode import decode_audio
+from engine.frames import AudioChunk
+from vcam.render_loop import run
+from vcam.sinks import Mp4Sink
+from vcam.sources import demo_clip_path
 
 
 class Drop:

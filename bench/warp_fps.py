@@ -25,11 +25,11 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from avatar_vcam.engine.avatar import load_avatar
-from avatar_vcam.engine.motion import BLENDSHAPES, N_CHANNELS, vector
-from avatar_vcam.engine.renderers.warp import WarpRenderer
+from engine.avatar import load_avatar
+from engine.motion import BLENDSHAPES, N_CHANNELS, vector
+from engine.renderers.warp import WarpRenderer
 
-AVATARS = Path(__file__).resolve().parents[1] / "avatar_vcam" / "avatars"
+AVATARS = Path(__file__).resolve().parents[1] / "avatars"
 
 POSES: dict[str, dict[str, float]] = {
     "neutral": {},

@@ -6,16 +6,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from avatar_vcam.engine.audio2motion import A2M_MODELS, make_audio2motion
-from avatar_vcam.engine.audio2motion.corpus import (
+from engine.audio2motion import A2M_MODELS, make_audio2motion
+from engine.audio2motion.training.corpus import (
     Clip,
     coloured_noise,
     heldout_clips,
     resample,
     synthetic_music,
 )
-from avatar_vcam.engine.audio2motion.evaluation import stream_clip
-from avatar_vcam.engine.errors import EngineError
+from engine.audio2motion.training.evaluation import stream_clip
+from engine.errors import EngineError
 
 TAIL = 0.8  # s of silence streamed after each input
 
@@ -97,7 +97,7 @@ def test_music_does_not_leave_the_mouth_open(name: str) -> None:
     if name == "learned":  # trained on music negatives: stays (mostly) shut during music
         assert out[100:600, 0].mean() < 0.15, out[100:600, 0].mean()
         assert out[100:600, 5].mean() < 0.3
-    # (the DSP model lip-syncs music: a known weakness, reported in BENCHMARKS.md)
+    # (the DSP model lip-syncs music: a known weakness, reported in docs/benchmarks-history.md)
 
 
 @pytest.mark.parametrize("name", A2M_MODELS)

@@ -10,22 +10,22 @@ import numpy as np
 import pytest
 import torch
 
-from avatar_vcam.engine.audio2motion import make_audio2motion
-from avatar_vcam.engine.audio2motion.corpus import Clip, heldout_clips, resample
-from avatar_vcam.engine.audio2motion.espeak import Espeak
-from avatar_vcam.engine.audio2motion.evaluation import Scores, stream_clip
-from avatar_vcam.engine.audio2motion.features import (
+from engine.audio2motion import make_audio2motion
+from engine.audio2motion.features import (
     N_FEATURES,
     Normaliser,
     features,
     frame_powers,
     windows,
 )
-from avatar_vcam.engine.audio2motion.learned import WEIGHTS, LearnedAudio2Motion
-from avatar_vcam.engine.audio2motion.phones import pose, target_curves
-from avatar_vcam.engine.audio2motion.tcn import export_onnx, torch_from_npz
-from avatar_vcam.engine.audio2motion.train import TrainConfig, build_dataset, fit, train
-from avatar_vcam.engine.errors import EngineError
+from engine.audio2motion.learned import WEIGHTS, LearnedAudio2Motion
+from engine.audio2motion.tcn import export_onnx, torch_from_npz
+from engine.audio2motion.training.corpus import Clip, heldout_clips, resample
+from engine.audio2motion.training.espeak import Espeak
+from engine.audio2motion.training.evaluation import Scores, stream_clip
+from engine.audio2motion.training.phones import pose, target_curves
+from engine.audio2motion.training.train import TrainConfig, build_dataset, fit, train
+from engine.errors import EngineError
 
 
 def _espeak_or_skip() -> Espeak:
@@ -189,7 +189,7 @@ def test_shipped_weights_are_small_and_track_heldout_speech() -> None:
 def test_train_a2m_command(tmp_path: Path) -> None:
     from click.testing import CliRunner
 
-    from avatar_vcam.vcam.cli_a2m import train_a2m
+    from vcam.cli.a2m import train_a2m
 
     _espeak_or_skip()
     out = tmp_path / "w.npz"
@@ -233,8 +233,8 @@ def test_learned_opens_on_source_filter_vowels_too() -> None:
 def test_a2m_choice_in_config_and_cli(tmp_path: Path) -> None:
     from click.testing import CliRunner
 
-    from avatar_vcam.engine.config import EngineConfig
-    from avatar_vcam.vcam.cli import cli
+    from engine.config import EngineConfig
+    from vcam.cli.main import cli
 
     assert EngineConfig().a2m == "dsp" and EngineConfig().lookahead_ms == 40.0
     assert EngineConfig(a2m="dsp").a2m == "dsp"

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from avatar_vcam.engine.audio2motion import DEFAULT_A2M, make_audio2motion
-from avatar_vcam.engine.audio2motion.real_voices import (
+from engine.audio2motion import DEFAULT_A2M, make_audio2motion
+from engine.audio2motion.training.real_voices import (
     ALSA_SOUNDS,
     alsa_clips,
     fetch_pyannote_sample,

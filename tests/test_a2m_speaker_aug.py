@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from avatar_vcam.engine.audio2motion.corpus import Clip, augment
-from avatar_vcam.engine.audio2motion.espeak import Phone
-from avatar_vcam.engine.audio2motion.speaker_aug import (
+from engine.audio2motion.training.corpus import Clip, augment
+from engine.audio2motion.training.espeak import Phone
+from engine.audio2motion.training.speaker_aug import (
     breath,
     flutter,
     mu_law,
@@ -96,9 +96,9 @@ def test_flutter_keeps_length_and_timing():
 def test_jaw_gain_from_the_weights_meta_scales_the_opening(tmp_path):
     import shutil
 
-    from avatar_vcam.engine.audio2motion.calibrate import write_gain
-    from avatar_vcam.engine.audio2motion.evaluation import stream_clip
-    from avatar_vcam.engine.audio2motion.learned import WEIGHTS, LearnedAudio2Motion
+    from engine.audio2motion.learned import WEIGHTS, LearnedAudio2Motion
+    from engine.audio2motion.training.calibrate import write_gain
+    from engine.audio2motion.training.evaluation import stream_clip
 
     w = tmp_path / "w.npz"
     shutil.copy(WEIGHTS, w)

@@ -11,14 +11,14 @@ import numpy as np
 import pytest
 from scipy.signal import lfilter, resample_poly
 
-from avatar_vcam.engine.audio.decode import decode_audio
-from avatar_vcam.engine.audio2motion import DspAudio2Motion, make_audio2motion
-from avatar_vcam.engine.motion import CHANNELS
+from engine.audio.decode import decode_audio
+from engine.audio2motion import DspAudio2Motion, make_audio2motion
+from engine.motion import CHANNELS
 
 sys.path.insert(0, str(Path(__file__).parent / "support"))
 from speech import vowel  # noqa: E402
 
-CLIP = Path(__file__).parents[1] / "avatar_vcam" / "assets" / "demo_speech.wav"
+CLIP = Path(__file__).parents[1] / "vcam" / "assets" / "demo_speech.wav"
 MOUTH = ("jawOpen", "mouthClose", "mouthFunnel", "mouthPucker", "mouthStretchLeft",
          "mouthStretchRight")
 

@@ -11,8 +11,8 @@ import av
 import numpy as np
 import pytest
 
-from avatar_vcam.engine.audio.decode import decode_audio, iter_audio_blocks
-from avatar_vcam.engine.errors import AudioError
+from engine.audio.decode import decode_audio, iter_audio_blocks
+from engine.errors import AudioError
 
 FREQ = 440.0
 AMP = 0.5
@@ -258,7 +258,7 @@ def test_whole_wav_raises_no_warning(tmp_path: Path, caplog) -> None:
 
 
 def test_bundled_demo_clip() -> None:
-    clip = Path(__file__).parents[1] / "avatar_vcam" / "assets" / "demo_speech.wav"
+    clip = Path(__file__).parents[1] / "vcam" / "assets" / "demo_speech.wav"
     assert clip.stat().st_size < 400_000
     pcm, sr = decode_audio(clip)
     assert sr == 16000 and 6.0 <= len(pcm) / sr <= 10.0

@@ -21,11 +21,11 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from avatar_vcam.engine import landmarks as L
-from avatar_vcam.engine.avatar import load_avatar
-from avatar_vcam.engine.create import CreateOptions, create_avatar
-from avatar_vcam.engine.errors import AvatarError
-from avatar_vcam.engine.landmarker import (
+from engine import landmarks as L
+from engine.avatar import load_avatar
+from engine.create import CreateOptions, create_avatar
+from engine.errors import AvatarError
+from engine.landmarker import (
     MODEL_SHA256,
     LandmarkerError,
     download,
@@ -33,7 +33,7 @@ from avatar_vcam.engine.landmarker import (
     sha256,
 )
 
-AVATARS = Path(__file__).resolve().parents[1] / "avatar_vcam" / "avatars"
+AVATARS = Path(__file__).resolve().parents[1] / "avatars"
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
@@ -108,8 +108,8 @@ def check_package(root: Path, resolution: int = 512) -> None:
 # --- photos that work ------------------------------------------------------------------------
 
 def test_create_from_a_photo_and_render_it(tmp_path, model) -> None:
-    from avatar_vcam.engine.motion import vector
-    from avatar_vcam.engine.renderers.warp import WarpRenderer
+    from engine.motion import vector
+    from engine.renderers.warp import WarpRenderer
 
     root = make(tmp_path, model, save(tmp_path, portrait(), "grace.png"), name="g",
                 display_name="Grace H")
@@ -249,7 +249,7 @@ def test_model_is_verified_cached_and_fetched(tmp_path, model, monkeypatch) -> N
 # --- the command -------------------------------------------------------------------------------
 
 def test_cli_create_and_one_line_errors(tmp_path, model, monkeypatch) -> None:
-    from avatar_vcam.vcam.cli import cli
+    from vcam.cli.main import cli
 
     monkeypatch.setenv("AVATAR_VCAM_AVATARS", str(tmp_path / "avatars"))
     photo = save(tmp_path, portrait(), "grace.jpg", quality=90)
@@ -274,7 +274,7 @@ def test_cli_create_and_one_line_errors(tmp_path, model, monkeypatch) -> None:
 
 
 def test_without_mediapipe_the_error_says_what_to_install(tmp_path, monkeypatch) -> None:
-    from avatar_vcam.engine.landmarker import FaceLandmarker
+    from engine.landmarker import FaceLandmarker
 
     monkeypatch.setitem(sys.modules, "mediapipe.tasks.python", None)  # import fails
     with pytest.raises(LandmarkerError, match=r"pip install 'avatar-vcam\[create\]'"):

@@ -9,11 +9,11 @@ import numpy as np
 from click.testing import CliRunner
 from PIL import Image
 
-from avatar_vcam.engine.avatar import load_avatar
-from avatar_vcam.vcam.cli import cli
-from avatar_vcam.vcam.preview import KEY_CHANNELS, LEVELS, channel_rows, idle_motion
+from engine.avatar import load_avatar
+from vcam.avatar_preview import KEY_CHANNELS, LEVELS, channel_rows, idle_motion
+from vcam.cli.main import cli
 
-AVATARS = Path(__file__).resolve().parents[1] / "avatar_vcam" / "avatars"
+AVATARS = Path(__file__).resolve().parents[1] / "avatars"
 TILE, LABEL, COLS = 200, 14, 6
 
 
@@ -51,7 +51,7 @@ def test_preview_writes_sheet_and_idle_clip(tmp_path: Path) -> None:
 
 def test_idle_clip_blinks_within_six_seconds() -> None:
     leo = load_avatar(AVATARS / "leo")
-    from avatar_vcam.engine.motion import CHANNEL_INDEX
+    from engine.motion import CHANNEL_INDEX
 
     m = idle_motion(leo, 8.0, 25)
     blink = m[:, CHANNEL_INDEX["eyeBlinkLeft"]]

@@ -11,15 +11,15 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from avatar_vcam.engine.avatar import load_avatar
-from avatar_vcam.engine.errors import AvatarError
-from avatar_vcam.engine.expressions import PRESETS, WEIGHT_LIMITS
-from avatar_vcam.vcam.cli import cli
+from engine.avatar import load_avatar
+from engine.errors import AvatarError
+from engine.expressions import PRESETS, WEIGHT_LIMITS
+from vcam.cli.main import cli
 
 sys.path.insert(0, str(Path(__file__).parent / "support"))
 from images import png_claiming  # noqa: E402
 
-AVATARS = Path(__file__).resolve().parents[1] / "avatar_vcam" / "avatars"
+AVATARS = Path(__file__).resolve().parents[1] / "avatars"
 
 
 def _copy(tmp_path: Path) -> Path:

@@ -16,15 +16,15 @@ import pytest
 from click.testing import CliRunner
 from test_avatar_create import model, portrait, save  # noqa: F401 (model: fixture)
 
-from avatar_vcam.avatars import resolve
-from avatar_vcam.engine.avatar import load_avatar
-from avatar_vcam.engine.create import CreateOptions, _replace, create_avatar
-from avatar_vcam.engine.errors import AvatarError
-from avatar_vcam.vcam.cli import cli
-from avatar_vcam.vcam.errors import DeviceError
-from avatar_vcam.vcam.preview import contact_sheet, idle_video
+from avatars import resolve
+from engine.avatar import load_avatar
+from engine.create import CreateOptions, _replace, create_avatar
+from engine.errors import AvatarError
+from vcam.avatar_preview import contact_sheet, idle_video
+from vcam.cli.main import cli
+from vcam.errors import DeviceError
 
-AVATARS = Path(__file__).resolve().parents[1] / "avatar_vcam" / "avatars"
+AVATARS = Path(__file__).resolve().parents[1] / "avatars"
 needs_proc = pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux /proc")
 
 

@@ -17,12 +17,12 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from avatar_vcam.engine.audio.decode import decode_audio, iter_audio_blocks
-from avatar_vcam.engine.audio2motion import make_audio2motion
-from avatar_vcam.engine.audio2motion.learned import WEIGHTS, LearnedAudio2Motion
-from avatar_vcam.engine.errors import AudioError, EngineError
-from avatar_vcam.engine.renderers.liveportrait import weights as W
-from avatar_vcam.engine.renderers.liveportrait.native import MotionFileError, load_motion
+from engine.audio.decode import decode_audio, iter_audio_blocks
+from engine.audio2motion import make_audio2motion
+from engine.audio2motion.learned import WEIGHTS, LearnedAudio2Motion
+from engine.errors import AudioError, EngineError
+from engine.renderers.liveportrait import weights as W
+from engine.renderers.liveportrait.native import MotionFileError, load_motion
 
 
 def one_line(msg: str, *words: str) -> None:
@@ -123,7 +123,7 @@ def test_badinput_engine_a2m_weights_other_dims(tmp_path: Path) -> None:
 
 def test_badinput_engine_a2m_cli_empty_weights_is_one_line(tmp_path: Path) -> None:
     """A 0-byte file used to end in click's bare 'Aborted!' (an EOFError)."""
-    from avatar_vcam.vcam.cli import cli
+    from vcam.cli.main import cli
 
     p = tmp_path / "empty.npz"
     p.write_bytes(b"")
@@ -194,8 +194,8 @@ def models_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 ])
 def test_badinput_engine_installed_json_wrong_shape(models_env: Path, record: object) -> None:
     """Valid JSON of the wrong shape counts as no record, like invalid JSON already did."""
-    from avatar_vcam.engine.renderers import liveportrait_unavailable
-    from avatar_vcam.vcam.cli import cli
+    from engine.renderers import liveportrait_unavailable
+    from vcam.cli.main import cli
 
     ckpt = models_env / W.REPO_PATHS["appearance"]
     ckpt.parent.mkdir(parents=True)
@@ -222,7 +222,7 @@ def test_badinput_engine_installed_json_good_record_still_counts(models_env: Pat
 
 
 def replay(*args: str) -> str:
-    from avatar_vcam.vcam.cli import cli
+    from vcam.cli.main import cli
 
     result = CliRunner().invoke(cli, ["liveportrait", "replay", *args, "--device", "cpu"])
     assert result.exit_code == 1, result.output
@@ -266,7 +266,7 @@ def test_badinput_engine_replay_without_weights_names_the_fetch_command(
 
 
 def test_badinput_engine_fetch_from_missing_folder(tmp_path: Path, models_env: Path) -> None:
-    from avatar_vcam.vcam.cli import cli
+    from vcam.cli.main import cli
 
     nope = tmp_path / "nonexistent"
     result = CliRunner().invoke(cli, ["models", "fetch", "liveportrait", "--from", str(nope)])
@@ -296,7 +296,7 @@ def test_badinput_engine_replay_arrays_of_the_wrong_kind(tmp_path: Path, arrays:
 
 
 def test_badinput_engine_replay_of_an_unknown_device_is_one_line(tmp_path: Path) -> None:
-    from avatar_vcam.vcam.cli import cli
+    from vcam.cli.main import cli
 
     motion = tmp_path / "kp.npz"
     np.savez(motion, kp_driving=np.zeros((2, 21, 3), np.float32))

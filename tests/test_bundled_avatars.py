@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from avatar_vcam.engine import landmarks as L
-from avatar_vcam.engine.avatar import load_avatar
-from avatar_vcam.engine.errors import AvatarError
-from avatar_vcam.engine.motion import BLENDSHAPES
+from engine import landmarks as L
+from engine.avatar import load_avatar
+from engine.errors import AvatarError
+from engine.motion import BLENDSHAPES
 
-AVATARS = Path(__file__).resolve().parents[1] / "avatar_vcam" / "avatars"
+AVATARS = Path(__file__).resolve().parents[1] / "avatars"
 NAMES = ("leo", "grace")
 
 

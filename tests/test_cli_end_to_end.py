@@ -152,7 +152,7 @@ def test_preview_window_shows_the_avatar(speech_wav, tmp_path, xvfb_display):
     from PIL import Image
 
     screen = np.asarray(Image.open(shot).convert("RGB"))
-    from avatar_vcam.avatars import load
+    from avatars import load
 
     face = np.asarray(Image.fromarray(load("leo").image).resize((256, 256))).astype(np.float32)
     # The window is the only thing on the black root window: crop it and compare.
@@ -199,7 +199,7 @@ BAD = {
 def test_bad_input_is_one_clear_line(case, tmp_path):
     from click.testing import CliRunner
 
-    from avatar_vcam.vcam.cli import cli
+    from vcam.cli.main import cli
 
     (tmp_path / "corrupt.wav").write_bytes(b"RIFF\x10\x00\x00\x00WAVEfmt " + os.urandom(300))
     (tmp_path / "empty.wav").write_bytes(b"")
@@ -243,7 +243,7 @@ def test_a_render_shorter_than_a_frame_says_so_and_claims_no_file(tmp_path):
 
 def test_file_paths_may_start_with_a_tilde(tmp_path):
     """``file:~/x`` reaches the program unexpanded (the shell expands only a leading ~)."""
-    from avatar_vcam.vcam.sources import demo_clip_path
+    from vcam.sources import demo_clip_path
 
     (tmp_path / "speech.wav").write_bytes(Path(demo_clip_path()).read_bytes())
     env = {**os.environ, "HOME": str(tmp_path)}
@@ -277,7 +277,7 @@ def test_verbose_shows_the_traceback(tmp_path):
 def test_help_on_every_command():
     from click.testing import CliRunner
 
-    from avatar_vcam.vcam.cli import cli
+    from vcam.cli.main import cli
 
     def walk(group, path):
         yield path
@@ -312,7 +312,7 @@ def test_piped_tables_keep_whole_paths_and_commands(tmp_path):
     assert "…" not in listed.stdout
     doctor = avatar_vcam("doctor", env={**env, "PULSE_SERVER": str(tmp_path / "none")})
     assert "doctor" not in doctor.stderr, doctor.stderr  # no usage error
-    from avatar_vcam.vcam.cli_live import find_cameras
+    from vcam.cli.live_setup import find_cameras
 
     fix = [ln for ln in doctor.stdout.splitlines() if "v4l2loopback" in ln]
     if not find_cameras():  # no camera here (CI has none): its fix is on one line
@@ -325,7 +325,7 @@ def test_names_with_rich_markup_are_printed_as_typed(tmp_path):
     import json
     import shutil
 
-    from avatar_vcam.avatars import available
+    from avatars import available
 
     env = {**os.environ, "XDG_DATA_HOME": str(tmp_path)}
     mine = tmp_path / "avatar-vcam" / "avatars" / "marked"

@@ -13,14 +13,14 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from avatar_vcam.vcam.control import (
+from vcam.control.api import (
     NOT_RUNNING,
     ControlClient,
     ControlError,
     ControlServer,
     EngineTarget,
 )
-from avatar_vcam.vcam.errors import DeviceError
+from vcam.errors import DeviceError
 
 sys.path.insert(0, str(Path(__file__).parent / "support" / "obs"))
 from daemon_target import RecordingEngine, RecordingTarget, client_cli  # noqa: E402
@@ -259,7 +259,7 @@ def test_engine_target_over_real_engine(runtime):
 
 
 def test_status_reads_as_text_not_python():
-    from avatar_vcam.vcam.cli_control import format_status
+    from vcam.cli.control import format_status
 
     text = format_status({"pid": 7, "avatar": "leo", "obs": None, "av_offset_ms": None,
                           "sinks": ["file:o.mp4", "vcam"]})

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from avatar_vcam.vcam.control import ControlClient, ControlError, ControlServer
+from vcam.control.api import ControlClient, ControlError, ControlServer
 
 sys.path.insert(0, str(Path(__file__).parent / "support" / "obs"))
 from daemon_target import RecordingEngine, RecordingTarget, client_cli  # noqa: E402
@@ -241,7 +241,7 @@ def other_daemon(tmp_path, monkeypatch):
 @pytest.fixture
 def stub_run(monkeypatch):
     """Engine, sources and sinks of run.py that record being used instead of opening."""
-    from avatar_vcam.vcam import run
+    from vcam import run
 
     opened: list[str] = []
 
@@ -264,8 +264,8 @@ def stub_run(monkeypatch):
 def test_second_daemon_refused_before_the_engine_or_a_device(other_daemon, stub_run):
     from rich.console import Console
 
-    from avatar_vcam.engine.config import EngineConfig
-    from avatar_vcam.vcam.run import RunOptions, run_main
+    from engine.config import EngineConfig
+    from vcam.run import RunOptions, run_main
 
     with pytest.raises(ControlError, match="another avatar-vcam daemon is running"):
         run_main(EngineConfig(), RunOptions(sinks=["vcam"], control=True), Console())
@@ -275,8 +275,8 @@ def test_second_daemon_refused_before_the_engine_or_a_device(other_daemon, stub_
 def test_no_control_skips_the_second_daemon_check(other_daemon, stub_run):
     from rich.console import Console
 
-    from avatar_vcam.engine.config import EngineConfig
-    from avatar_vcam.vcam.run import RunOptions, run_main
+    from engine.config import EngineConfig
+    from vcam.run import RunOptions, run_main
 
     with pytest.raises(_Built):
         run_main(EngineConfig(), RunOptions(sinks=["vcam"], control=False), Console())
@@ -286,8 +286,8 @@ def test_no_control_skips_the_second_daemon_check(other_daemon, stub_run):
 def test_unusable_runtime_dir_stops_the_daemon_first(file_parent, monkeypatch, stub_run):
     from rich.console import Console
 
-    from avatar_vcam.engine.config import EngineConfig
-    from avatar_vcam.vcam.run import RunOptions, run_main
+    from engine.config import EngineConfig
+    from vcam.run import RunOptions, run_main
 
     monkeypatch.setenv("AVATAR_VCAM_RUNTIME_DIR", str(file_parent / "run"))
     with pytest.raises(ControlError, match="AVATAR_VCAM_RUNTIME_DIR") as e:
@@ -313,8 +313,8 @@ def _console():
 def test_banner_escapes_names():
     from types import SimpleNamespace as NS
 
-    from avatar_vcam.engine.config import EngineConfig
-    from avatar_vcam.vcam.run import _banner
+    from engine.config import EngineConfig
+    from vcam.run import _banner
 
     engine = NS(avatar=NS(display_name=MARKUP), renderer=NS(name="warp"))
     voice = NS(endpoint=NS(label="Speakers [/x]"))
@@ -327,7 +327,7 @@ def test_banner_escapes_names():
 
 
 def test_obs_notify_escapes_scene_names():
-    from avatar_vcam.vcam.run import _obs_notify
+    from vcam.run import _obs_notify
 
     console, buf = _console()
     _obs_notify(console)(f"scene {MARKUP!r} is not in OBS")
@@ -335,7 +335,7 @@ def test_obs_notify_escapes_scene_names():
 
 
 def test_avatar_preview_prints_a_path_with_markup(tmp_path):
-    from avatar_vcam.vcam.cli import cli
+    from vcam.cli.main import cli
 
     (tmp_path / "a[").mkdir()
     out = tmp_path / "a[" / "x]sheet.png"  # the path text reads 'a[/x]sheet.png'

@@ -7,7 +7,7 @@ import tracemalloc
 
 import numpy as np
 
-from avatar_vcam.engine.audio2motion import make_audio2motion
+from engine.audio2motion import make_audio2motion
 
 
 def _speech(sr: int, dur: float) -> np.ndarray:

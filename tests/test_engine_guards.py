@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from avatar_vcam.engine import Engine, EngineConfig
+from engine import Engine, EngineConfig
 
 BAD = [math.inf, -math.inf, math.nan]
 
@@ -38,7 +38,7 @@ def test_motion_at_a_huge_pts_is_quick(engine):
 
 
 def test_nan_expression_pts_does_not_poison_later_expressions():
-    from avatar_vcam.engine.expressions import ExpressionBlender, preset_table
+    from engine.expressions import ExpressionBlender, preset_table
 
     b = ExpressionBlender(preset_table(), 0.2)
     with pytest.raises(ValueError, match="finite"):
@@ -62,7 +62,7 @@ def test_render_rejects_non_finite_channels_by_name(engine, bad):
 
 
 def test_query_older_than_history_raises_and_docstring_example_runs():
-    from avatar_vcam.engine import engine as engine_mod
+    from engine import engine as engine_mod
 
     sr = 16000
     t = np.arange(6 * sr) / sr

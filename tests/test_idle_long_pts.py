@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from avatar_vcam.engine.idle import IdleLife, IdleSettings
+from engine.idle import IdleLife, IdleSettings
 
 
 @pytest.mark.parametrize("pts", [1e7, 1.7e9])

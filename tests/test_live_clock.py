@@ -13,10 +13,10 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from avatar_vcam.engine.frames import AudioChunk, VideoFrame
-from avatar_vcam.vcam.audio_devices import Endpoint
-from avatar_vcam.vcam.live import LiveStats, Presenter
-from avatar_vcam.vcam.voiceout import DelayLine, VoiceOut, default_delay
+from engine.frames import AudioChunk, VideoFrame
+from vcam.live.audio_devices import Endpoint
+from vcam.live.presenter import LiveStats, Presenter
+from vcam.live.voice_out import DelayLine, VoiceOut, default_delay
 
 RATE = 48000
 
@@ -333,8 +333,8 @@ def test_lowering_the_delay_drifts_there_without_skipping_voice():
 def test_a_sink_failing_after_the_input_ended_fails_the_run():
     """The presenter sends the last frames while the voice plays out; a sink error then
     (a full disk under the mp4) must reach the caller, not vanish with the thread."""
-    from avatar_vcam.engine import Engine, EngineConfig
-    from avatar_vcam.vcam.live import run_live
+    from engine import Engine, EngineConfig
+    from vcam.live.presenter import run_live
 
     class Voice(_Voice):
         def write(self, chunk: AudioChunk) -> None:

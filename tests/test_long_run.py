@@ -19,9 +19,9 @@ from mouth import mouth_box, mouth_openness  # noqa: E402
 from needs import require  # noqa: E402
 from speech import espeak  # noqa: E402
 
-from avatar_vcam.engine import Engine, EngineConfig  # noqa: E402
-from avatar_vcam.engine.frames import AudioChunk  # noqa: E402
-from avatar_vcam.vcam.live import run_live  # noqa: E402
+from engine import Engine, EngineConfig  # noqa: E402
+from engine.frames import AudioChunk  # noqa: E402
+from vcam.live.presenter import run_live  # noqa: E402
 
 FPS, SIZE, RATE, MINUTES = 25, 64, 16000, 10
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from avatar_vcam.engine import motion
-from avatar_vcam.engine.expressions import PRESETS, ExpressionBlender, preset_table
-from avatar_vcam.engine.idle import IdleLife, IdleSettings
-from avatar_vcam.engine.mixer import MotionMixer
-from avatar_vcam.engine.motion import MotionFrame
+from engine import motion
+from engine.expressions import PRESETS, ExpressionBlender, preset_table
+from engine.idle import IdleLife, IdleSettings
+from engine.mixer import MotionMixer
+from engine.motion import MotionFrame
 
 FPS = 25
 
@@ -112,7 +112,7 @@ def test_breathing_keeps_a_human_rate_on_long_runs(start):
 
 
 def test_bad_avatar_expression_or_idle_settings_are_one_clear_line():
-    from avatar_vcam.engine.errors import AvatarError
+    from engine.errors import AvatarError
 
     with pytest.raises(AvatarError, match="expression 'smirk'.*unknown motion channel"):
         preset_table({"smirk": {"mouthSmirkLeft": 0.5}})

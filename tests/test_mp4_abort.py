@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from avatar_vcam.engine import Engine, EngineConfig
-from avatar_vcam.engine.frames import VideoFrame
-from avatar_vcam.vcam.sinks.base import writing
-from avatar_vcam.vcam.sinks.mp4 import Mp4Sink
+from engine import Engine, EngineConfig
+from engine.frames import VideoFrame
+from vcam.sinks.base import writing
+from vcam.sinks.mp4 import Mp4Sink
 
 OLD = b"an earlier recording"
 
@@ -38,7 +38,7 @@ def test_a_block_that_raises_aborts_and_one_that_ends_finishes(tmp_path):
 
 
 def test_a_run_that_fails_part_way_keeps_the_existing_mp4(tmp_path, monkeypatch):
-    from avatar_vcam.vcam.run import RunOptions, run_main
+    from vcam.run import RunOptions, run_main
 
     out = tmp_path / "talk.mp4"
     out.write_bytes(OLD)
@@ -60,8 +60,8 @@ def test_a_run_that_fails_part_way_keeps_the_existing_mp4(tmp_path, monkeypatch)
 
 
 def test_an_idle_preview_that_fails_keeps_the_existing_video(tmp_path):
-    from avatar_vcam.avatars import load
-    from avatar_vcam.vcam.preview import idle_video
+    from avatars import load
+    from vcam.avatar_preview import idle_video
 
     class Failing:
         def __init__(self, renderer):

@@ -6,9 +6,9 @@ import av
 import numpy as np
 import pytest
 
-from avatar_vcam.engine.frames import AudioChunk, VideoFrame
-from avatar_vcam.vcam.errors import DeviceError
-from avatar_vcam.vcam.sinks import Mp4Sink
+from engine.frames import AudioChunk, VideoFrame
+from vcam.errors import DeviceError
+from vcam.sinks import Mp4Sink
 
 FPS, SIZE = 25, 64
 
@@ -134,8 +134,8 @@ def test_frames_and_voice_from_two_threads_at_once(tmp_path):
     script = textwrap.dedent(f"""
         import threading
         import numpy as np
-        from avatar_vcam.engine.frames import AudioChunk, VideoFrame
-        from avatar_vcam.vcam.sinks import Mp4Sink
+        from engine.frames import AudioChunk, VideoFrame
+        from vcam.sinks import Mp4Sink
 
         for trial in range(4):
             sink = Mp4Sink({str(tmp_path)!r} + f"/t{{trial}}.mp4")

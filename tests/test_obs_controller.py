@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from avatar_vcam.vcam.obs import (
+from vcam.control.obs import (
     ObsController,
     ObsError,
     SceneExpressions,
@@ -114,7 +114,7 @@ def test_verbose_logs_never_show_the_obs_password(caplog):
             # what -v prints: ours (obsws' own records stop at its logger, which pytest's
             # capture taps too, so they are left out here)
             text = "\n".join(r.getMessage() for r in caplog.records
-                             if r.name.startswith("avatar_vcam"))
+                             if r.name.startswith("vcam."))
             assert "Connecting with parameters" in text  # the line is still there
             assert secret not in text and "password=***" in text
     assert logging.getLogger("obsws_python").propagate is False

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from avatar_vcam.vcam.control import ControlServer
+from vcam.control.api import ControlServer
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "support" / "obs"))
@@ -81,7 +81,7 @@ def test_http_route_uses_no_proxy_and_stays_on_this_machine(script, monkeypatch,
 
 def test_default_expressions_match_engine_presets(script):
     try:
-        from avatar_vcam.engine.expressions import PRESETS
+        from engine.expressions import PRESETS
     except ImportError as e:
         pytest.skip(f"engine not importable yet: {e}")
     assert set(script.parse_expressions(script.DEFAULT_EXPRESSIONS)) == set(PRESETS)

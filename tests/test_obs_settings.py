@@ -8,8 +8,8 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from avatar_vcam.vcam.cli_control import daemon_options, resolve_settings
-from avatar_vcam.vcam.settings import (
+from vcam.cli.control import daemon_options, resolve_settings
+from vcam.control.settings import (
     KEYS,
     ConfigError,
     ObsSettings,
@@ -108,7 +108,7 @@ def test_obs_settings_errors():
 
 
 def test_every_key_is_a_flag():
-    from avatar_vcam.vcam.cli import cli
+    from vcam.cli.main import cli
 
     params = {p.name for p in cli.params}
     missing = [k.name for k in KEYS.values() if k.param not in params]
@@ -144,8 +144,8 @@ def test_every_ranged_key_and_its_flag_accept_the_same_values():
     """The file and the command line share one range per key: probe both at the edges."""
     import math
 
-    from avatar_vcam.vcam.cli import cli
-    from avatar_vcam.vcam.settings import Span
+    from vcam.cli.main import cli
+    from vcam.control.settings import Span
 
     params = {p.name: p for p in cli.params}
     ranged = {k: key for k, key in KEYS.items() if isinstance(key.check, Span)}
@@ -176,13 +176,13 @@ def test_the_suite_reads_no_config_avatars_or_daemon_of_the_user(own_user_folder
     import subprocess
     import sys
 
-    from avatar_vcam.avatars import user_avatar_dir
-    from avatar_vcam.vcam.control import control_dir
+    from avatars import user_avatar_dir
+    from vcam.control.api import control_dir
 
     for path in (config_path(), user_avatar_dir(), control_dir()):
         assert own_user_folders in Path(path).parents, path
     child = subprocess.run(
-        [sys.executable, "-c", "from avatar_vcam.vcam.settings import config_path; "
+        [sys.executable, "-c", "from vcam.control.settings import config_path; "
                                "print(config_path())"],
         capture_output=True, text=True, check=True)
     assert own_user_folders in Path(child.stdout.strip()).parents
@@ -205,7 +205,7 @@ def test_an_ipv6_obs_address_reaches_the_socket():
     and a closed port is 'connection refused', not an invalid host retried for ever."""
     from obsws_python import ReqClient
 
-    from avatar_vcam.vcam.settings import parse_ws_url
+    from vcam.control.settings import parse_ws_url
 
     host, port = parse_ws_url("ws://[::1]:9")
     assert (host, port) == ("[::1]", 9)

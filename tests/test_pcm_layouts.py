@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from avatar_vcam.engine.audio.pcm import as_float_pcm
+from engine.audio.pcm import as_float_pcm
 
 
 def _stereo(n: int) -> np.ndarray:

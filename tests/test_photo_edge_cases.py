@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from avatar_vcam.engine.errors import AvatarError
-from avatar_vcam.engine.photo import MAX_PIXELS, load_photo
+from engine.errors import AvatarError
+from engine.photo import MAX_PIXELS, load_photo
 
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parent / "support"))
@@ -41,7 +41,7 @@ def test_a_photo_over_the_pixel_limit_is_refused_before_decoding(tmp_path):
 
 @pytest.mark.skipif(sys.platform != "linux", reason="byte file names are a POSIX thing")
 def test_a_photo_whose_name_is_not_utf8_makes_a_package_that_loads(tmp_path, model):  # noqa: F811
-    from avatar_vcam.engine.avatar import load_avatar
+    from engine.avatar import load_avatar
 
     name = os.fsdecode(b"Jos\xe9.png")  # Latin-1 bytes: a surrogate in Python's str
     Image.fromarray(portrait()).save(tmp_path / name, format="PNG")

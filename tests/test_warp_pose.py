@@ -14,12 +14,12 @@ import pytest
 import torch
 import torch.nn.functional as TF
 
-from avatar_vcam.engine import landmarks as L
-from avatar_vcam.engine.avatar import load_avatar
-from avatar_vcam.engine.motion import vector
-from avatar_vcam.engine.renderers.warp import WarpRenderer
+from engine import landmarks as L
+from engine.avatar import load_avatar
+from engine.motion import vector
+from engine.renderers.warp import WarpRenderer
 
-AVATARS = Path(__file__).resolve().parents[1] / "avatar_vcam" / "avatars"
+AVATARS = Path(__file__).resolve().parents[1] / "avatars"
 POSES = [{"yaw": 20.0}, {"yaw": -20.0}, {"pitch": 15.0}, {"pitch": -15.0}, {"roll": 10.0},
          {"roll": -10.0}, {"yaw": 20.0, "pitch": 15.0}, {"yaw": -20.0, "pitch": -15.0},
          {"yaw": 12.0, "pitch": -8.0, "roll": 6.0}]

@@ -7,10 +7,10 @@ import pytest
 import torch
 import torch.nn.functional as TF
 
-from avatar_vcam.engine import Engine, EngineConfig
-from avatar_vcam.engine.expressions import WEIGHT_LIMITS
-from avatar_vcam.engine.idle import IDLE_RANGES
-from avatar_vcam.engine.motion import CHANNEL_INDEX, N_CHANNELS, POSE_LIMITS
+from engine import Engine, EngineConfig
+from engine.expressions import WEIGHT_LIMITS
+from engine.idle import IDLE_RANGES
+from engine.motion import CHANNEL_INDEX, N_CHANNELS, POSE_LIMITS
 
 
 @pytest.fixture(scope="module")

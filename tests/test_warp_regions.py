@@ -8,15 +8,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from avatar_vcam.engine import landmarks as L
-from avatar_vcam.engine import motion
-from avatar_vcam.engine.avatar import Avatar, load_avatar
-from avatar_vcam.engine.expressions import ExpressionBlender, preset_table
-from avatar_vcam.engine.mixer import SPEECH_CHANNELS, MotionMixer
-from avatar_vcam.engine.motion import MotionFrame, vector
-from avatar_vcam.engine.renderers.warp import WarpRenderer, WarpState
+from engine import landmarks as L
+from engine import motion
+from engine.avatar import Avatar, load_avatar
+from engine.expressions import ExpressionBlender, preset_table
+from engine.mixer import SPEECH_CHANNELS, MotionMixer
+from engine.motion import MotionFrame, vector
+from engine.renderers.warp import WarpRenderer, WarpState
 
-AVATARS = Path(__file__).resolve().parents[1] / "avatar_vcam" / "avatars"
+AVATARS = Path(__file__).resolve().parents[1] / "avatars"
 Box = tuple[slice, slice]
 
 

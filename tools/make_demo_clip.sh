@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Regenerate avatar_vcam/assets/demo_speech.wav: the speech clip behind `--source demo`.
+# Regenerate vcam/assets/demo_speech.wav: the speech clip behind `--source demo`.
 # Needs espeak-ng and sox. 16 kHz mono 16-bit, 0.5 s of silence before and between sentences.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-out=avatar_vcam/assets/demo_speech.wav
+out=vcam/assets/demo_speech.wav
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 sentences=(

@@ -29,7 +29,7 @@ def fixtures() -> dict[str, torch.Tensor]:
 @pytest.fixture(scope="session")
 def weights_dir(tmp_path_factory: pytest.TempPathFactory, manifest: dict) -> Path:
     """A folder in the official layout (base_models/, retargeting_models/)."""
-    from avatar_vcam.engine.renderers.liveportrait import NETWORKS
+    from engine.renderers.liveportrait import NETWORKS
 
     root = tmp_path_factory.mktemp("liveportrait")
     for filename, sub, _ in NETWORKS.values():
@@ -40,6 +40,6 @@ def weights_dir(tmp_path_factory: pytest.TempPathFactory, manifest: dict) -> Pat
 
 @pytest.fixture(scope="session")
 def nets(weights_dir: Path):
-    from avatar_vcam.engine.renderers.liveportrait import load_networks
+    from engine.renderers.liveportrait import load_networks
 
     return load_networks(weights_dir)

@@ -12,8 +12,8 @@ import torch
 from lp_testdata import rel_l2
 from support.needs import require
 
-from avatar_vcam.engine.renderers.liveportrait.aot import AotModule, weights_sha256
-from avatar_vcam.engine.renderers.liveportrait.runtime import RuntimeOptions, WarpDecodeRuntime
+from engine.renderers.liveportrait.aot import AotModule, weights_sha256
+from engine.renderers.liveportrait.runtime import RuntimeOptions, WarpDecodeRuntime
 
 TOL = 1e-4
 

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from lp_testdata import rel_l2
 
-from avatar_vcam.engine.renderers.liveportrait.fast import (
+from engine.renderers.liveportrait.fast import (
     DepthTapConv3d,
     FastSPADE,
     FastWarpDecode,
@@ -16,7 +16,7 @@ from avatar_vcam.engine.renderers.liveportrait.fast import (
     SpatialTapConv2d,
     fold_bn,
 )
-from avatar_vcam.engine.renderers.liveportrait.runtime import RuntimeOptions, WarpDecodeRuntime
+from engine.renderers.liveportrait.runtime import RuntimeOptions, WarpDecodeRuntime
 
 TOL = 1e-4
 
@@ -306,7 +306,7 @@ def test_background_compile_shortens_the_gil_switch_interval_while_it_runs(nets)
     hand-off: the compile thread lowers it, and puts it back whether or not it succeeds."""
     import sys
 
-    from avatar_vcam.engine.renderers.liveportrait import runtime
+    from engine.renderers.liveportrait import runtime
 
     rt = WarpDecodeRuntime(nets.warping, nets.spade, 16, "cpu",
                            RuntimeOptions(compile=True, background_compile=True))
@@ -341,7 +341,7 @@ def _recording_runner(monkeypatch, built: list) -> None:
     (thread name, batch size, function)."""
     import threading
 
-    from avatar_vcam.engine.renderers.liveportrait import runtime
+    from engine.renderers.liveportrait import runtime
 
     class RecordingRunner:
         def __init__(self, fn, inputs) -> None:
@@ -538,7 +538,7 @@ def test_eager_frames_can_skip_cudnns_benchmark_until_the_compile_starts(nets, f
                                                                          monkeypatch) -> None:
     """By default (``eager_benchmark=False``) the first (eager) frame is served with
     cuDNN's heuristic, and the compile thread turns benchmark mode on before it compiles
-    (on an H100 the first frame came 2 s sooner: BENCHMARKS.md, run AU)."""
+    (on an H100 the first frame came 2 s sooner: docs/benchmarks-history.md, run AU)."""
     monkeypatch.setattr(torch.backends.cudnn, "benchmark", True)  # restored afterwards
     seen: list[bool] = []
 

@@ -13,8 +13,8 @@ import pytest
 import torch
 from lp_testdata import STITCHING_FILE, rel_l2, shapes_of
 
-from avatar_vcam.engine.errors import EngineError
-from avatar_vcam.engine.renderers.liveportrait import (
+from engine.errors import EngineError
+from engine.renderers.liveportrait import (
     NETWORKS,
     WeightsError,
     find_checkpoint,
@@ -25,7 +25,7 @@ from avatar_vcam.engine.renderers.liveportrait import (
     rotation_matrix,
     transform_keypoints,
 )
-from avatar_vcam.engine.renderers.liveportrait.stitching import CHECKPOINT_PARTS
+from engine.renderers.liveportrait.stitching import CHECKPOINT_PARTS
 
 TOL = 1e-4
 BASE_FILES = [name for name, (f, _, _) in NETWORKS.items() if f != STITCHING_FILE]

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from avatar_vcam.engine.renderers.liveportrait import WeightsError
-from avatar_vcam.engine.renderers.liveportrait import weights as W
-from avatar_vcam.vcam.cli import cli
+from engine.renderers.liveportrait import WeightsError
+from engine.renderers.liveportrait import weights as W
+from vcam.cli.main import cli
 
 
 @pytest.fixture()
@@ -129,13 +129,13 @@ def test_cli_liveportrait_replay(weights_dir: Path, models_env: Path, tmp_path: 
     import numpy as np
     import torch
 
-    from avatar_vcam.engine.renderers.liveportrait import load_networks
+    from engine.renderers.liveportrait import load_networks
 
     shutil.copytree(weights_dir, models_env)
     nets = load_networks(models_env)
     g = torch.Generator().manual_seed(0)
     x = torch.rand(1, 3, 128, 128, generator=g)
-    from avatar_vcam.engine.renderers.liveportrait import keypoints_from_motion
+    from engine.renderers.liveportrait import keypoints_from_motion
 
     with torch.no_grad():
         kp = keypoints_from_motion(nets.motion(x))

@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 import torch
 
-from avatar_vcam.avatars import load
-from avatar_vcam.engine.motion import vector, zeros
-from avatar_vcam.engine.renderers import make_renderer
-from avatar_vcam.engine.renderers.liveportrait.motion_map import (
+from avatars import load
+from engine.motion import vector, zeros
+from engine.renderers import make_renderer
+from engine.renderers.liveportrait.motion_map import (
     CONTROLS,
     EXP_ROWS,
     MotionMapper,
@@ -25,14 +25,14 @@ from avatar_vcam.engine.renderers.liveportrait.motion_map import (
     controls_from_channels,
     ratios_from_mesh,
 )
-from avatar_vcam.engine.renderers.liveportrait.native import (
+from engine.renderers.liveportrait.native import (
     MotionFileError,
     NativeMotion,
     load_motion,
     save_motion,
 )
-from avatar_vcam.engine.renderers.liveportrait.renderer import LivePortraitRenderer
-from avatar_vcam.engine.renderers.warp import WarpRenderer
+from engine.renderers.liveportrait.renderer import LivePortraitRenderer
+from engine.renderers.warp import WarpRenderer
 
 
 @pytest.fixture(scope="module")
@@ -148,7 +148,7 @@ def test_native_replay_is_exact(renderer, state, tmp_path) -> None:
     src = state.source
     codes = NativeMotion(exp=src.exp.repeat(2, 1, 1), rotation=None, t=src.t.repeat(2, 1),
                          scale=src.scale.repeat(2, 1))
-    from avatar_vcam.engine.renderers.liveportrait.keypoints import rotation_matrix
+    from engine.renderers.liveportrait.keypoints import rotation_matrix
 
     codes.rotation = rotation_matrix(*(torch.tensor([v, v]) for v in
                                        (src.pitch, src.yaw, src.roll)))
@@ -207,7 +207,7 @@ def test_fallback_without_weights(tmp_path, monkeypatch, caplog) -> None:
 def test_fallback_without_gpu(weights_dir, monkeypatch, caplog) -> None:
     import shutil
 
-    from avatar_vcam.engine.renderers.liveportrait import weights
+    from engine.renderers.liveportrait import weights
 
     root = weights_dir.parent / "models_gpu_test"
     if not root.exists():
@@ -222,7 +222,7 @@ def test_fallback_without_gpu(weights_dir, monkeypatch, caplog) -> None:
 
 def test_engine_drives_the_liveportrait_renderer(nets) -> None:
     """Engine + mixer + Audio2Motion -> the liveportrait renderer through the protocol."""
-    from avatar_vcam.engine import Engine, EngineConfig
+    from engine import Engine, EngineConfig
 
     lp = LivePortraitRenderer(device="cpu", nets=nets, input_size=128)
     with Engine("leo", EngineConfig(size=128, idle=False), renderer=lp) as engine:
@@ -237,7 +237,7 @@ def test_graphed_mapping_and_paste_reuse_buffers_safely(renderer, state, monkeyp
     overwritten by the next replay. A stand-in with those semantics (CUDA graphs cannot
     run here): one capture per (part, batch size), frames as without graphs, and
     ``render_streams`` with one state listed twice still gets each job's own frames."""
-    from avatar_vcam.engine.renderers.liveportrait import renderer as renderer_module
+    from engine.renderers.liveportrait import renderer as renderer_module
 
     captured: list[tuple[int, ...]] = []
 

@@ -7,8 +7,8 @@ import pytest
 import torch
 from lp_testdata import rel_l2
 
-from avatar_vcam.engine.renderers.liveportrait.fast import FastWarpDecode
-from avatar_vcam.engine.renderers.liveportrait.streams import (
+from engine.renderers.liveportrait.fast import FastWarpDecode
+from engine.renderers.liveportrait.streams import (
     SplitStreamWarpDecode,
     StreamedWarpDecode,
 )

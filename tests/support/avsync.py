@@ -70,9 +70,9 @@ def av_lag(openness: np.ndarray, frame_times: np.ndarray, pcm: np.ndarray, t0: f
 def offline_lag(pcm: np.ndarray, rate: int, fps: int, size: int,
                 avatar: str = "leo") -> SyncResult:
     """The same measurement on an offline render of ``pcm``: frame k at exactly k / fps."""
-    from avatar_vcam.engine import Engine, EngineConfig
-    from avatar_vcam.engine.frames import AudioChunk
-    from avatar_vcam.vcam.pipeline import run
+    from engine import Engine, EngineConfig
+    from engine.frames import AudioChunk
+    from vcam.render_loop import run
 
     class Keep:
         name = "keep"

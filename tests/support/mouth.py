@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from avatar_vcam.avatars import load
-from avatar_vcam.engine import landmarks as L
+from avatars import load
+from engine import landmarks as L
 
 
 def mouth_box(avatar: str = "leo", size: int = 512) -> tuple[slice, slice]:

@@ -10,9 +10,9 @@ import pytest
 from click.testing import CliRunner
 from daemon_target import wait_until
 
-from avatar_vcam.vcam.cli_control import register
-from avatar_vcam.vcam.control import ControlServer
-from avatar_vcam.vcam.obs import ObsController
+from vcam.cli.control import register
+from vcam.control.api import ControlServer
+from vcam.control.obs import ObsController
 
 pytestmark = pytest.mark.integration
 

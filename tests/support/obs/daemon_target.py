@@ -1,7 +1,7 @@
 """A daemon-like control target for the OBS / control API tests.
 
 ``make_target()`` wraps a real ``Engine("leo")`` in the daemon's
-:class:`~avatar_vcam.vcam.control.EngineTarget` when the engine can be built, else a small
+:class:`~vcam.control.api.EngineTarget` when the engine can be built, else a small
 :class:`RecordingEngine` with the same control surface (``set_expression`` raising KeyError,
 ``expression``, ``expressions``). Either way the history of expressions is recorded.
 """
@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from avatar_vcam.vcam.control import EngineTarget
+from vcam.control.api import EngineTarget
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from needs import require  # noqa: E402,F401  (conftest.py of the OBS tests imports it from here)
@@ -78,7 +78,7 @@ _warned: list[bool] = []
 def make_engine() -> tuple[Any, str]:
     """(engine, kind): kind is "engine" for a real Engine("leo"), else "recording"."""
     try:
-        from avatar_vcam.engine import Engine
+        from engine import Engine
 
         return Engine("leo"), "engine"
     except Exception as e:  # the engine may not be buildable yet
@@ -113,7 +113,7 @@ def client_cli() -> Any:
     main command registers them."""
     import click
 
-    from avatar_vcam.vcam.cli_control import register
+    from vcam.cli.control import register
 
     @click.group()
     @click.option("-v", "--verbose", is_flag=True)

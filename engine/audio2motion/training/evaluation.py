@@ -1,0 +1,131 @@
+"""Lip-sync metrics against phone timings (used by bench/lipsync_eval.py and the tests).
+
+A model is streamed through a clip in live-sized blocks; its mouth channels are read at
+every 10 ms frame and compared with :func:`.phones.target_curves`:
+
+- ``r_jaw``: Pearson r of ``jawOpen`` with the target openness, over all frames.
+- ``closure_recall``: share of p/b/m phones during which (+-20 ms) the lips meet at least
+  once: lip gap ``jawOpen - mouthClose`` <= ``CLOSED_GAP``.
+- ``silence_closed``: share of frames inside pauses of >= 0.3 s (minus a margin of
+  ``max(0.15 s, look-ahead + 0.05 s)`` at both ends for the motion to settle) whose
+  ``jawOpen`` < ``SILENT_JAW``.
+- ``onset_lag_ms``: at each speech start after such a pause, the time the predicted jaw
+  first reaches ``ONSET_JAW`` minus the time the target does (negative: early).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ...motion import channel_index
+from ..base import Audio2Motion
+from .corpus import Clip
+from .phones import FPS, is_bilabial, is_pause
+
+CLOSED_GAP = 0.15
+SILENT_JAW = 0.05
+ONSET_JAW = 0.15
+_READ = [channel_index(c) for c in ("jawOpen", "mouthClose", "mouthFunnel", "mouthPucker",
+                                    "mouthStretchLeft")]
+
+
+def stream_clip(model: Audio2Motion, pcm: np.ndarray, sr: int, n_frames: int,
+                block_s: float = 0.02) -> np.ndarray:
+    """Push ``pcm`` in blocks (then a second of silence to flush the look-ahead) and read
+    frames ``0 .. n_frames-1`` as soon as each is ready: (n_frames, 6) with the speaking flag
+    in the last column."""
+    n = max(1, round(block_s * sr))
+    x = np.concatenate([pcm.astype(np.float32), np.zeros(sr, np.float32)])
+    out = np.zeros((n_frames, 6), np.float32)
+    k = 0
+    for i in range(0, len(x), n):
+        model.push(x[i : i + n], i / sr, sr)
+        while k < n_frames and k / FPS <= model.ready_until() + 1e-9:
+            f = model.motion_at(k / FPS)
+            out[k, :5] = f.values[_READ]
+            out[k, 5] = f.speaking
+            k += 1
+        if k >= n_frames:
+            break
+    return out
+
+
+@dataclass
+class Scores:
+    """Accumulates per-clip comparisons; :meth:`summary` gives the metrics."""
+
+    lookahead: float = 0.0
+    jaw: list[np.ndarray] = field(default_factory=list)
+    target: list[np.ndarray] = field(default_factory=list)
+    closures: list[bool] = field(default_factory=list)
+    silent: list[np.ndarray] = field(default_factory=list)
+    lags: list[float] = field(default_factory=list)
+
+    def add(self, pred: np.ndarray, clip: Clip) -> None:
+        """Compare ``pred`` (frames, 6 from :func:`stream_clip`) with the clip's phones."""
+        tgt = clip.targets()
+        n = min(len(pred), len(tgt))
+        pred, tgt = pred[:n], tgt[:n]
+        self.jaw.append(pred[:, 0])
+        self.target.append(tgt[:, 0])
+        gap = pred[:, 0] - np.minimum(pred[:, 1], pred[:, 0])
+        for p in clip.phones:
+            if is_bilabial(p.name):
+                a = max(0, int(np.floor((p.start - 0.02) * FPS)))
+                b = min(n, int(np.ceil((p.end + 0.02) * FPS)) + 1)
+                if b > a:
+                    self.closures.append(bool(gap[a:b].min() <= CLOSED_GAP))
+        margin = max(0.15, self.lookahead + 0.05)
+        for pause in _pauses(clip):
+            a = int(np.ceil((pause[0] + margin) * FPS))
+            b = min(n, int(np.floor((pause[1] - margin) * FPS)))
+            if b > a:
+                self.silent.append(pred[a:b, 0] < SILENT_JAW)
+            if pause[1] >= clip.phones[-1].end - 1e-6:
+                continue  # the trailing pause: no onset follows
+            s = int(round(pause[1] * FPS))
+            t_on = _first_at_least(tgt[:, 0], ONSET_JAW, max(0, s - 5), min(n, s + 60))
+            if t_on is None:
+                continue
+            p_on = _first_at_least(pred[:, 0], ONSET_JAW, max(0, t_on - 25), min(n, t_on + 40))
+            if p_on is not None:
+                self.lags.append((p_on - t_on) * 1000.0 / FPS)
+            else:
+                self.lags.append(400.0)  # missed onset: counted as very late
+
+    def summary(self) -> dict[str, float]:
+        jaw, tgt = np.concatenate(self.jaw), np.concatenate(self.target)
+        sil = np.concatenate(self.silent) if self.silent else np.zeros(0, bool)
+        lags = np.array(self.lags) if self.lags else np.array([np.nan])
+        return {
+            "r_jaw": float(np.corrcoef(jaw, tgt)[0, 1]) if jaw.std() > 0 else 0.0,
+            "closure_recall": float(np.mean(self.closures)) if self.closures else float("nan"),
+            "n_closures": float(len(self.closures)),
+            "silence_closed": float(sil.mean()) if len(sil) else float("nan"),
+            "onset_lag_ms": float(np.median(lags)),
+            "onset_lag_mean_ms": float(np.mean(lags)),
+            "n_onsets": float(len(self.lags)),
+        }
+
+
+def _pauses(clip: Clip) -> list[tuple[float, float]]:
+    """(start, end) of runs of pause phones lasting >= 0.3 s."""
+    out: list[tuple[float, float]] = []
+    start: float | None = None
+    end = 0.0
+    for p in [*clip.phones, None]:
+        if p is not None and is_pause(p.name):
+            start = p.start if start is None else start
+            end = p.end
+            continue
+        if start is not None and end - start >= 0.3:
+            out.append((start, end))
+        start = None
+    return out
+
+
+def _first_at_least(y: np.ndarray, level: float, a: int, b: int) -> int | None:
+    hit = np.nonzero(y[a:b] >= level)[0]
+    return a + int(hit[0]) if len(hit) else None

@@ -1,0 +1,278 @@
+"""``avatar create``: any portrait photo -> a validated avatar package.
+
+Steps: read the photo upright; find faces on a reduced copy (refuse none, ask which one
+when there are several, refuse a face under 128 px); rotate so the eyes are level and
+crop a square with room for head motion (face = half the width, eyes 40 % down, edges
+replicated where the crop leaves the photo), sampled from the full-resolution photo;
+run the landmarker again on the crop for the 478 landmarks at the working resolution;
+write source.png, landmarks.json, mask.png (from the photo's alpha, when it has one) and
+avatar.json into a temporary folder, validate it, then move it into place.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from . import landmarks as L
+from .avatar import FORMAT_VERSION, MAX_RESOLUTION, MIN_RESOLUTION, load_avatar
+from .errors import AvatarError
+from .landmarker import MODEL_SHA256, DetectedFace, FaceLandmarker, model_path
+from .photo import Photo, load_photo
+
+MIN_FACE_PX = 128  # narrower faces (in the photo file) lack the detail to animate
+FACE_FRACTION = 0.50  # face width / crop side: room for head motion and shoulders
+EYES_FROM_TOP = 0.40  # eye line height in the crop, fraction of its side
+DETECT_SIDE = 1280  # faces are searched on a copy this large at most
+
+STEPS = ("read photo", "load face model", "find the face", "align and crop",
+         "landmarks", "write package")
+
+
+@dataclass
+class CreateOptions:
+    """What ``create_avatar`` makes; ``dest_root`` is the user's avatar folder by default."""
+
+    name: str
+    display_name: str | None = None
+    face: int | None = None  # 1-based, faces counted left to right
+    resolution: int = 512
+    landmarker: Path | None = None
+    dest_root: Path | None = None
+    force: bool = False
+    credits: str = ""
+
+
+def _reduced(photo: Photo, side: int) -> tuple[np.ndarray, float]:
+    h, w = photo.rgb.shape[:2]
+    k = min(1.0, side / max(h, w))
+    if k == 1.0:
+        return photo.rgb, 1.0
+    size = (max(1, round(w * k)), max(1, round(h * k)))
+    im = Image.fromarray(photo.rgb).resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
+    return np.asarray(im), size[0] / w
+
+
+def pick_face(faces: list[DetectedFace], photo: Photo, choice: int | None) -> DetectedFace:
+    """The face to use, or a one-line refusal saying why and what to do."""
+    where = photo.path.name
+    if not faces:
+        raise AvatarError(f"no face found in {where}; use a photo with one clearly visible, "
+                          "roughly frontal face")
+    if choice is None and len(faces) > 1:
+        raise AvatarError(f"{len(faces)} faces found in {where}; choose one with --face N "
+                          f"(1 = leftmost … {len(faces)} = rightmost)")
+    k = 1 if choice is None else choice
+    if not 1 <= k <= len(faces):
+        raise AvatarError(f"--face {k} is out of range: {where} has {len(faces)} "
+                          f"face{'s' if len(faces) > 1 else ''}")
+    face = faces[k - 1]
+    width = face.width / photo.scale
+    if width < MIN_FACE_PX:
+        raise AvatarError(f"the face in {where} is only {width:.0f} px wide; at least "
+                          f"{MIN_FACE_PX} px are needed: use a larger or closer photo")
+    return face
+
+
+def crop_transform(points: np.ndarray, resolution: int) -> tuple[np.ndarray, float, float]:
+    """Affine map output pixel (x, y, 1) -> photo pixel for an eyes-level square crop.
+
+    Returns the 2x3 matrix, the crop side (photo pixels) and the roll angle (degrees)."""
+    P = points[:, :2]
+    eye_r = P[list(L.RIGHT_EYE_CORNERS)].mean(0)
+    eye_l = P[list(L.LEFT_EYE_CORNERS)].mean(0)
+    ex = (eye_l - eye_r) / max(float(np.linalg.norm(eye_l - eye_r)), 1e-6)
+    ey = np.array([-ex[1], ex[0]])
+    face_w = float(np.linalg.norm(P[L.FACE_SIDES[1]] - P[L.FACE_SIDES[0]]))
+    side = face_w / FACE_FRACTION
+    eyes = 0.5 * (eye_r + eye_l)
+    centre = 0.5 * (P[L.FACE_SIDES[0]] + P[L.FACE_SIDES[1]])
+    mid = eyes + float((centre - eyes) @ ex) * ex  # on the eye line, face-centred
+    origin = mid - 0.5 * side * ex - EYES_FROM_TOP * side * ey
+    k = side / resolution
+    # photo = origin + (x + 0.5) * k * ex + (y + 0.5) * k * ey - 0.5 (pixel centres)
+    M = np.array([[k * ex[0], k * ey[0], 0.0], [k * ex[1], k * ey[1], 0.0]])
+    M[:, 2] = origin + 0.5 * k * (ex + ey) - 0.5
+    return M, side, math.degrees(math.atan2(ex[1], ex[0]))
+
+
+def warp_crop(img: np.ndarray, M: np.ndarray, resolution: int, side: float) -> np.ndarray:
+    """Sample the crop from ``img`` (H, W[, C]) uint8 with edge replication outside it.
+
+    The covered region is cut out and box-reduced first, so that bicubic sampling never
+    shrinks by more than 2x (no aliasing from huge photos)."""
+    h, w = img.shape[:2]
+    corners = np.array([[0, 0, 1], [resolution, 0, 1], [0, resolution, 1],
+                        [resolution, resolution, 1]], np.float64) @ M.T
+    bx0, by0 = np.floor(corners.min(0)).astype(int) - 3
+    bx1, by1 = np.ceil(corners.max(0)).astype(int) + 4
+    sub = img[max(by0, 0):min(by1, h), max(bx0, 0):min(bx1, w)]
+    if sub.size == 0:
+        raise AvatarError("the face lies outside the photo; use another photo")
+    f = max(1, int(side / resolution / 2))
+    im = Image.fromarray(sub)
+    if f > 1:
+        im = im.reduce(f)
+    before = np.array([-(-max(0, -bx0) // f), -(-max(0, -by0) // f)])  # x, y (reduced px)
+    after = np.array([-(-max(0, bx1 - w) // f), -(-max(0, by1 - h) // f)])
+    arr = np.asarray(im)
+    pads = [(before[1], after[1]), (before[0], after[0])] + [(0, 0)] * (arr.ndim - 2)
+    arr = np.pad(arr, pads, mode="edge")
+    # photo pixel p -> padded reduced pixel (centres): (p - s0 - (f - 1) / 2) / f + before
+    s0 = np.array([max(bx0, 0), max(by0, 0)], np.float64)
+    A = M / f
+    A[:, 2] = (M[:, 2] - s0 - 0.5 * (f - 1)) / f + before
+    # PIL's affine maps output pixel *corners*; shift by half a pixel on both sides
+    coeffs = (A[0, 0], A[0, 1], A[0, 2] + 0.5 - 0.5 * (A[0, 0] + A[0, 1]),
+              A[1, 0], A[1, 1], A[1, 2] + 0.5 - 0.5 * (A[1, 0] + A[1, 1]))
+    out = Image.fromarray(arr).transform((resolution, resolution), Image.Transform.AFFINE,
+                                         coeffs, resample=Image.Resampling.BICUBIC)
+    return np.asarray(out)
+
+
+def _nearest_centre(faces: list[DetectedFace], resolution: int) -> DetectedFace | None:
+    if not faces:
+        return None
+    c = np.array([resolution / 2, EYES_FROM_TOP * resolution])
+    return min(faces, key=lambda f: float(np.linalg.norm(f.points[:, :2].mean(0) - c)))
+
+
+def check_dest(dest: Path, force: bool) -> None:
+    """Refuse to replace anything but an avatar package, and that only with ``force``."""
+    if not (dest.exists() or dest.is_symlink()):
+        return
+    if dest.is_symlink() or not (dest / "avatar.json").is_file():
+        what = ("a link, not an avatar folder" if dest.is_symlink() else
+                "a folder but not an avatar (no avatar.json)" if dest.is_dir() else
+                "a file, not an avatar folder")
+        raise AvatarError(f"{dest} is {what}; choose another --name or remove it first")
+    if not force:
+        raise AvatarError(f"avatar {dest.name!r} already exists at {dest}; choose another "
+                          "--name or pass --force to replace it")
+
+
+def create_avatar(photo_path: str | Path, opts: CreateOptions,
+                  progress: Callable[[str], None] | None = None) -> Path:
+    """Build the package ``opts.name`` from a photo; returns its folder."""
+    from avatars import user_avatar_dir, valid_name
+
+    step = progress or (lambda _s: None)
+    name = opts.name
+    if not valid_name(name):
+        raise AvatarError(f"invalid --name {name!r}: use up to 64 letters, digits, '-', '_' or "
+                          "'.', starting with a letter or digit (choose the folder with --out-dir)")
+    res = opts.resolution
+    if not MIN_RESOLUTION <= res <= MAX_RESOLUTION or res % 2:
+        raise AvatarError(f"--resolution must be even and in {MIN_RESOLUTION}..{MAX_RESOLUTION}"
+                          f", got {res}")
+    root = Path(opts.dest_root).expanduser() if opts.dest_root else user_avatar_dir()
+    dest = root / name
+    check_dest(dest, opts.force)
+
+    step(STEPS[0])
+    photo = load_photo(photo_path)
+    step(STEPS[1])
+    detector = FaceLandmarker(model_path(opts.landmarker))
+    try:
+        step(STEPS[2])
+        small, k = _reduced(photo, DETECT_SIDE)
+        faces = detector.detect(small)
+        for f in faces:
+            f.points = f.points / k
+        face = pick_face(faces, photo, opts.face)
+        step(STEPS[3])
+        M, side, roll = crop_transform(face.points, res)
+        crop = warp_crop(photo.rgb, M, res, side)
+        matte = warp_crop(photo.alpha, M, res, side) if photo.alpha is not None else None
+        step(STEPS[4])
+        final = _nearest_centre(detector.detect(crop), res)
+        if final is None:
+            raise AvatarError(f"the face in {photo.path.name} was lost after aligning it; "
+                              "use a sharper, more frontal photo")
+    finally:
+        detector.close()
+
+    step(STEPS[5])
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=root))
+        umask = os.umask(0)
+        os.umask(umask)
+        tmp.chmod(0o777 & ~umask)  # mkdtemp's 0700 would hide the avatar from OBS, others
+    except OSError as e:
+        raise AvatarError(f"cannot write to {root}: {e.strerror or e}; choose a writable "
+                          "--out-dir") from None
+    try:
+        _write_package(tmp, name, opts, crop, matte, final, photo, M, side, roll)
+        load_avatar(tmp)  # validate before it replaces anything
+        check_dest(dest, opts.force)  # again: the folder may have changed meanwhile
+        _replace(dest, tmp)
+    except OSError as e:
+        raise AvatarError(f"cannot write avatar {dest}: {e.strerror or e}; choose a writable "
+                          "--out-dir") from None
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return dest
+
+
+def _replace(dest: Path, new: Path) -> None:
+    """Move package ``new`` to ``dest``; an old package there is kept if the move fails."""
+    old = new.with_name(new.name + "-old")
+    if dest.exists():
+        dest.rename(old)
+    try:
+        new.rename(dest)
+    except OSError:
+        if old.exists():
+            old.rename(dest)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _write_package(out: Path, name: str, opts: CreateOptions, crop: np.ndarray,
+                   matte: np.ndarray | None, face: DetectedFace, photo: Photo, M: np.ndarray,
+                   side: float, roll: float) -> None:
+    res = opts.resolution
+    Image.fromarray(crop).save(out / "source.png", optimize=True)
+    points = [[round(float(v), 3) for v in p] for p in face.points]
+    (out / "landmarks.json").write_text(json.dumps(
+        {"format": 1, "width": res, "height": res, "points": points},
+        separators=(",", ":")) + "\n", encoding="utf-8")
+    lo = np.clip(face.points[:, :2].min(0), 0, res)
+    hi = np.clip(face.points[:, :2].max(0), 0, res)
+    meta: dict = {
+        "format": FORMAT_VERSION,
+        "name": name,
+        "display_name": opts.display_name or name,
+        "resolution": res,
+        "image": "source.png",
+        "renderer": {"warp": {}},
+        "face": {"bbox": [round(float(v), 2) for v in (*lo, *hi)],
+                 "landmarks": "landmarks.json", "neutral_blendshapes": face.blendshapes},
+        "expressions": {},
+        "idle": {},
+        "credits": opts.credits,
+        "build": {"tool": "avatar-vcam avatar create",
+                  # a file name need not be valid UTF-8 (bytes on Linux): keep it printable
+                  "photo": photo.path.name.encode("utf-8", "replace").decode("utf-8"),
+                  "landmarker": f"mediapipe face_landmarker.task sha256 {MODEL_SHA256[:16]}…",
+                  "crop_in_photo": {"origin": [round(float(v) / photo.scale, 2)
+                                               for v in M[:, 2]],
+                                    "side": round(side / photo.scale, 2),
+                                    "roll_deg": round(roll, 2)}},
+    }
+    if matte is not None:
+        Image.fromarray(matte, "L").save(out / "mask.png", optimize=True)
+        meta["mask"] = "mask.png"
+    (out / "avatar.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n",
+                                     encoding="utf-8")  # load_avatar reads UTF-8 on every OS

@@ -1,0 +1,143 @@
+"""Engine: audio in, frames out, for one avatar. The library face of avatar-vcam.
+
+    with Engine("leo") as e:
+        k = 0  # next frame index; frame k is at k / fps
+        for i in range(0, len(pcm), 480):  # push blocks as they come (30 ms here) ...
+            e.push_audio(pcm[i:i + 480], pts=i / 16000, sample_rate=16000)
+            while k / e.config.fps <= e.ready_until():  # ... and take frames as they are ready
+                frame = e.frame_at(k / e.config.fps)
+                k += 1
+
+No devices here: callers bring audio (any rate) and take frames. Time is the audio
+sample clock: ``pts`` of a block = samples before it / its sample rate. Motion is kept
+for the last few seconds only (``history_s``), so query frames while pushing: a frame
+older than that raises ValueError.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from .audio.pcm import as_float_pcm
+from .audio2motion import make_audio2motion
+from .audio2motion.base import Audio2Motion
+from .avatar import Avatar
+from .config import EngineConfig
+from .expressions import ExpressionBlender, preset_table
+from .frames import VideoFrame
+from .idle import IdleLife, IdleSettings
+from .mixer import MotionMixer
+from .motion import CHANNELS, MotionFrame, finite_pts, stack
+from .renderers import make_renderer
+from .renderers.base import Renderer
+
+
+def _load(avatar: Avatar | str | Path) -> Avatar:
+    if isinstance(avatar, Avatar):
+        return avatar
+    from avatars import load  # name or folder; imported here to keep engine importable alone
+
+    return load(avatar)
+
+
+class Engine:
+    """Turns streaming audio and commands into frames of one avatar."""
+
+    def __init__(
+        self,
+        avatar: Avatar | str | Path,
+        config: EngineConfig | None = None,
+        *,
+        renderer: Renderer | None = None,
+        audio2motion: Audio2Motion | None = None,
+    ) -> None:
+        self.config = config or EngineConfig()
+        self.avatar = _load(avatar)
+        self.renderer = renderer or make_renderer(self.config.renderer, self.config.device)
+        self.a2m = audio2motion or make_audio2motion(self.config.a2m,
+                                                     lookahead_ms=self.config.lookahead_ms)
+        idle_settings = IdleSettings.from_dict(self.avatar.idle)
+        idle_settings.enabled = idle_settings.enabled and self.config.idle
+        self.mixer = MotionMixer(
+            IdleLife(idle_settings, seed=self.config.seed),
+            ExpressionBlender(preset_table(self.avatar.expressions),
+                              self.config.expression_blend_ms / 1000.0),
+        )
+        self._state = self.renderer.prepare(self.avatar, self.config.size)
+        self._lock = threading.Lock()  # control commands may come from other threads
+        self.last_pts = 0.0
+
+    # -- context manager, pyvirtualcam-style -------------------------------------------
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release renderer state."""
+        self._state = None
+
+    # -- audio in ------------------------------------------------------------------------
+    def push_audio(self, pcm: np.ndarray, pts: float, sample_rate: int) -> None:
+        """Append captured audio whose first sample is at ``pts`` seconds."""
+        self.a2m.push(as_float_pcm(pcm), finite_pts(pts), sample_rate)
+
+    def ready_until(self) -> float:
+        """Latest pts whose motion is final (audio up to pts + look-ahead has arrived)."""
+        return self.a2m.ready_until()
+
+    # -- control ---------------------------------------------------------------------------
+    def set_expression(self, name: str, pts: float | None = None) -> None:
+        """Blend to expression preset ``name`` starting at ``pts`` (default: now)."""
+        at = None if pts is None else finite_pts(pts)
+        with self._lock:
+            self.mixer.expressions.set(name, self.last_pts if at is None else at)
+
+    @property
+    def expression(self) -> str:
+        return self.mixer.expressions.name
+
+    @property
+    def expressions(self) -> list[str]:
+        return sorted(self.mixer.expressions.presets)
+
+    # -- frames out ------------------------------------------------------------------------
+    def motion_at(self, pts: float) -> MotionFrame:
+        """All motion layers mixed at ``pts``."""
+        pts = finite_pts(pts)
+        with self._lock:
+            return self.mixer.mix(self.a2m.motion_at(pts))
+
+    def render(self, motions: list[MotionFrame]) -> list[VideoFrame]:
+        """Render a batch of motion frames (one renderer call).
+
+        A NaN or infinite channel value (or pts) raises ValueError naming the channel
+        rather than corrupting the frame."""
+        if self._state is None:
+            raise RuntimeError("engine is closed")
+        batch = stack(motions)
+        bad = ~np.isfinite(batch)
+        if bad.any():
+            i, c = (int(x) for x in np.argwhere(bad)[0])
+            raise ValueError(f"motion channel {CHANNELS[c]!r} of frame {i} (pts "
+                             f"{motions[i].pts!r}) must be finite, got {batch[i, c]!r}")
+        for m in motions:
+            finite_pts(m.pts, "motion frame pts")
+        images = self.renderer.render(self._state, batch)
+        fps = self.config.fps
+        if motions:
+            self.last_pts = max(self.last_pts, motions[-1].pts)
+        pairs = zip(motions, images, strict=True)
+        return [VideoFrame(m.pts, round(m.pts * fps), img) for m, img in pairs]
+
+    def frames_at(self, pts: list[float]) -> list[VideoFrame]:
+        """Frames at several instants, rendered as one batch."""
+        return self.render([self.motion_at(p) for p in pts])
+
+    def frame_at(self, pts: float) -> VideoFrame:
+        """The frame at ``pts``."""
+        return self.frames_at([pts])[0]

@@ -1,0 +1,305 @@
+"""``warp``: the embedded renderer. One photo + 478 landmarks -> talking frames on the CPU.
+
+How a batch is drawn (all torch, on the configured device, no per-pixel Python):
+
+1. channel values -> basis coefficients (blendshapes clamped to 0..1, ``mouthClose`` capped
+   by ``jawOpen``, pose angles as sin / cos-1 pairs);
+2. one matmul with the precomputed basis fields (see ``warp_rig``) gives each frame's
+   forward displacement on a coarse grid over the head;
+3. a few damped fixed-point steps on that grid turn it into a backward field (where each
+   output pixel comes from), which is upsampled and fed to ``grid_sample`` over the head
+   region only; pixels outside it are the source, byte for byte;
+4. where the lips part, a mouth interior (dark cavity, upper teeth, a hint of lower teeth
+   and tongue) is painted between the two warped copies of the lower inner lip, with
+   anti-aliased edges; the lower lip stays on top because the interior ends at it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as TF
+
+from .. import landmarks as L
+from ..avatar import Avatar
+from ..motion import BLENDSHAPES, CHANNEL_INDEX, N_CHANNELS, POSE_LIMITS
+from .warp_paint import paint_lash, paint_mouth, smoothstep_t
+from .warp_rig import BASIS_NAMES, Face, Rig, smoothstep
+
+_I = CHANNEL_INDEX
+_NB = len(BLENDSHAPES)
+_POSE = ["yaw", "pitch", "roll", "tx", "ty"]
+_POSE_IX = [CHANNEL_INDEX[n] for n in _POSE]
+_POSE_MAX = [POSE_LIMITS[n] for n in _POSE]  # clean range of the warp (motion.py)
+_EVEN = [BASIS_NAMES.index(n) for n in ("yaw_cos", "pitch_cos", "roll_cos")]
+
+
+@dataclass
+class WarpState:
+    """Everything ``render`` needs for one avatar at one output size."""
+
+    size: int
+    device: torch.device
+    src_half: torch.Tensor  # (1, 3, S, S) float32 photo + 0.5 (so truncation rounds)
+    src_u8: torch.Tensor  # (S, S, 3) uint8
+    roi: tuple[int, int, int, int]  # x0, y0, x1, y1 (exclusive) of the warped region
+    grid_hw: tuple[int, int]
+    bases: torch.Tensor  # (K, 2 * gh * gw) forward displacement, pixels
+    bases_even: torch.Tensor  # (3, 2 * gh * gw) the pose (cos - 1) rows of ``bases``
+    nodes: torch.Tensor  # (1, 2, gh, gw) node positions, normalised over the grid
+    grid_norm: torch.Tensor  # (1, 2, 1, 1) pixels -> grid-normalised units
+    base_norm: torch.Tensor  # (1, 2, gh, gw) node positions, normalised over the image
+    px_norm: torch.Tensor  # (1, 2, 1, 1) pixels -> image-normalised units
+    lip_src: torch.Tensor  # (11, 2) lower inner lip, image-left -> right
+    lip_up: torch.Tensor  # (K, 11, 2) its motion on the upper side of the cut
+    lip_lo: torch.Tensor  # (K, 11, 2) its motion on the lower side of the cut
+    lids_src: torch.Tensor  # (2, 2, 9, 2) eye (image-left, right) x lid (upper, lower)
+    lids: torch.Tensor  # (K, 2, 2, 9, 2) motion of those lid points
+    lid_open: torch.Tensor  # (2,) opening of each eye in the photo (pixels, centre)
+    face_w: float
+    teeth_h: float  # upper-teeth height to paint (pixels; 0 if the photo shows teeth)
+    colors: dict[str, torch.Tensor]  # cavity / edge / teeth / tongue RGB
+
+
+class WarpRenderer:
+    """Dense landmark-driven warp of the avatar photo (see module docstring).
+
+    device: torch device; cell_px: spacing of the coarse displacement grid (pixels);
+    inverse_steps: fixed-point steps that turn the forward field into a backward one;
+    cpu_threads: on a CPU device, torch's intra-op threads (process-wide: torch has one
+    pool). 1 by default: the warp is many small memory-bound ops, which a second thread
+    barely speeds up on an idle machine and slows down ~10x when other processes share
+    the cores (each op waits for a descheduled worker; see docs/benchmarks-history.md). None keeps
+    torch's setting.
+    """
+
+    name = "warp"
+
+    def __init__(self, device: str | torch.device = "cpu", cell_px: float = 3.0,
+                 inverse_steps: int = 8, cpu_threads: int | None = 1) -> None:
+        self.device = torch.device(device)
+        self.cell_px = cell_px
+        self.inverse_steps = inverse_steps
+        if self.device.type == "cpu" and cpu_threads and torch.get_num_threads() != cpu_threads:
+            torch.set_num_threads(cpu_threads)
+
+    # ------------------------------------------------------------------ prepare
+    def prepare(self, avatar: Avatar, size: int) -> WarpState:
+        """Build the basis fields and colours for ``avatar`` at ``size`` x ``size``."""
+        dev = self.device
+        scale = size / avatar.resolution
+        img = avatar.image
+        if img.shape[0] != size:
+            t = torch.from_numpy(np.array(img)).permute(2, 0, 1)[None].float()
+            t = TF.interpolate(t, size=(size, size), mode="bilinear", antialias=True,
+                               align_corners=False)
+            img = t[0].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy()
+        face = Face.from_landmarks(avatar.landmarks, scale)
+        rig = Rig(face)
+
+        # region that can move: bounding box of the head ellipse's support
+        r = rig.support_radius()
+        a, b = rig.head_a * r, rig.head_b * r
+        ext = np.sqrt((a * face.ex) ** 2 + (b * face.ey) ** 2)  # half extents of the ellipse
+        x0, y0 = np.floor(rig.head_c - ext).astype(int) - 1
+        x1, y1 = np.ceil(rig.head_c + ext).astype(int) + 2
+        x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, size), min(y1, size)
+        gw = max(int(np.ceil((x1 - x0) / self.cell_px)) + 1, 8)
+        gh = max(int(np.ceil((y1 - y0) / self.cell_px)) + 1, 8)
+        xs = np.linspace(x0, x1 - 1, gw)
+        ys = np.linspace(y0, y1 - 1, gh)
+        X = np.stack(np.meshgrid(xs, ys), -1).reshape(-1, 2)
+        basis = rig.fields(X) * _border_fade(X, size)  # (K, gh*gw, 2)
+        bases = basis.reshape(len(BASIS_NAMES), gh, gw, 2).transpose(0, 3, 1, 2)
+        nx = np.linspace(-1, 1, gw)
+        ny = np.linspace(-1, 1, gh)
+        nodes = np.stack(np.meshgrid(nx, ny), 0)[None]
+        grid_norm = np.array([2.0 / max(x1 - 1 - x0, 1), 2.0 / max(y1 - 1 - y0, 1)])
+        base_norm = (2.0 * np.stack(np.meshgrid(xs, ys), 0)[None] + 1.0) / size - 1.0
+
+        lip_idx = list(L.LIPS_INNER_LOWER)
+        lip_src = face.P[lip_idx]
+        lip_up = rig.fields(lip_src, side="upper")
+        lip_lo = rig.fields(lip_src, side="lower")
+        lid_idx = [L.RIGHT_EYE_UPPER, L.RIGHT_EYE_LOWER, L.LEFT_EYE_UPPER, L.LEFT_EYE_LOWER]
+        lids_src = np.stack([face.P[list(i)] for i in lid_idx])  # (4, 9, 2)
+        lids = rig.fields(lids_src.reshape(-1, 2)).reshape(len(BASIS_NAMES), 2, 2, 9, 2)
+        lids_src = lids_src.reshape(2, 2, 9, 2)
+        lid_open = np.linalg.norm(lids_src[:, 1, 4] - lids_src[:, 0, 4], axis=-1)
+
+        # colours of the mouth interior, from the photo
+        F = face.F
+        gap = float(np.linalg.norm(face.P[L.LIP_CENTER[2]] - face.P[L.LIP_CENTER[1]]))
+        teeth_h = max(0.0, 0.045 * F - gap)
+        colors = _mouth_colors(img, face)
+        lash = img[np.clip(face.P[list(L.RIGHT_EYE_UPPER + L.LEFT_EYE_UPPER)].round().astype(int)
+                           [:, ::-1], 0, size - 1).T.tolist()].astype(np.float64)
+        lum = lash @ [0.299, 0.587, 0.114]
+        colors["lash"] = lash[lum <= np.quantile(lum, 0.35)].mean(0) * 0.9
+
+        def t32(x: np.ndarray) -> torch.Tensor:
+            return torch.as_tensor(np.ascontiguousarray(x), dtype=torch.float32, device=dev)
+
+        src_u8 = torch.as_tensor(np.array(img, dtype=np.uint8), device=dev)
+        return WarpState(
+            size=size, device=dev,
+            src_half=src_u8.permute(2, 0, 1)[None].float().add(0.5).contiguous(),
+            src_u8=src_u8,
+            roi=(int(x0), int(y0), int(x1), int(y1)), grid_hw=(gh, gw),
+            bases=t32(bases.reshape(len(BASIS_NAMES), -1)),
+            bases_even=t32(bases.reshape(len(BASIS_NAMES), -1)[_EVEN]), nodes=t32(nodes),
+            grid_norm=t32(grid_norm.reshape(1, 2, 1, 1)), base_norm=t32(base_norm),
+            px_norm=t32(np.full((1, 2, 1, 1), 2.0 / size)),
+            lip_src=t32(lip_src), lip_up=t32(lip_up), lip_lo=t32(lip_lo),
+            lids_src=t32(lids_src), lids=t32(lids), lid_open=t32(lid_open),
+            face_w=F, teeth_h=teeth_h, colors={k: t32(v) for k, v in colors.items()},
+        )
+
+    # ------------------------------------------------------------------ render
+    def coefficients(self, motions: torch.Tensor) -> torch.Tensor:
+        """(N, N_CHANNELS) channel values -> (N, K) basis coefficients."""
+        m = motions
+        bs = m[:, :_NB].clamp(0.0, 1.0)
+        jaw = bs[:, _I["jawOpen"]]
+        bs = bs.clone()
+        bs[:, _I["mouthClose"]] = torch.minimum(bs[:, _I["mouthClose"]], jaw)
+        lim = torch.tensor(_POSE_MAX, dtype=m.dtype, device=m.device)
+        pose_v = torch.maximum(torch.minimum(m[:, _POSE_IX], lim), -lim)
+        ang = torch.deg2rad(pose_v[:, :3])
+        s, c = torch.sin(ang), torch.cos(ang) - 1.0
+        t = pose_v[:, 3:]
+        pose = torch.stack([s[:, 0], c[:, 0], s[:, 1], c[:, 1], s[:, 2], c[:, 2]], 1)
+        return torch.cat([bs, pose, t], 1)
+
+    def render(self, state: WarpState, motions: np.ndarray) -> np.ndarray:
+        """``motions`` (N, N_CHANNELS) float32 -> (N, size, size, 3) uint8 RGB frames."""
+        return self.render_tensor(state, motions).cpu().numpy()
+
+    @torch.inference_mode()
+    def render_tensor(self, state: WarpState, motions: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """Like ``render`` but returns a (N, S, S, 3) uint8 tensor on the device."""
+        m = torch.as_tensor(motions, dtype=torch.float32, device=state.device)
+        if m.ndim != 2 or m.shape[1] != N_CHANNELS:
+            raise ValueError(f"motions must be (N, {N_CHANNELS}), got {tuple(m.shape)}")
+        n = m.shape[0]
+        out = state.src_u8.expand(n, -1, -1, -1).clone()
+        if n == 0:
+            return out
+        coef = self.coefficients(m)
+        if not bool((coef.abs() > 1e-6).any()):
+            return out
+        gh, gw = state.grid_hw
+        fwd = (coef @ state.bases).view(n, 2, gh, gw)
+        bwd = self._invert(state, fwd, coef)
+        # Sampling positions, normalised for grid_sample, built on the coarse grid (the
+        # pixel position is linear in the node index, so upsampling it is exact); the
+        # permuted (N, h, w, 2) view goes to grid_sample without a copy, and so does the
+        # photo, expanded over the batch.
+        pos = torch.addcmul(state.base_norm, bwd, state.px_norm)
+        x0, y0, x1, y1 = state.roi
+        h, w = y1 - y0, x1 - x0
+        grid = TF.interpolate(pos, size=(h, w), mode="bilinear", align_corners=True)
+        # src_half holds the photo + 0.5: bilinear weights are convex, so the samples stay
+        # in [0.5, 255.5] and the uint8 cast below (truncation) rounds without a clamp.
+        roi = TF.grid_sample(state.src_half.expand(n, -1, -1, -1), grid.permute(0, 2, 3, 1),
+                             mode="bilinear", padding_mode="border", align_corners=False)
+        self._mouth(state, coef, roi)
+        self._lids(state, coef, roi)
+        out[:, y0:y1, x0:x1].copy_(roi.permute(0, 2, 3, 1))
+        return out
+
+    def _invert(self, state: WarpState, fwd: torch.Tensor,
+                coef: torch.Tensor | None = None) -> torch.Tensor:
+        """Backward field b with q + b(q) + fwd(q + b(q)) = q, by damped fixed-point steps
+        on the coarse grid (exact 0 where fwd is 0, stable where the warp stretches).
+
+        The start is the motion played backwards: every term negated except the pose
+        (cos - 1) terms, which are even in the angle, so a rotation starts from its exact
+        inverse (plain -fwd converges slowly for roll, whose Jacobian is a rotation)."""
+        bwd = -fwd
+        if coef is not None:
+            gh, gw = state.grid_hw
+            even = coef[:, _EVEN] @ state.bases_even
+            bwd = bwd + 2.0 * even.view(-1, 2, gh, gw)
+        for _ in range(self.inverse_steps):
+            pos = torch.addcmul(state.nodes, bwd, state.grid_norm).permute(0, 2, 3, 1)
+            f_at = TF.grid_sample(fwd, pos, mode="bilinear", padding_mode="border",
+                                  align_corners=True)
+            bwd = bwd.mul(0.4).sub_(f_at, alpha=0.6)  # b + 0.6 * (-b - f_at)
+        return bwd
+
+    def lip_lines(self, state: WarpState, coef: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Output positions (N, 11, 2) of the lower inner lip on the upper and the lower
+        side of the cut: the mouth opening lies between them."""
+        A = state.lip_src + torch.einsum("nk,kpc->npc", coef, state.lip_up)
+        B = state.lip_src + torch.einsum("nk,kpc->npc", coef, state.lip_lo)
+        return A, B
+
+    def _mouth(self, state: WarpState, coef: torch.Tensor, roi: torch.Tensor) -> None:
+        """Paint the mouth interior where the lips part (per frame: tight boxes)."""
+        A, B = self.lip_lines(state, coef)
+        gap = ((B - A) ** 2).sum(-1).sqrt().amax(1)
+        for i in (gap >= 0.35).nonzero().flatten().tolist():
+            paint_mouth(roi[i], state.roi[:2], state.roi, A[i], B[i], state.colors,
+                        state.face_w, state.teeth_h)
+
+    def _lids(self, state: WarpState, coef: torch.Tensor, roi: torch.Tensor) -> None:
+        """Draw the lash line where an eye is (nearly) shut: it hides the thin band of
+        squeezed eye that the warp leaves between the lids."""
+        lids = state.lids_src + torch.einsum("nk,kelpc->nelpc", coef, state.lids)
+        opening = (lids[:, :, 1, 4] - lids[:, :, 0, 4]).norm(dim=-1) * torch.sign(
+            lids[:, :, 1, 4, 1] - lids[:, :, 0, 4, 1])
+        closure = smoothstep_t(0.45, 0.9, 1 - opening / state.lid_open.clamp_min(1.0))
+        for i, e in (closure > 0).nonzero().tolist():
+            paint_lash(roi[i], state.roi[:2], state.roi, lids[i, e, 0], lids[i, e, 1],
+                       float(closure[i, e]), state.colors["lash"], state.face_w)
+
+
+def _border_fade(X: np.ndarray, size: int, margin: float = 0.22) -> np.ndarray:
+    """(M, 2) factors that fade the displacement to 0 at the top of the image (within
+    ``margin`` of the size): head motion then never samples above the photo, where its
+    first row would be smeared into streaks (hair cut by the top of the frame). Only the
+    top: the sides keep background in the crop, the bottom is clothes, and every extra
+    fade pushes the extreme poses towards a fold (tests/test_warp_pose.py)."""
+    fy = smoothstep(0.0, margin * size, X[:, 1])
+    return np.stack([fy, fy], 1)
+
+
+def _mouth_colors(img: np.ndarray, face: Face) -> dict[str, np.ndarray]:
+    """Cavity, edge, teeth and tongue colours adapted to the photo's lips and lighting."""
+    P = face.P
+    poly = np.concatenate([P[list(L.LIPS_OUTER_UPPER)], P[list(L.LIPS_OUTER_LOWER)][::-1]])
+    inner = np.concatenate([P[list(L.LIPS_INNER_UPPER)], P[list(L.LIPS_INNER_LOWER)][::-1]])
+    x0, y0 = np.floor(poly.min(0)).astype(int)
+    x1, y1 = np.ceil(poly.max(0)).astype(int) + 1
+    yy, xx = np.mgrid[y0:y1, x0:x1]
+    q = np.stack([xx.ravel() + 0.5, yy.ravel() + 0.5], 1)
+    in_lips = _inside(q, poly) & ~_inside(q, inner)
+    pix = img[yy.ravel()[in_lips].clip(0, img.shape[0] - 1),
+              xx.ravel()[in_lips].clip(0, img.shape[1] - 1)].astype(np.float64)
+    lip = np.median(pix, 0) if len(pix) else np.array([170.0, 90.0, 90.0])
+    c = P[L.CHEEKS[0]].astype(int)
+    skin = img[max(c[1] - 6, 0):c[1] + 6, max(c[0] - 6, 0):c[0] + 6].reshape(-1, 3)
+    lum = float(np.median(skin.astype(np.float64) @ [0.299, 0.587, 0.114]))
+    k = float(np.clip(lum / 165.0, 0.55, 1.1))
+    return {
+        "cavity": lip * np.array([0.2, 0.1, 0.11]),
+        "edge": lip * np.array([0.55, 0.38, 0.4]),
+        "teeth": np.array([228.0, 216.0, 192.0]) * k,
+        "tongue": lip * np.array([0.78, 0.5, 0.52]),
+    }
+
+
+def _inside(q: np.ndarray, poly: np.ndarray) -> np.ndarray:
+    """Even-odd point-in-polygon test (vectorised over points)."""
+    x, y = q[:, 0:1], q[:, 1:2]
+    a, b = poly, np.roll(poly, -1, axis=0)
+    cond = (a[:, 1] > y) != (b[:, 1] > y)
+    xint = a[:, 0] + (y - a[:, 1]) * (b[:, 0] - a[:, 0]) / np.where(
+        b[:, 1] == a[:, 1], 1e-9, b[:, 1] - a[:, 1])
+    return (cond & (x < xint)).sum(1) % 2 == 1
+
+
+__all__ = ["WarpRenderer", "WarpState", "smoothstep"]

@@ -1,0 +1,151 @@
+"""The ``avatar`` command group: show, create and preview avatar packages.
+
+    register(cli)   # adds `avatar show|create|preview` to the main group
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.markup import escape
+
+from .errors import user_errors
+
+console = Console(stderr=True)
+
+CREATE_EXAMPLES = """
+\b
+Examples:
+  avatar-vcam avatar create me.jpg --name me
+  avatar-vcam avatar create team.jpg --name ana --face 2      # 2nd face from the left
+  avatar-vcam avatar create me.jpg --name me --landmarker ~/face_landmarker.task  # offline
+"""
+
+
+@click.group("avatar")
+def avatar_group() -> None:
+    """Inspect, create and preview avatar packages."""
+
+
+@avatar_group.command("show")
+@click.argument("name")
+@user_errors
+def avatar_show(name: str) -> None:
+    """Print an avatar package's metadata."""
+    from avatars import load
+
+    a = load(name)
+    info = {
+        "name": a.name, "display_name": a.display_name, "path": str(a.root),
+        "resolution": a.resolution, "face_bbox": list(a.bbox), "landmarks": len(a.landmarks),
+        "mask": a.mask is not None, "renderer": a.renderer,
+        "expressions": sorted(a.expressions), "idle": a.idle, "credits": a.credits,
+    }
+    click.echo(json.dumps(info, indent=2))
+
+
+@avatar_group.command("create", epilog=CREATE_EXAMPLES)
+@click.argument("photo", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--name", required=True, help="Name of the new avatar (letters, digits, -_.).")
+@click.option("--display-name", help="Name to show (default: --name).")
+@click.option("--face", type=click.IntRange(min=1),
+              help="Which face when the photo has several, counted from the left.")
+@click.option("--resolution", default=512, show_default=True, type=int,
+              help="Working resolution of source.png (square, pixels).")
+@click.option("--landmarker", type=click.Path(dir_okay=False, path_type=Path),
+              envvar="AVATAR_VCAM_LANDMARKER", show_envvar=True,
+              help="mediapipe face_landmarker.task (float16/1) for offline machines; "
+                   "default: downloaded once and cached.")
+@click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder to create the package in (default: your avatars folder).")
+@click.option("--force", is_flag=True, help="Replace an existing avatar of that name.")
+@click.option("--credits", default="", help="Photo credits to store in avatar.json.")
+@user_errors
+def avatar_create(photo: Path, name: str, display_name: str | None, face: int | None,
+                  resolution: int, landmarker: Path | None, out_dir: Path | None, force: bool,
+                  credits: str) -> None:
+    """Turn a portrait PHOTO into an avatar package named NAME."""
+    from rich.progress import BarColumn, Progress, TextColumn
+
+    from avatars import bundled, user_avatar_dir
+    from engine.create import STEPS, CreateOptions, create_avatar
+
+    opts = CreateOptions(name=name, display_name=display_name, face=face,
+                         resolution=resolution, landmarker=landmarker, dest_root=out_dir,
+                         force=force, credits=credits)
+    with Progress(TextColumn("{task.description:<16}"), BarColumn(),
+                  TextColumn("{task.completed}/{task.total}"), console=console,
+                  transient=True, disable=not console.is_terminal) as bar:
+        task = bar.add_task("starting", total=len(STEPS))
+        done: list[str] = []
+
+        def step(label: str) -> None:
+            if done:
+                bar.advance(task)
+            done.append(label)
+            bar.update(task, description=label)
+
+        dest = create_avatar(photo, opts, progress=step)
+        bar.advance(task)
+    console.print(f"avatar {escape(repr(name))} written to {escape(str(dest))}",
+                  soft_wrap=True)
+    if name in bundled() and dest.parent.resolve() == user_avatar_dir().resolve():
+        console.print(f"warning: it hides the bundled avatar {escape(repr(name))}; to use "
+                      "that one again, remove yours or re-create it with another --name",
+                      soft_wrap=True)
+    click.echo(str(dest))
+
+
+@avatar_group.command("preview")
+@click.argument("name")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Contact sheet image: .png, .jpg or .webp (default: NAME-sheet.png).")
+@click.option("--video", type=click.Path(dir_okay=False, path_type=Path),
+              help="Idle-life mp4 (default: NAME-idle.mp4).")
+@click.option("--no-video", is_flag=True, help="Only the contact sheet.")
+@click.option("--seconds", default=6.0, show_default=True, type=click.FloatRange(0.2, 120),
+              help="Length of the idle clip.")
+@click.option("--size", default=512, show_default=True, type=click.IntRange(64, 2048))
+@click.option("--fps", default=25, show_default=True, type=click.IntRange(1, 60))
+@click.option("--renderer", default="warp", show_default=True)
+@click.option("--device", default="cpu", show_default=True, help="Torch device for rendering.")
+@user_errors
+def avatar_preview(name: str, out: Path | None, video: Path | None, no_video: bool,
+                   seconds: float, size: int, fps: int, renderer: str, device: str) -> None:
+    """Render a contact sheet of every preset and key channel, and an idle-life mp4."""
+    from avatars import load
+    from engine.renderers import make_renderer
+
+    from ..avatar_preview import SHEET_SUFFIXES, VIDEO_SUFFIXES, contact_sheet, idle_video
+    from ..sinks.output_path import check_output
+
+    if size % 2:
+        raise click.BadParameter("must be even (video encoders need even sizes)",
+                                 param_hint="--size")
+    avatar = load(name)
+    out = out or Path(f"{avatar.name}-sheet.png")
+    video = None if no_video else video or Path(f"{avatar.name}-idle.mp4")
+    check_output(out, SHEET_SUFFIXES)
+    if video:
+        check_output(video, VIDEO_SUFFIXES)
+    r = make_renderer(renderer, device)
+    with console.status(f"preparing {escape(avatar.name)}"):
+        state = r.prepare(avatar, size)
+    with console.status("rendering the contact sheet"):
+        tiles = contact_sheet(r, state, avatar, size, out)
+    console.print(f"contact sheet ({tiles} tiles): {escape(str(out))}", soft_wrap=True)
+    click.echo(str(out))
+    if video:
+        with console.status(f"rendering {seconds:g} s of idle life"):
+            frames = idle_video(r, state, avatar, size, video, seconds=seconds, fps=fps)
+        console.print(f"idle clip ({frames} frames at {fps} fps): {escape(str(video))}",
+                      soft_wrap=True)
+        click.echo(str(video))
+
+
+def register(cli: click.Group) -> None:
+    """Add the ``avatar`` group to the main command group."""
+    cli.add_command(avatar_group)

@@ -1,0 +1,181 @@
+"""The ``avatar-vcam`` command line: thin commands that parse, call library code, print."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from engine.audio2motion import (
+    A2M_MODELS,
+    DEFAULT_A2M,
+    DEFAULT_LOOKAHEAD_MS,
+    is_weights_file,
+)
+from engine.config import EngineConfig
+from engine.renderers import RENDERERS
+
+from .. import __version__
+from ..control.settings import flag_type
+from .a2m import register_a2m
+from .avatar import register as register_avatar_commands
+from .control import daemon_options, register, resolve_settings
+from .errors import user_errors
+from .live_setup import register as register_live_commands
+from .liveportrait import register as register_liveportrait_commands
+from .models import register as register_models_commands
+from .param_types import FiniteFloatRange
+from .tables import stdout_console
+
+console = Console(stderr=True)
+EXAMPLES = """
+\b
+Examples:
+  avatar-vcam --avatar leo --source demo                  # bundled clip -> camera/window/mp4
+  avatar-vcam --source file:speech.wav --sink file:out.mp4
+  avatar-vcam avatars                                     # list avatars
+"""
+
+
+def _check_a2m(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """--a2m: a model name or an existing .npz weights file."""
+    if value in A2M_MODELS or (is_weights_file(value) and Path(value).is_file()):
+        return value
+    raise click.BadParameter(f"{value!r}: use {', '.join(A2M_MODELS)} or an existing .npz "
+                             "weights file (avatar-vcam train-a2m --out FILE.npz)")
+
+
+def default_sinks() -> list[str]:
+    """Virtual camera if there is one, else a window if there is a display, else an mp4."""
+    from ..errors import DeviceError
+    from ..sinks import VirtualCameraSink, display_available
+
+    try:
+        probe = VirtualCameraSink()
+        probe.open(64, 64, 25)
+        probe.close()
+        return ["vcam"]
+    except DeviceError:
+        pass
+    if display_available():
+        return ["window"]
+    return [f"file:avatar-vcam-{time.strftime('%Y%m%d-%H%M%S')}.mp4"]
+
+
+@click.group(invoke_without_command=True, epilog=EXAMPLES,
+             context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--avatar", default="leo", show_default=True, help="Avatar name or package folder.")
+@click.option("--source", default="demo", show_default=True,
+              help="Audio input: mic, system (what the computer plays), device:NAME, demo, "
+                   "file:PATH.")
+@click.option("--sink", "sinks", multiple=True,
+              help="Output, repeatable: file:PATH.mp4, window, vcam, vcam:/dev/videoN. "
+                   "Default: vcam if present, else window if a display exists, else an mp4.")
+@click.option("--vcam-device", metavar="PATH",
+              help="Virtual camera device for --sink vcam (e.g. /dev/video10).")
+@click.option("--voice-out", metavar="DEVICE|none",
+              help="Play the voice, delayed to match the lips, into this output (a virtual "
+                   "mic: a PulseAudio/PipeWire sink name or a device name); none: frames "
+                   "as early as possible.")
+@click.option("--delay-ms", type=flag_type("delay_ms"),
+              help="Voice delay D (default: look-ahead + capture block + render + margin, "
+                   "measured at start).")
+@click.option("--fps", default=25, show_default=True, type=flag_type("fps"))
+@click.option("--size", default=512, show_default=True, type=flag_type("size"),
+              help="Output width and height in pixels.")
+@click.option("--duration", type=FiniteFloatRange(min=0, min_open=True),
+              help="Stop after this many seconds of audio.")
+@click.option("--renderer", default="warp", show_default=True, type=click.Choice(RENDERERS))
+@click.option("--device", default="cpu", show_default=True, help="Torch device for rendering.")
+@click.option("--realtime", is_flag=True, help="Pace file sources like a live input.")
+@click.option("--lookahead-ms", default=DEFAULT_LOOKAHEAD_MS, show_default=True,
+              type=flag_type("lookahead_ms"), help="Audio look-ahead of the lip motion.")
+@click.option("--a2m", default=DEFAULT_A2M, show_default=True, callback=_check_a2m,
+              metavar="learned|dsp|FILE.npz",
+              help="Lip-sync model: learned (causal TCN), dsp (signal features), or weights "
+                   "from `avatar-vcam train-a2m`.")
+@click.option("--expression", default="neutral", show_default=True,
+              help="Expression preset to start with.")
+@daemon_options
+@click.option("-v", "--verbose", is_flag=True, help="Log details; show tracebacks on errors.")
+@click.version_option(__version__, prog_name="avatar-vcam")
+@click.pass_context
+@user_errors
+def cli(ctx: click.Context, verbose: bool, **params: Any) -> None:
+    """Turn a portrait into a talking head on a virtual webcam, driven by a voice."""
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    if ctx.invoked_subcommand is not None:
+        return
+    from ..control.settings import ObsSettings
+    from ..run import RunOptions, run_main
+
+    v = resolve_settings(ctx)
+    if v["size"] % 2:
+        raise click.BadParameter("must be even (video encoders need even sizes)",
+                                 param_hint="--size")
+    config = EngineConfig(fps=v["fps"], size=v["size"], renderer=v["renderer"],
+                          device=v["device"], lookahead_ms=v["lookahead_ms"], a2m=v["a2m"])
+    sinks = list(v.get("sinks") or [])
+    if v.get("vcam_device"):
+        sinks = [f"vcam:{v['vcam_device']}" if s == "vcam" else s for s in sinks] or \
+            [f"vcam:{v['vcam_device']}"]
+    if not v.get("obs.url"):
+        ignored = [flag for key, flag in (("obs.scenes", "--obs-scene"),
+                                          ("obs.talking_scene", "--obs-talking-scene"),
+                                          ("obs.idle_scene", "--obs-idle-scene")) if v.get(key)]
+        if ignored:
+            console.print(f"[yellow]warning:[/] {', '.join(ignored)}: only with --obs "
+                          "ws://HOST:PORT; ignored", soft_wrap=True)
+    opts = RunOptions(avatar=v["avatar"], source=v["source"], sinks=sinks or default_sinks(),
+                      duration=params["duration"], realtime=params["realtime"],
+                      expression=v["expression"], voice_out=v.get("voice_out"),
+                      delay_ms=v.get("delay_ms"), control=v["control.enabled"],
+                      control_port=v["control.port"], obs=ObsSettings.from_values(v))
+    run_main(config, opts, console)
+
+
+@cli.command("avatars")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@user_errors
+def avatars_cmd(as_json: bool) -> None:
+    """List bundled and user avatars."""
+    from avatars import available, user_avatar_dir
+
+    found = available()
+    if as_json:
+        click.echo(json.dumps({n: {"path": str(p), "kind": k} for n, (p, k) in found.items()}))
+        return
+    table = Table("name", "display name", "kind", "path")
+    for name, (path, kind) in sorted(found.items()):
+        try:
+            meta = json.loads((path / "avatar.json").read_text())
+            display = str(meta.get("display_name", name))
+        except (OSError, ValueError):
+            display = "(broken avatar.json)"
+        table.add_row(name, escape(display), kind, escape(str(path)))
+    stdout_console().print(table)
+    console.print(f"user avatars folder: {user_avatar_dir()}")
+
+
+register_avatar_commands(cli)
+register_models_commands(cli)
+register_liveportrait_commands(cli)
+register_a2m(cli)
+
+
+register(cli)
+register_live_commands(cli)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name=Path(sys.argv[0]).name if sys.argv else "avatar-vcam")

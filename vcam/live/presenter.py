@@ -1,0 +1,336 @@
+"""The live loop: capture -> engine -> frames on the grid k/fps -> camera, voice -> mic.
+
+Two threads. The engine thread (the caller's) takes captured blocks, stores them in the
+voice delay line, and renders each frame whose audio (pts + look-ahead) has arrived; when
+it falls more than two frames behind it renders only the newest and skips the rest, so
+work never queues up. Without a voice
+output it sends each frame at once (minimal delay). With one, a presenter thread sends
+one frame per tick of the *output's* audio clock: at the moment pts k/fps is heard it
+sends frame k, or the newest ready frame if k is late (counted), so picture and voice
+leave together and latency cannot accumulate.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import statistics
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from engine import Engine
+from engine.frames import AudioChunk, VideoFrame
+from engine.motion import MotionFrame
+
+from ..sinks.base import Sink
+from .voice_out import VoiceOut
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LiveStats:
+    """What the live loop did so far: the status line, `avatar-vcam status` and tests."""
+
+    frames: int = 0  # frames sent to the sinks
+    rendered: int = 0
+    skipped: int = 0  # frames never rendered because the engine was behind
+    late: int = 0  # ticks at which the due frame was not ready (newest one shown)
+    audio_seconds: float = 0.0
+    render_ms: deque = field(default_factory=lambda: deque(maxlen=100))
+    av_offset_ms: deque = field(default_factory=lambda: deque(maxlen=250))
+    delay_ms: deque = field(default_factory=lambda: deque(maxlen=250))
+    sent_at: deque = field(default_factory=lambda: deque(maxlen=100))
+    speaking: bool = False
+    delay_raised_ms: float = 0.0  # how much D grew because frames were late
+    delay_lowered_ms: float = 0.0  # how much of that was given back once frames had slack
+
+    def fps(self) -> float:
+        """Frames sent per second over the last ~4 s."""
+        t = list(self.sent_at)
+        if len(t) < 2 or t[-1] == t[0]:
+            return 0.0
+        return (len(t) - 1) / (t[-1] - t[0])
+
+    def summary(self) -> dict[str, Any]:
+        # The presenter thread appends while this runs (status line, control API): work on
+        # copies (list() of a deque is atomic), or statistics' loops see it mutate.
+        def med(d: deque) -> float | None:
+            v = list(d)
+            return round(statistics.median(v), 1) if v else None
+
+        def spread(d: deque) -> float | None:
+            v = list(d)
+            return round(statistics.pstdev(v), 1) if len(v) > 1 else None
+
+        return {
+            "fps": round(self.fps(), 1), "frames": self.frames, "late": self.late,
+            "skipped": self.skipped, "render_ms": med(self.render_ms),
+            "av_offset_ms": med(self.av_offset_ms), "av_offset_sd_ms": spread(self.av_offset_ms),
+            "e2e_delay_ms": med(self.delay_ms), "audio_seconds": round(self.audio_seconds, 2),
+            "speaking": self.speaking,
+        }
+
+
+class Presenter(threading.Thread):
+    """Sends one frame per tick of the voice output's clock.
+
+    With ``adapt``, D follows the renderer: more than 5 of the last 50 ticks late raise it
+    by half a frame (at once); once frames have been ready at least one whole frame early
+    for ``quiet_s`` it is lowered by half a frame again, never below the D it started
+    with. A lowering that is followed by lateness doubles the wait before the next one,
+    so a renderer at the edge settles instead of see-sawing.
+    """
+
+    def __init__(self, voice: VoiceOut, sinks: list[Sink], fps: int, stats: LiveStats,
+                 capture_time: Callable[[float], float | None], adapt: bool = True,
+                 quiet_s: float = 10.0) -> None:
+        super().__init__(name="avatar-vcam-presenter", daemon=True)
+        self.voice, self.sinks, self.fps, self.stats = voice, sinks, fps, stats
+        self.adapt = adapt
+        self._recent_late: deque[bool] = deque(maxlen=50)
+        self.quiet_s = quiet_s
+        self._lead: deque[int] = deque(maxlen=max(1, round(quiet_s * fps)))
+        self._base_delay = 0.0  # D when the loop starts: the floor for lowering
+        self._lowered_since_raise = False
+        self.capture_time = capture_time
+        # Frames wait here about (D - look-ahead) * fps ticks, and older ones are dropped as
+        # ticks pass them; the bound only matters if ticks stop (the largest D is 2 s).
+        wait_s = max(voice.delay_s, 0.3) + 1.0
+        self.ready: deque[VideoFrame] = deque(maxlen=math.ceil(wait_s * fps) + 8)
+        self.final: int | None = None  # no tick after this frame (set by drain)
+        self.stop = threading.Event()
+        self.errors: list[BaseException] = []
+
+    def offer(self, frame: VideoFrame) -> None:
+        self.ready.append(frame)
+
+    def drain(self, last_index: int, timeout: float) -> None:
+        """Wait until frame ``last_index`` has had its tick and its voice has been heard.
+
+        No tick after ``last_index`` sends anything: the voice plays on to its end, but a
+        repeated last frame would make the picture one frame longer than the sound.
+        """
+        self.final = last_index
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not self.errors:
+            heard = self.voice.heard_pts()
+            if heard is not None and heard * self.fps >= last_index + 1:
+                return
+            time.sleep(0.005)
+
+    def run(self) -> None:
+        try:
+            self._loop()
+        except BaseException as e:  # surfaced by the engine thread
+            self.errors.append(e)
+
+    def _newest_upto(self, k: int) -> VideoFrame | None:
+        """The newest ready frame due by tick ``k``; older ones are dropped (frames arrive in
+        index order, the engine thread appends on the right while this pops on the left)."""
+        best = None
+        for f in list(self.ready):
+            if f.index <= k and (best is None or f.index > best.index):
+                best = f
+        if best is not None:
+            while self.ready and self.ready[0].index < best.index:
+                self.ready.popleft()
+        return best
+
+    def _loop(self) -> None:
+        self._base_delay = self.voice.delay_s
+        last_tick = -1
+        shown: VideoFrame | None = None
+        while not self.stop.is_set():
+            now = time.monotonic()
+            heard = self.voice.heard_pts(now)
+            if heard is None or heard < 0:
+                self.stop.wait(0.005)
+                continue
+            k = math.floor(heard * self.fps + 1e-9)
+            if self.final is not None and k > self.final:
+                last_tick = max(last_tick, k)  # past the last frame: the voice plays out
+            elif k > last_tick:
+                frame = self._newest_upto(k) or shown
+                if frame is not None:
+                    self._recent_late.append(frame.index < k)
+                    if frame.index < k:
+                        self.stats.late += 1
+                        self._maybe_raise_delay()
+                    elif self.adapt:
+                        self._maybe_lower_delay(k)
+                    self._send(VideoFrame(k / self.fps, k, frame.image), frame, heard, now)
+                    shown = frame
+                last_tick = k
+            due = self.voice.wall_time_of((last_tick + 1) / self.fps)
+            wait = 0.005 if due is None else min(max(due - time.monotonic(), 0.0005), 0.05)
+            self.stop.wait(wait)
+
+    def _maybe_raise_delay(self) -> None:
+        """More than 1 in 10 of the last 50 ticks late: rendering needs more than D."""
+        self._lead.clear()
+        if self.adapt and sum(self._recent_late) > 5:
+            step = 0.5 / self.fps
+            if self.voice.raise_delay(step):
+                self.stats.delay_raised_ms += 1000 * step
+                log.warning("frames are late: voice delay D raised to %.0f ms",
+                            1000 * self.voice.delay_s)
+                if self._lowered_since_raise:  # lowered too far last time: wait longer
+                    self._lead = deque(maxlen=min(2 * self._lead.maxlen, 300 * self.fps))
+                self._lowered_since_raise = False
+            self._recent_late.clear()
+
+    def _maybe_lower_delay(self, k: int) -> None:
+        """D above where it started and every frame of the last ``quiet`` window ready a
+        whole frame before its tick: give half a frame back."""
+        if self.voice.delay_s <= self._base_delay + 1e-9:
+            return
+        self._lead.append(max((f.index for f in list(self.ready)), default=k) - k)
+        if len(self._lead) == self._lead.maxlen and min(self._lead) >= 1:
+            step = 0.5 / self.fps
+            if self.voice.lower_delay(step, self._base_delay):
+                self.stats.delay_lowered_ms += 1000 * step
+                self._lowered_since_raise = True
+                log.info("frames have slack: voice delay D lowered to %.0f ms",
+                         1000 * self.voice.delay_s)
+            self._lead.clear()
+
+    def _send(self, out: VideoFrame, frame: VideoFrame, heard: float, now: float) -> None:
+        for s in self.sinks:
+            s.send(out)
+        st = self.stats
+        st.frames += 1
+        st.sent_at.append(now)
+        # Audio ahead of the picture (> 0) as the camera got it: after the send returned.
+        after = self.voice.heard_pts()
+        st.av_offset_ms.append(1000 * ((after if after is not None else heard) - frame.pts))
+        captured = self.capture_time(frame.pts)
+        if captured is not None:
+            st.delay_ms.append(1000 * (now - captured))
+
+
+def measure_render_s(engine: Engine, frames: int = 6) -> float:
+    """Worst of the last few warm renders of a frame (seconds): the D budget's render part."""
+    times = []
+    for _ in range(frames):
+        t0 = time.perf_counter()
+        engine.render([MotionFrame(0.0)])
+        times.append(time.perf_counter() - t0)
+    return max(times[frames // 2:])
+
+
+def run_live(engine: Engine, chunks: Iterable[AudioChunk], sinks: list[Sink], *,
+             voice: VoiceOut | None = None,
+             capture_time: Callable[[float], float | None] = lambda pts: None,
+             duration: float | None = None, stats: LiveStats | None = None,
+             should_stop: Callable[[], bool] = lambda: False,
+             on_tick: Callable[[LiveStats], None] | None = None) -> LiveStats:
+    """Run until ``chunks`` end, the frames of ``duration`` seconds are out, or a stop."""
+    fps = engine.config.fps
+    stats = stats or LiveStats()
+    last_k = None if duration is None else math.ceil(duration * fps - 1e-9) - 1
+    presenter = None
+    if voice is not None:
+        presenter = Presenter(voice, sinks, fps, stats, capture_time)
+        presenter.start()
+    loop = _Loop(engine, sinks, stats, presenter, capture_time)
+    end, rate = 0.0, 16000
+    try:
+        for chunk in chunks:
+            if voice is not None:
+                voice.write(chunk)
+            engine.push_audio(chunk.pcm, chunk.pts, chunk.sample_rate)
+            _audio_to_sinks(sinks, chunk, duration)
+            end, rate = chunk.end, chunk.sample_rate
+            stats.audio_seconds = end if duration is None else min(end, duration)
+            loop.render_newest(engine.ready_until(), last_k)
+            if on_tick is not None:
+                on_tick(stats)
+            if presenter is not None and presenter.errors:
+                raise presenter.errors[0]
+            if should_stop() or (last_k is not None and loop.next_k > last_k):
+                break
+        else:  # the input ended: its look-ahead window is silence; render what is left
+            tail = engine.a2m.lookahead + 2.0 / fps
+            engine.push_audio(np.zeros(math.ceil(tail * rate), np.float32), end, rate)
+            final = math.ceil(end * fps - 1e-9) - 1
+            loop.render_all(final if last_k is None else min(final, last_k))
+        if presenter is not None and not should_stop():
+            presenter.drain(loop.next_k - 1, timeout=(voice.delay_s if voice else 0) + 1.0)
+    finally:
+        if presenter is not None:
+            presenter.stop.set()
+            presenter.join(2.0)
+    if presenter is not None and presenter.errors:  # a sink failed after the input ended
+        raise presenter.errors[0]
+    return stats
+
+
+class _Loop:
+    """Renders frames for the engine thread and hands them on."""
+
+    def __init__(self, engine: Engine, sinks: list[Sink], stats: LiveStats,
+                 presenter: Presenter | None,
+                 capture_time: Callable[[float], float | None]) -> None:
+        self.engine, self.sinks, self.stats = engine, sinks, stats
+        self.presenter, self.capture_time = presenter, capture_time
+        self.next_k = 0
+
+    def render_newest(self, ready_until: float, last_k: int | None, catch_up: int = 2) -> None:
+        """Every frame the audio allows, unless more than ``catch_up`` are due at once:
+        then only the newest (the older ones are skipped, never queued)."""
+        last = math.floor(ready_until * self.engine.config.fps + 1e-9)
+        if last_k is not None:
+            last = min(last, last_k)
+        if last - self.next_k >= catch_up:
+            self.stats.skipped += last - self.next_k
+            self.next_k = last
+        while self.next_k <= last:
+            self._render(self.next_k)
+
+    def render_all(self, last: int) -> None:
+        while self.next_k <= last:
+            self._render(self.next_k)
+
+    def _render(self, k: int) -> None:
+        fps = self.engine.config.fps
+        t0 = time.perf_counter()
+        motion = self.engine.motion_at(k / fps)
+        frame = self.engine.render([motion])[0]
+        self.stats.render_ms.append(1000 * (time.perf_counter() - t0))
+        self.stats.rendered += 1
+        self.stats.speaking = motion.speaking
+        self.next_k = k + 1
+        if self.presenter is not None:
+            self.presenter.offer(frame)
+        else:
+            _send_now(frame, self.sinks, self.stats, self.capture_time)
+
+
+def _audio_to_sinks(sinks: list[Sink], chunk: AudioChunk, duration: float | None) -> None:
+    if duration is not None and chunk.end > duration:
+        keep = max(0, round((duration - chunk.pts) * chunk.sample_rate))
+        if keep == 0:
+            return
+        chunk = AudioChunk(chunk.pts, chunk.pcm[:keep], chunk.sample_rate)
+    for s in sinks:
+        s.audio(chunk)
+
+
+def _send_now(frame: VideoFrame, sinks: list[Sink], stats: LiveStats,
+              capture_time: Callable[[float], float | None]) -> None:
+    now = time.monotonic()
+    for s in sinks:
+        s.send(frame)
+    stats.frames += 1
+    stats.sent_at.append(now)
+    captured = capture_time(frame.pts)
+    if captured is not None:
+        stats.delay_ms.append(1000 * (now - captured))
+

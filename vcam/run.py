@@ -1,0 +1,221 @@
+"""`avatar-vcam` main job: build engine, source, sinks, voice output, control plane; run.
+
+Offline (a file rendered as fast as it goes) uses :func:`.render_loop.run`; live sources,
+``--realtime`` and a voice output use :func:`.live.presenter.run_live`. Everything opened is closed
+in reverse order whatever happens; Ctrl-C (or SIGTERM) stops within a second.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+
+from engine import Engine
+from engine.config import EngineConfig
+from engine.errors import EngineError
+
+from .control.status import StatusLine, status_fields
+from .live.presenter import LiveStats, measure_render_s, run_live
+from .live.voice_out import VoiceOut, default_delay
+from .render_loop import RunStats, run
+from .sinks import Mp4Sink, parse_sink
+from .sinks.base import finish_or_abort
+from .sources import parse_source
+
+
+@dataclass
+class RunOptions:
+    """What to run: avatar, input, outputs, limits, voice output and control plane."""
+
+    avatar: str = "leo"
+    source: str = "demo"
+    sinks: list[str] = field(default_factory=lambda: ["window"])
+    duration: float | None = None
+    realtime: bool = False
+    expression: str = "neutral"
+    voice_out: str | None = None  # device / sink name; None or "none": frames asap
+    delay_ms: float | None = None  # None: measured (look-ahead + block + render + margin)
+    control: bool = False
+    control_port: int = 0
+    obs: Any = None  # settings.ObsSettings or None
+
+
+class _Stop:
+    """SIGINT/SIGTERM -> a flag the loops poll (restores the old handlers on exit)."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self._old: dict[int, Any] = {}
+
+    def __enter__(self) -> _Stop:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, lambda *_: self.event.set())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._old.items():
+            signal.signal(sig, handler)
+
+
+def run_main(config: EngineConfig, opts: RunOptions, console: Console) -> RunStats | LiveStats:
+    """Run the pipeline with a status line until the input ends, --duration, or Ctrl-C."""
+    if opts.control:
+        # before the engine loads or a device opens: a second daemon must say so, not fail
+        # with 'camera busy' (ControlServer.start checks again, for a daemon started since)
+        from .control.api import refuse_second_daemon
+
+        refuse_second_daemon()
+    engine = Engine(opts.avatar, config)
+    if opts.expression != "neutral":
+        try:
+            engine.set_expression(opts.expression, 0.0)
+        except KeyError as e:
+            raise EngineError(str(e.args[0])) from None
+    _check_obs_scenes(opts.obs, engine)
+    voice_spec = None if opts.voice_out in (None, "", "none") else opts.voice_out
+    sinks = [parse_sink(s, title=f"avatar-vcam - {engine.avatar.display_name}")
+             for s in opts.sinks]
+    # A camera or a window is watched as frames arrive: a file played there runs at the
+    # pace of its audio, as --realtime does (unpaced, a clip flashed by in a blink).
+    watched = any(getattr(s, "watched_live", False) for s in sinks)
+    realtime = opts.realtime or voice_spec is not None or watched
+    source = parse_source(opts.source, realtime=realtime)
+    live = bool(getattr(source, "live", False) or realtime)
+    with contextlib.ExitStack() as stack, _Stop() as stop:
+        stack.callback(engine.close)
+        stack.callback(source.close)
+        if hasattr(source, "open"):
+            source.open()
+        for s in sinks:
+            s.open(config.size, config.size, config.fps)
+            # an error (or a second Ctrl-C) aborts an mp4: the file at its path stays
+            stack.push(lambda kind, _e, _tb, s=s: finish_or_abort(s, kind is not None))
+        voice = None
+        delay_s = 0.0
+        if voice_spec is not None:
+            from .live.audio_devices import resolve_output
+
+            render_s = measure_render_s(engine)
+            block_s = getattr(source, "block", 480) / source.sample_rate
+            delay_s = (opts.delay_ms / 1000 if opts.delay_ms is not None else
+                       default_delay(engine.a2m.lookahead, block_s, render_s, config.fps))
+            out = resolve_output(voice_spec)
+            _refuse_feedback(source, out)
+            voice = VoiceOut(out, source.sample_rate, delay_s)
+            voice.open()
+            stack.callback(voice.close)
+        runtime = {"source": source, "voice": voice, "delay_s": delay_s, "config": config,
+                   "sinks": opts.sinks, "renderer": engine.renderer.name}
+        stats = LiveStats() if live else RunStats()
+        obs = _start_control(stack, engine, opts, lambda: status_fields(stats, runtime), console)
+        console.print(_banner(engine, source, opts.sinks, voice, delay_s, config),
+                      soft_wrap=True)
+        should_stop = _stopper(stop.event, sinks)
+        if live:
+            with StatusLine(console, lambda: status_fields(stats, runtime, engine)) as line:
+                def on_tick(st: LiveStats) -> None:
+                    if obs is not None:
+                        obs.on_speaking(st.speaking, st.audio_seconds)
+                    line.tick()
+
+                capture_time = getattr(source, "capture_time", lambda pts: None)
+                run_live(engine, source.chunks(), sinks, voice=voice, duration=opts.duration,
+                         capture_time=capture_time, stats=stats, should_stop=should_stop,
+                         on_tick=on_tick)
+            console.print(line.final(), soft_wrap=True)
+        else:
+            with console.status("rendering") as status:
+                def progress(st: RunStats) -> None:
+                    status.update(f"{st.audio_seconds:6.1f} s audio, {st.frames} frames")
+
+                stats = run(engine, source.chunks(), sinks, duration=opts.duration,
+                            on_progress=progress, should_stop=should_stop)
+            render_fps = stats.frames / stats.render_seconds if stats.render_seconds else 0.0
+            console.print(f"{stats.frames} frames for {stats.audio_seconds:.2f} s of audio in "
+                          f"{stats.wall_seconds:.2f} s (render {render_fps:.0f} fps)"
+                          + (", stopped before the input ended" if stop.event.is_set() else ""),
+                          soft_wrap=True)
+    for s in sinks:
+        if isinstance(s, Mp4Sink):
+            if s.frames == 0:
+                raise EngineError(f"nothing written to {s.path}: not one frame was rendered "
+                                  f"(give at least {config.frame_duration:g} s of audio)")
+            console.print(f"wrote {escape(str(s.path))}", soft_wrap=True)
+    return stats
+
+
+def _banner(engine: Any, source: Any, sinks: list[str], voice: Any, delay_s: float,
+            config: EngineConfig) -> str:
+    """The run's first line, as rich markup; names the user chose are escaped."""
+    voice_part = (f" + voice -> {escape(str(voice.endpoint.label))} "
+                  f"(D {1000 * delay_s:.0f} ms)" if voice else "")
+    return (f"[bold]{escape(str(engine.avatar.display_name))}[/] <- {escape(str(source.name))}"
+            f" -> {escape(', '.join(sinks))}{voice_part}"
+            f" ({escape(str(engine.renderer.name))}, {config.size}px, {config.fps} fps)")
+
+
+def _obs_notify(console: Console) -> Any:
+    """OBS controller messages (they quote scene names from OBS) -> the console."""
+    def notify(msg: str) -> None:
+        console.print(f"[yellow]OBS:[/] {escape(str(msg))}", soft_wrap=True)
+
+    return notify
+
+
+def _check_obs_scenes(obs: Any, engine: Engine) -> None:
+    """Each --obs-scene SCENE=EXPRESSION names an expression this avatar has (a typo would
+    otherwise surface only when that scene goes on program, as an error in OBS's log)."""
+    known = engine.expressions
+    for scene, expression in (getattr(obs, "scenes", None) or {}).items():
+        if expression not in known:
+            raise EngineError(f"--obs-scene {scene}={expression}: {engine.avatar.display_name} "
+                              f"has no expression {expression!r}; known: {', '.join(known)}")
+
+
+def _refuse_feedback(source: Any, out: Any) -> None:
+    """The voice output must not be what the input listens to (the voice would echo)."""
+    endpoint = getattr(source, "endpoint", None)
+    heard = getattr(endpoint, "pulse_name", None)
+    if out.pulse_name and heard in (out.pulse_name + ".monitor", out.pulse_name):
+        raise EngineError(f"the input {heard} is the monitor of the voice output "
+                          f"{out.pulse_name}, so the voice would loop; choose another "
+                          "--source (e.g. device:NAME) or --voice-out")
+
+
+def _stopper(event: threading.Event, sinks: list) -> Any:
+    def should_stop() -> bool:
+        return event.is_set() or any(getattr(s, "closed_by_user", False) for s in sinks)
+
+    return should_stop
+
+
+def _start_control(stack: contextlib.ExitStack, engine: Engine, opts: RunOptions,
+                   extra_status: Any, console: Console) -> Any:
+    """Control API (and OBS controller) for this run; returns the OBS controller or None."""
+    from .control.api import ControlServer, EngineTarget
+
+    target = EngineTarget(engine, extra_status=extra_status)
+    obs = None
+    if opts.obs is not None:
+        from .control.obs import ObsController
+
+        o = opts.obs
+        obs = ObsController(o.url, o.password, target, scene_expressions=o.scenes,
+                            talking_scene=o.talking_scene, idle_scene=o.idle_scene,
+                            hold_s=o.hold_s, timeout=o.timeout,
+                            notify=_obs_notify(console))
+        target.obs = obs
+        obs.start()
+        stack.callback(obs.close)
+    if opts.control:
+        server = ControlServer(target, port=opts.control_port).start()
+        stack.callback(server.close)
+    return obs
+
