@@ -6,6 +6,9 @@ from dataclasses import dataclass
 
 from .audio2motion import A2M_MODELS, DEFAULT_A2M, DEFAULT_LOOKAHEAD_MS, is_weights_file
 
+#: What moves the head: speech gestures + idle sway, idle sway only, or nothing.
+HEAD_MOTIONS = ("speech", "idle", "off")
+
 
 @dataclass
 class EngineConfig:
@@ -19,6 +22,9 @@ class EngineConfig:
     a2m: Audio2Motion model, ``"learned"`` (causal TCN), ``"dsp"`` (signal features) or a
         weights file (``.npz``) of the learned model from ``avatar-vcam train-a2m``.
     idle: idle life (blinks, breathing, sway, saccades) on or off.
+    head_motion: ``"speech"`` (head beats, brow raises and blinks follow the prosody of
+        speech, idle sway in silence), ``"idle"`` (idle sway only) or ``"off"`` (the head
+        stays still; blinks and gaze go on).
     seed: random seed of idle life, so runs are reproducible.
     expression_blend_ms: time to blend from one expression preset to the next.
     """
@@ -30,6 +36,7 @@ class EngineConfig:
     lookahead_ms: float = DEFAULT_LOOKAHEAD_MS
     a2m: str = DEFAULT_A2M
     idle: bool = True
+    head_motion: str = "speech"
     seed: int = 0
     expression_blend_ms: float = 200.0
 
@@ -40,6 +47,9 @@ class EngineConfig:
             raise ValueError(f"size must be an even number of pixels in 64..2048, got {self.size}")
         if not 0 <= self.lookahead_ms <= 500:
             raise ValueError(f"lookahead_ms must be in 0..500, got {self.lookahead_ms}")
+        if self.head_motion not in HEAD_MOTIONS:
+            raise ValueError(f"head_motion must be one of {', '.join(HEAD_MOTIONS)}, got "
+                             f"{self.head_motion!r}")
         if self.a2m not in A2M_MODELS and not is_weights_file(self.a2m):
             raise ValueError(f"a2m must be one of {', '.join(A2M_MODELS)} or a .npz weights "
                              f"file, got {self.a2m!r}")

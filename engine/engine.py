@@ -24,6 +24,7 @@ import numpy as np
 from .audio.pcm import as_float_pcm
 from .audio2motion import make_audio2motion
 from .audio2motion.base import Audio2Motion
+from .audio2motion.gestures import SpeechGestures
 from .avatar import Avatar
 from .config import EngineConfig
 from .expressions import ExpressionBlender, preset_table
@@ -61,10 +62,15 @@ class Engine:
                                                      lookahead_ms=self.config.lookahead_ms)
         idle_settings = IdleSettings.from_dict(self.avatar.idle)
         idle_settings.enabled = idle_settings.enabled and self.config.idle
+        if self.config.head_motion == "off":  # blinks and gaze stay, the head holds still
+            idle_settings.sway_deg = idle_settings.breathing = 0.0
+        self.gestures = (SpeechGestures(self.a2m.lookahead * 1000.0, seed=self.config.seed)
+                         if self.config.head_motion == "speech" else None)
         self.mixer = MotionMixer(
             IdleLife(idle_settings, seed=self.config.seed),
             ExpressionBlender(preset_table(self.avatar.expressions),
                               self.config.expression_blend_ms / 1000.0),
+            self.gestures,
         )
         self._state = self.renderer.prepare(self.avatar, self.config.size)
         self._lock = threading.Lock()  # control commands may come from other threads
@@ -84,11 +90,18 @@ class Engine:
     # -- audio in ------------------------------------------------------------------------
     def push_audio(self, pcm: np.ndarray, pts: float, sample_rate: int) -> None:
         """Append captured audio whose first sample is at ``pts`` seconds."""
-        self.a2m.push(as_float_pcm(pcm), finite_pts(pts), sample_rate)
+        pcm, pts = as_float_pcm(pcm), finite_pts(pts)
+        self.a2m.push(pcm, pts, sample_rate)
+        if self.gestures is not None:
+            with self._lock:  # motion_at reads the gesture events from other threads
+                self.gestures.push(pcm, pts, sample_rate)
 
     def ready_until(self) -> float:
         """Latest pts whose motion is final (audio up to pts + look-ahead has arrived)."""
-        return self.a2m.ready_until()
+        ready = self.a2m.ready_until()
+        if self.gestures is not None:
+            ready = min(ready, self.gestures.ready_until())
+        return ready
 
     # -- control ---------------------------------------------------------------------------
     def set_expression(self, name: str, pts: float | None = None) -> None:

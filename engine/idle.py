@@ -81,7 +81,7 @@ IDLE_RANGES: dict[str, tuple[float, float, str]] = {
 }
 
 
-def _hash_uniform(seed: int, stream: int, i: np.ndarray) -> np.ndarray:
+def hash_uniform(seed: int, stream: int, i: np.ndarray) -> np.ndarray:
     """Deterministic uniform [0, 1) numbers indexed by integer ``i`` (vectorised)."""
     x = (np.asarray(i, np.uint64) * np.uint64(0x9E3779B97F4A7C15)
          + np.uint64((seed * 1000003 + stream * 7919) & 0xFFFFFFFF))
@@ -96,7 +96,7 @@ def value_noise(t: float, rate_hz: float, seed: int, stream: int) -> float:
     x = t * rate_hz
     k = math.floor(x)
     f = x - k
-    a, b = _hash_uniform(seed, stream, np.array([k, k + 1], np.int64).astype(np.uint64))
+    a, b = hash_uniform(seed, stream, np.array([k, k + 1], np.int64).astype(np.uint64))
     s = f * f * (3 - 2 * f)
     return float(2.0 * ((1 - s) * a + s * b) - 1.0)
 
@@ -191,11 +191,11 @@ class IdleLife:
         # (so jumps are not locked to a 0.6 s beat).
         seg = math.floor(pts / _SACCADE_SEG)
         segs = np.arange(seg, seg - 12, -1).clip(0).astype(np.uint64)
-        at = (segs.astype(np.float64) + _hash_uniform(self.seed, 9, segs)) * _SACCADE_SEG
-        switches = (_hash_uniform(self.seed, 5, segs) < 0.35) & (at <= pts)
+        at = (segs.astype(np.float64) + hash_uniform(self.seed, 9, segs)) * _SACCADE_SEG
+        switches = (hash_uniform(self.seed, 5, segs) < 0.35) & (at <= pts)
         anchor = segs[int(np.argmax(switches))] if switches.any() else segs[-1]
-        gx = 2 * _hash_uniform(self.seed, 6, np.array([anchor]))[0] - 1
-        gy = 2 * _hash_uniform(self.seed, 7, np.array([anchor]))[0] - 1
+        gx = 2 * hash_uniform(self.seed, 6, np.array([anchor]))[0] - 1
+        gy = 2 * hash_uniform(self.seed, 7, np.array([anchor]))[0] - 1
         a = s.saccade_amount
         if gx > 0:  # looking to the viewer's right: left eye looks out, right eye in
             v[ix["eyeLookOutLeft"]] = v[ix["eyeLookInRight"]] = a * gx

@@ -1,7 +1,8 @@
 """MotionMixer: the one place where motion layers add up.
 
-idle life + expression preset (blended) + speech (Audio2Motion owns the mouth while it
-speaks) + external drivers -> one MotionFrame per video pts.
+idle life + expression preset (blended) + speech gestures (head beats, brows, blinks from
+prosody) + speech (Audio2Motion owns the mouth while it speaks) + external drivers -> one
+MotionFrame per video pts.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import motion
+from .audio2motion.gestures import SpeechGestures
 from .expressions import ExpressionBlender
 from .idle import IdleLife
 from .motion import MotionFrame
@@ -23,9 +25,11 @@ _BLEND = np.array([i for i, n in enumerate(motion.CHANNELS) if n in motion.BLEND
 class MotionMixer:
     """Combine the motion layers for one avatar."""
 
-    def __init__(self, idle: IdleLife | None, expressions: ExpressionBlender) -> None:
+    def __init__(self, idle: IdleLife | None, expressions: ExpressionBlender,
+                 gestures: SpeechGestures | None = None) -> None:
         self.idle = idle
         self.expressions = expressions
+        self.gestures = gestures
         self.external: np.ndarray | None = None  # e.g. webcam driving, set by the app
 
     def mix(self, speech: MotionFrame) -> MotionFrame:
@@ -34,6 +38,8 @@ class MotionMixer:
         v = self.expressions.value_at(pts)
         if self.idle is not None:
             v = v + self.idle.value_at(pts)
+        if self.gestures is not None:
+            v = v + self.gestures.value_at(pts)
         if self.external is not None:
             v = v + self.external
         # Speech owns the mouth shape while speaking (the preset keeps smiles, frowns,

@@ -20,7 +20,7 @@ from engine.audio2motion import (
     DEFAULT_LOOKAHEAD_MS,
     is_weights_file,
 )
-from engine.config import EngineConfig
+from engine.config import HEAD_MOTIONS, EngineConfig
 from engine.renderers import RENDERERS
 
 from .. import __version__
@@ -102,6 +102,10 @@ def default_sinks() -> list[str]:
               metavar="learned|dsp|FILE.npz",
               help="Lip-sync model: learned (causal TCN), dsp (signal features), or weights "
                    "from `avatar-vcam train-a2m`.")
+@click.option("--head-motion", default="speech", show_default=True,
+              type=click.Choice(HEAD_MOTIONS),
+              help="What moves the head: speech (nods and brow raises with the voice, idle "
+                   "sway in silence), idle (sway only) or off (a still head).")
 @click.option("--expression", default="neutral", show_default=True,
               help="Expression preset to start with.")
 @daemon_options
@@ -123,7 +127,8 @@ def cli(ctx: click.Context, verbose: bool, **params: Any) -> None:
         raise click.BadParameter("must be even (video encoders need even sizes)",
                                  param_hint="--size")
     config = EngineConfig(fps=v["fps"], size=v["size"], renderer=v["renderer"],
-                          device=v["device"], lookahead_ms=v["lookahead_ms"], a2m=v["a2m"])
+                          device=v["device"], lookahead_ms=v["lookahead_ms"], a2m=v["a2m"],
+                          head_motion=v["head_motion"])
     sinks = list(v.get("sinks") or [])
     if v.get("vcam_device"):
         sinks = [f"vcam:{v['vcam_device']}" if s == "vcam" else s for s in sinks] or \
