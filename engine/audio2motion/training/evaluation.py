@@ -11,6 +11,21 @@ every 10 ms frame and compared with :func:`.phones.target_curves`:
   ``jawOpen`` < ``SILENT_JAW``.
 - ``onset_lag_ms``: at each speech start after such a pause, the time the predicted jaw
   first reaches ``ONSET_JAW`` minus the time the target does (negative: early).
+
+What a viewer notices beyond the jaw (real-voice evaluation, issue 18):
+
+- ``silence_closed_all``: as ``silence_closed`` but every pause frame counts, from the
+  stream's first frame (room noise at the start of a stream must not open the mouth) and
+  up to the next speech, with only the look-ahead + 50 ms kept free before an onset.
+- ``closed_after_80ms``: share of speech ends (a pause of >= 0.3 s follows) where the jaw
+  is below ``RELEASED_JAW`` 80 ms after the last phone ends.
+- ``bilabial_shut`` / ``other_shut``: share of frames inside p/b/m phones (their middle
+  60 %) / inside other speech phones whose lips are shut (gap <= ``CLOSED_GAP``);
+  ``bilabial_auc``: how well the lip gap tells those two frame sets apart (0.5 = chance).
+- ``rounded_auc``: how well ``mouthFunnel + mouthPucker - mouthStretch`` tells rounded
+  vowels (/u/ /o/ /w/) from spread ones (/i/ /e/), frame by frame.
+- ``jaw_open_vowels`` / ``jaw_consonants``: mean ``jawOpen`` inside open vowels (target
+  openness >= 0.7) and inside non-bilabial consonants (target <= 0.2).
 """
 
 from __future__ import annotations
@@ -22,11 +37,12 @@ import numpy as np
 from ...motion import channel_index
 from ..base import Audio2Motion
 from .corpus import Clip
-from .phones import FPS, is_bilabial, is_pause
+from .phones import FPS, is_bilabial, is_pause, pose
 
 CLOSED_GAP = 0.15
 SILENT_JAW = 0.05
 ONSET_JAW = 0.15
+RELEASED_JAW = 0.1
 _READ = [channel_index(c) for c in ("jawOpen", "mouthClose", "mouthFunnel", "mouthPucker",
                                     "mouthStretchLeft")]
 
@@ -62,6 +78,14 @@ class Scores:
     closures: list[bool] = field(default_factory=list)
     silent: list[np.ndarray] = field(default_factory=list)
     lags: list[float] = field(default_factory=list)
+    silent_all: list[np.ndarray] = field(default_factory=list)
+    released: list[bool] = field(default_factory=list)
+    gap_bilabial: list[np.ndarray] = field(default_factory=list)
+    gap_other: list[np.ndarray] = field(default_factory=list)
+    shape_rounded: list[np.ndarray] = field(default_factory=list)
+    shape_spread: list[np.ndarray] = field(default_factory=list)
+    jaw_open_vowel: list[np.ndarray] = field(default_factory=list)
+    jaw_consonant: list[np.ndarray] = field(default_factory=list)
 
     def add(self, pred: np.ndarray, clip: Clip) -> None:
         """Compare ``pred`` (frames, 6 from :func:`stream_clip`) with the clip's phones."""
@@ -94,6 +118,44 @@ class Scores:
                 self.lags.append((p_on - t_on) * 1000.0 / FPS)
             else:
                 self.lags.append(400.0)  # missed onset: counted as very late
+        self._add_shapes(pred, clip, n)
+
+    def _add_shapes(self, pred: np.ndarray, clip: Clip, n: int) -> None:
+        gap = pred[:, 0] - np.minimum(pred[:, 1], pred[:, 0])
+        shape = pred[:, 2] + pred[:, 3] - pred[:, 4]
+        free = self.lookahead + 0.05  # the mouth may open this early for the next sound
+        first_speech = next((p.start for p in clip.phones if not is_pause(p.name)), None)
+        for i, p in enumerate(clip.phones):
+            a = max(0, int(np.ceil(p.start * FPS)))
+            b = min(n, int(np.floor(p.end * FPS)))
+            if b <= a:
+                continue
+            if is_pause(p.name):
+                nxt = next((q.start for q in clip.phones[i + 1:] if not is_pause(q.name)), None)
+                lo = a if p.start <= (first_speech or 0.0) else a + 5  # 50 ms to settle
+                hi = b if nxt is None else min(b, int(np.floor((nxt - free) * FPS)))
+                if hi > lo:
+                    self.silent_all.append(pred[lo:hi, 0] < SILENT_JAW)
+                prev_speech = i > 0 and not is_pause(clip.phones[i - 1].name)
+                if prev_speech and p.end - p.start >= 0.3:
+                    k = int(round((p.start + 0.08) * FPS))
+                    if k < n:
+                        self.released.append(bool(pred[k, 0] < RELEASED_JAW))
+                continue
+            jaw_t, close_t, funnel_t, pucker_t, stretch_t = pose(p.name)
+            if is_bilabial(p.name):
+                m = (b - a) * 0.2
+                self.gap_bilabial.append(gap[int(a + m):max(int(a + m) + 1, int(b - m))])
+                continue
+            self.gap_other.append(gap[a:b])
+            if funnel_t + pucker_t >= 0.7 and stretch_t == 0:
+                self.shape_rounded.append(shape[a:b])
+            elif stretch_t >= 0.35:
+                self.shape_spread.append(shape[a:b])
+            if jaw_t >= 0.7:
+                self.jaw_open_vowel.append(pred[a:b, 0])
+            elif jaw_t <= 0.2:
+                self.jaw_consonant.append(pred[a:b, 0])
 
     def summary(self) -> dict[str, float]:
         jaw, tgt = np.concatenate(self.jaw), np.concatenate(self.target)
@@ -107,7 +169,35 @@ class Scores:
             "onset_lag_ms": float(np.median(lags)),
             "onset_lag_mean_ms": float(np.mean(lags)),
             "n_onsets": float(len(self.lags)),
+            "silence_closed_all": _mean(self.silent_all),
+            "closed_after_80ms": float(np.mean(self.released)) if self.released else np.nan,
+            "bilabial_shut": _mean([g <= CLOSED_GAP for g in self.gap_bilabial]),
+            "other_shut": _mean([g <= CLOSED_GAP for g in self.gap_other]),
+            "bilabial_auc": _auc(_cat(self.gap_other), _cat(self.gap_bilabial)),
+            "rounded_auc": _auc(_cat(self.shape_rounded), _cat(self.shape_spread)),
+            "jaw_open_vowels": _mean(self.jaw_open_vowel),
+            "jaw_consonants": _mean(self.jaw_consonant),
         }
+
+
+def _cat(parts: list[np.ndarray]) -> np.ndarray:
+    return np.concatenate(parts) if parts else np.zeros(0)
+
+
+def _mean(parts: list[np.ndarray]) -> float:
+    x = _cat(parts)
+    return float(np.mean(x)) if len(x) else float("nan")
+
+
+def _auc(high: np.ndarray, low: np.ndarray) -> float:
+    """P(a value from ``high`` > one from ``low``), ties half: the ROC area (Mann-Whitney)."""
+    if not len(high) or not len(low):
+        return float("nan")
+    from scipy.stats import rankdata
+
+    ranks = rankdata(np.concatenate([high, low]))  # ties get their mean rank
+    return float((ranks[: len(high)].sum() - len(high) * (len(high) + 1) / 2)
+                 / (len(high) * len(low)))
 
 
 def _pauses(clip: Clip) -> list[tuple[float, float]]:
