@@ -112,6 +112,7 @@ class DspAudio2Motion(MouthStream):
     tau_shape = (0.035, 0.060)
     tau_close = (0.010, 0.030)
     hangover_s = 0.25  # speaking flag stays on through short pauses
+    warmup_frames = 3  # frames at the stream's start that set the noise floor
 
     def __init__(self, lookahead_ms: float = 60.0, open_max: float = 0.85,
                  history_s: float = 4.0) -> None:
@@ -130,6 +131,7 @@ class DspAudio2Motion(MouthStream):
         self._noise = -75.0
         self._peak = -40.0
         self._last_act = -(10**9)
+        self._warm = 0
         self._lvl_fast, self._lvl_avg, self._lvl_dev, self._steady_s = -100.0, -100.0, 20.0, 0.0
 
     # ---------------------------------------------------------------- streaming internals
@@ -147,6 +149,10 @@ class DspAudio2Motion(MouthStream):
         self._b0 = min(s, int(self._win_start(k, sr, w)))
         self._buf = np.zeros(s - self._b0, np.float32)  # silence before the stream
         self._pending.clear()  # frame `first` becomes final once A frames after it exist
+        # the first frames whose window lies wholly in the stream set the noise floor
+        self._warm = k
+        while int(self._win_start(self._warm, sr, w)) < s:
+            self._warm += 1
 
     def _jump(self, s: int) -> None:
         """Skip a long gap: frames inside it are silent; resume analysis just before ``s``."""
@@ -204,6 +210,8 @@ class DspAudio2Motion(MouthStream):
     def _step(self, j: int, f: np.ndarray) -> None:
         """One analysis frame: trackers -> targets; finalise frame j - A."""
         level, flat, f2, cent, nas = (float(v) for v in f)
+        if j < self._warm:  # the window reaches before the stream began: nothing to hear
+            level, flat = -100.0, 1.0
         # Noise-like: flat spectrum (hiss, fan) or a level that has not moved for a while
         # (hum, drones). Speech is neither: harmonic and modulated at the syllable rate.
         self._lvl_fast += (level - self._lvl_fast) * (1.0 - math.exp(-HOP / 0.05))
@@ -213,7 +221,13 @@ class DspAudio2Motion(MouthStream):
         steady = self._lvl_dev < 2.0 and level > self.abs_gate_db
         self._steady_s = self._steady_s + HOP if steady else 0.0
         noisy = flat > 0.35 or self._steady_s > 0.5
-        # Noise floor: follows dips at once, creeps up slowly (fast on noise).
+        # Noise floor: follows dips at once, creeps up slowly (fast on noise). A stream
+        # starts on what the room sounds like (nobody speaks in its first 30 ms), so those
+        # frames lift the floor to their level: room noise or a hum at stream start never
+        # opens the mouth. Speech from the very first frame costs at most its first
+        # syllable: the floor follows the first dip down at once.
+        if 0 <= j - self._warm < self.warmup_frames:
+            self._noise = max(self._noise, level - 2.0)
         if level < self._noise:
             self._noise = level
         else:
