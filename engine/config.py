@@ -16,8 +16,10 @@ class EngineConfig:
 
     fps: video frame rate; frames live on the grid ``k / fps``.
     size: output frame width and height in pixels.
-    renderer: ``"warp"`` (embedded, CPU) or ``"liveportrait"``.
-    device: torch device for rendering (``"cpu"``, ``"cuda"``).
+    renderer: ``"auto"`` (LivePortrait when its weights and a GPU are there, else warp),
+        ``"warp"`` (embedded, no weights) or ``"liveportrait"``.
+    device: torch device for rendering: ``"auto"`` (the CUDA GPU if any, else the CPU),
+        ``"cpu"``, ``"cuda"``, ``"cuda:N"``.
     lookahead_ms: Audio2Motion may use audio up to ``pts + lookahead`` for the motion at pts.
     a2m: Audio2Motion model, ``"learned"`` (causal TCN), ``"dsp"`` (signal features) or a
         weights file (``.npz``) of the learned model from ``avatar-vcam train-a2m``.
@@ -25,19 +27,20 @@ class EngineConfig:
     head_motion: ``"speech"`` (head beats, brow raises and blinks follow the prosody of
         speech, idle sway in silence), ``"idle"`` (idle sway only) or ``"off"`` (the head
         stays still; blinks and gaze go on).
-    seed: random seed of idle life, so runs are reproducible.
+    seed: random seed of idle life and speech gestures; None (the default) draws a fresh one
+        per engine, so two avatars never blink together; a number reproduces a run.
     expression_blend_ms: time to blend from one expression preset to the next.
     """
 
     fps: int = 25
     size: int = 512
-    renderer: str = "warp"
-    device: str = "cpu"
+    renderer: str = "auto"
+    device: str = "auto"
     lookahead_ms: float = DEFAULT_LOOKAHEAD_MS
     a2m: str = DEFAULT_A2M
     idle: bool = True
     head_motion: str = "speech"
-    seed: int = 0
+    seed: int | None = None
     expression_blend_ms: float = 200.0
 
     def __post_init__(self) -> None:
@@ -47,6 +50,8 @@ class EngineConfig:
             raise ValueError(f"size must be an even number of pixels in 64..2048, got {self.size}")
         if not 0 <= self.lookahead_ms <= 500:
             raise ValueError(f"lookahead_ms must be in 0..500, got {self.lookahead_ms}")
+        if self.seed is not None and not 0 <= self.seed < 2**31:
+            raise ValueError(f"seed must be in 0..{2**31 - 1}, got {self.seed}")
         if self.head_motion not in HEAD_MOTIONS:
             raise ValueError(f"head_motion must be one of {', '.join(HEAD_MOTIONS)}, got "
                              f"{self.head_motion!r}")

@@ -16,6 +16,7 @@ older than that raises ValueError.
 
 from __future__ import annotations
 
+import secrets
 import threading
 from pathlib import Path
 
@@ -64,10 +65,13 @@ class Engine:
         idle_settings.enabled = idle_settings.enabled and self.config.idle
         if self.config.head_motion == "off":  # blinks and gaze stay, the head holds still
             idle_settings.sway_deg = idle_settings.breathing = 0.0
-        self.gestures = (SpeechGestures(self.a2m.lookahead * 1000.0, seed=self.config.seed)
+        #: the seed of idle life and gestures (drawn afresh when the config leaves it None)
+        self.seed = (secrets.randbelow(2**31) if self.config.seed is None
+                     else self.config.seed)
+        self.gestures = (SpeechGestures(self.a2m.lookahead * 1000.0, seed=self.seed)
                          if self.config.head_motion == "speech" else None)
         self.mixer = MotionMixer(
-            IdleLife(idle_settings, seed=self.config.seed),
+            IdleLife(idle_settings, seed=self.seed),
             ExpressionBlender(preset_table(self.avatar.expressions),
                               self.config.expression_blend_ms / 1000.0),
             self.gestures,

@@ -316,14 +316,14 @@ def test_banner_escapes_names():
     from engine.config import EngineConfig
     from vcam.run import _banner
 
-    engine = NS(avatar=NS(display_name=MARKUP), renderer=NS(name="warp"))
+    engine = NS(avatar=NS(display_name=MARKUP), renderer=NS(name="warp", device="cpu"), seed=7)
     voice = NS(endpoint=NS(label="Speakers [/x]"))
     console, buf = _console()
     console.print(_banner(engine, NS(name="file:a[/b].wav"), ["file:o[/p].mp4", "vcam"],
                           voice, 0.2, EngineConfig()), soft_wrap=True)
     out = buf.getvalue()
     assert MARKUP in out and "file:a[/b].wav" in out and "file:o[/p].mp4, vcam" in out
-    assert "Speakers [/x]" in out
+    assert "Speakers [/x]" in out and "seed 7" in out
 
 
 def test_obs_notify_escapes_scene_names():

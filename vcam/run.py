@@ -158,7 +158,9 @@ def _banner(engine: Any, source: Any, sinks: list[str], voice: Any, delay_s: flo
                   f"(D {1000 * delay_s:.0f} ms)" if voice else "")
     return (f"[bold]{escape(str(engine.avatar.display_name))}[/] <- {escape(str(source.name))}"
             f" -> {escape(', '.join(sinks))}{voice_part}"
-            f" ({escape(str(engine.renderer.name))}, {config.size}px, {config.fps} fps)")
+            f" ({escape(str(engine.renderer.name))} on {engine.renderer.device}, "
+            f"{config.size}px, {config.fps} fps, "
+            f"seed {engine.seed})")
 
 
 def _obs_notify(console: Console) -> Any:

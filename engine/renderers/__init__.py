@@ -1,8 +1,9 @@
 """Renderers: ``warp`` (embedded, no weights, CPU) and ``liveportrait`` (GPU, weights).
 
-``auto`` picks ``liveportrait`` when its weights are installed and a CUDA GPU is there,
-else ``warp``. Asking for ``liveportrait`` without either falls back to ``warp`` with a
-logged warning that says what is missing and how to get it.
+``auto`` (the default) picks ``liveportrait`` when its weights are installed and a CUDA GPU
+is there, else ``warp``. Asking for ``liveportrait`` without either falls back to ``warp``
+with a logged warning that says what is missing and how to get it. Device ``auto`` (the
+default) is the CUDA GPU when torch sees one, else the CPU.
 """
 
 from __future__ import annotations
@@ -38,15 +39,25 @@ def liveportrait_unavailable(device: str = "cuda") -> str | None:
     return None
 
 
+def resolve_device(device: str) -> str:
+    """``auto`` -> ``cuda`` when torch sees a CUDA GPU, else ``cpu``; others unchanged."""
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def check_device(device: str, need_present: bool = True) -> str:
     """``device`` if torch knows it (and, with ``need_present``, it is there); else a
     one-line EngineError with the fix."""
     import torch
 
+    device = resolve_device(device)
     try:
         dev = torch.device(device)
     except (RuntimeError, ValueError):
-        raise EngineError(f"unknown device {device!r}: use --device cpu, cuda or cuda:N"
+        raise EngineError(f"unknown device {device!r}: use --device auto, cpu, cuda or cuda:N"
                           ) from None
     if need_present and dev.type == "cuda":
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0
@@ -61,14 +72,16 @@ def check_device(device: str, need_present: bool = True) -> str:
     return device
 
 
-def make_renderer(name: str, device: str = "cpu") -> Renderer:
+def make_renderer(name: str, device: str = "auto") -> Renderer:
     """Build the renderer called ``name`` on torch ``device``.
 
-    liveportrait/auto run on CUDA when the device is ``cpu`` (the default) and a GPU exists.
+    liveportrait/auto run on CUDA when the device is ``cpu`` or ``auto`` and a GPU exists;
+    the warp renderer runs on ``device`` (``auto``: the GPU when there is one).
     """
     if name not in RENDERERS:
         raise EngineError(f"unknown renderer {name!r}; available: {', '.join(RENDERERS)}")
     check_device(device, need_present=False)
+    device = resolve_device(device)
     if name in ("liveportrait", "auto"):
         lp_device = "cuda" if device == "cpu" else device
         reason = liveportrait_unavailable(lp_device)
@@ -85,4 +98,4 @@ def make_renderer(name: str, device: str = "cpu") -> Renderer:
 
 
 __all__ = ["RENDERERS", "Renderer", "check_device", "liveportrait_unavailable",
-           "liveportrait_weights_missing", "make_renderer"]
+           "liveportrait_weights_missing", "make_renderer", "resolve_device"]

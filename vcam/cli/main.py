@@ -93,8 +93,10 @@ def default_sinks() -> list[str]:
               help="Output width and height in pixels.")
 @click.option("--duration", type=FiniteFloatRange(min=0, min_open=True),
               help="Stop after this many seconds of audio.")
-@click.option("--renderer", default="warp", show_default=True, type=click.Choice(RENDERERS))
-@click.option("--device", default="cpu", show_default=True, help="Torch device for rendering.")
+@click.option("--renderer", default="auto", show_default=True, type=click.Choice(RENDERERS),
+              help="auto: LivePortrait when its weights and a GPU are there, else warp.")
+@click.option("--device", default="auto", show_default=True,
+              help="Torch device for rendering: auto (the GPU if any), cpu, cuda, cuda:N.")
 @click.option("--realtime", is_flag=True, help="Pace file sources like a live input.")
 @click.option("--lookahead-ms", default=DEFAULT_LOOKAHEAD_MS, show_default=True,
               type=flag_type("lookahead_ms"), help="Audio look-ahead of the lip motion.")
@@ -106,6 +108,9 @@ def default_sinks() -> list[str]:
               type=click.Choice(HEAD_MOTIONS),
               help="What moves the head: speech (nods and brow raises with the voice, idle "
                    "sway in silence), idle (sway only) or off (a still head).")
+@click.option("--seed", type=click.IntRange(0, 2**31 - 1), metavar="N",
+              help="Seed of idle life and head gestures (blinks, sway); default: a fresh one "
+                   "per run, shown in the first line.")
 @click.option("--expression", default="neutral", show_default=True,
               help="Expression preset to start with.")
 @daemon_options
@@ -128,7 +133,7 @@ def cli(ctx: click.Context, verbose: bool, **params: Any) -> None:
                                  param_hint="--size")
     config = EngineConfig(fps=v["fps"], size=v["size"], renderer=v["renderer"],
                           device=v["device"], lookahead_ms=v["lookahead_ms"], a2m=v["a2m"],
-                          head_motion=v["head_motion"])
+                          head_motion=v["head_motion"], seed=params["seed"])
     sinks = list(v.get("sinks") or [])
     if v.get("vcam_device"):
         sinks = [f"vcam:{v['vcam_device']}" if s == "vcam" else s for s in sinks] or \
