@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .audio2motion import A2M_MODELS, DEFAULT_A2M, DEFAULT_LOOKAHEAD_MS, is_weights_file
+from .framing import Framing, check_background, parse_framing, parse_size
 
 #: What moves the head: speech gestures + idle sway, idle sway only, or nothing.
 HEAD_MOTIONS = ("speech", "idle", "off")
@@ -15,7 +16,12 @@ class EngineConfig:
     """Settings of an :class:`~engine.Engine`.
 
     fps: video frame rate; frames live on the grid ``k / fps``.
-    size: output frame width and height in pixels.
+    size: output frame size: ``512`` (a square) or ``(1280, 720)`` / ``"1280x720"``; a
+        frame that is not the rendered square is composed by :mod:`.framing`.
+    framing: zoom (1..3) and x/y offsets (fractions of the frame) of the avatar in it,
+        ``(1.2, 0.0, 0.05)`` or ``"1.2,0,0.05"``.
+    background: what surrounds the avatar: ``"photo"`` (its photo's background, extended),
+        ``"blur"``, a colour (``"#00ff00"``) or an image file.
     renderer: ``"auto"`` (LivePortrait when its weights and a GPU are there, else warp),
         ``"warp"`` (embedded, no weights) or ``"liveportrait"``.
     device: torch device for rendering: ``"auto"`` (the CUDA GPU if any, else the CPU),
@@ -33,7 +39,10 @@ class EngineConfig:
     """
 
     fps: int = 25
-    size: int = 512
+    size: int | tuple[int, int] | str = 512
+    framing: tuple[float, float, float] | str = (1.0, 0.0, 0.0)
+    background: str = "photo"
+    frame_size: tuple[int, int] = field(init=False)
     renderer: str = "auto"
     device: str = "auto"
     lookahead_ms: float = DEFAULT_LOOKAHEAD_MS
@@ -46,8 +55,12 @@ class EngineConfig:
     def __post_init__(self) -> None:
         if not 1 <= self.fps <= 120:
             raise ValueError(f"fps must be between 1 and 120, got {self.fps}")
-        if not 64 <= self.size <= 2048 or self.size % 2:
-            raise ValueError(f"size must be an even number of pixels in 64..2048, got {self.size}")
+        self.frame_size = parse_size(self.size)
+        if isinstance(self.framing, str):
+            self.framing = parse_framing(self.framing)
+        else:
+            self.framing = parse_framing(",".join(str(float(v)) for v in self.framing))
+        check_background(self.background)
         if not 0 <= self.lookahead_ms <= 500:
             raise ValueError(f"lookahead_ms must be in 0..500, got {self.lookahead_ms}")
         if self.seed is not None and not 0 <= self.seed < 2**31:
@@ -58,6 +71,12 @@ class EngineConfig:
         if self.a2m not in A2M_MODELS and not is_weights_file(self.a2m):
             raise ValueError(f"a2m must be one of {', '.join(A2M_MODELS)} or a .npz weights "
                              f"file, got {self.a2m!r}")
+
+    @property
+    def framing_spec(self) -> Framing:
+        """Output size, zoom, offsets and background as one :class:`.framing.Framing`."""
+        zoom, x, y = self.framing
+        return Framing(*self.frame_size, zoom, x, y, self.background)
 
     @property
     def frame_duration(self) -> float:

@@ -30,6 +30,7 @@ from .avatar import Avatar
 from .config import EngineConfig
 from .expressions import ExpressionBlender, preset_table
 from .frames import VideoFrame
+from .framing import Framer
 from .idle import IdleLife, IdleSettings
 from .mixer import MotionMixer
 from .motion import CHANNELS, MotionFrame, finite_pts, stack
@@ -76,7 +77,14 @@ class Engine:
                               self.config.expression_blend_ms / 1000.0),
             self.gestures,
         )
-        self._state = self.renderer.prepare(self.avatar, self.config.size)
+        framing = self.config.framing_spec
+        if framing.identity:  # the rendered square is the frame
+            self.framer = None
+            render_px = framing.width
+        else:  # render the square no larger than the photo, then frame it for the call
+            render_px = min(framing.square_px, self.avatar.resolution // 2 * 2)
+            self.framer = Framer(self.avatar, framing, render_px)
+        self._state = self.renderer.prepare(self.avatar, render_px)
         self._lock = threading.Lock()  # control commands may come from other threads
         self.last_pts = 0.0
 
@@ -145,6 +153,8 @@ class Engine:
         for m in motions:
             finite_pts(m.pts, "motion frame pts")
         images = self.renderer.render(self._state, batch)
+        if self.framer is not None:
+            images = self.framer.compose(images)
         fps = self.config.fps
         if motions:
             self.last_pts = max(self.last_pts, motions[-1].pts)

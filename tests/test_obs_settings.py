@@ -149,7 +149,7 @@ def test_every_ranged_key_and_its_flag_accept_the_same_values():
 
     params = {p.name: p for p in cli.params}
     ranged = {k: key for k, key in KEYS.items() if isinstance(key.check, Span)}
-    assert {"fps", "size", "obs.timeout", "control.port"} <= set(ranged)
+    assert {"fps", "obs.timeout", "control.port"} <= set(ranged)  # size: test_framing.py
     for name, key in ranged.items():
         span, param = key.check, params[key.param]
         step = 1 if span.integer else 0.5

@@ -94,7 +94,7 @@ def run_main(config: EngineConfig, opts: RunOptions, console: Console) -> RunSta
         if hasattr(source, "open"):
             source.open()
         for s in sinks:
-            s.open(config.size, config.size, config.fps)
+            s.open(*config.frame_size, config.fps)
             # an error (or a second Ctrl-C) aborts an mp4: the file at its path stays
             stack.push(lambda kind, _e, _tb, s=s: finish_or_abort(s, kind is not None))
         voice = None
@@ -159,8 +159,13 @@ def _banner(engine: Any, source: Any, sinks: list[str], voice: Any, delay_s: flo
     return (f"[bold]{escape(str(engine.avatar.display_name))}[/] <- {escape(str(source.name))}"
             f" -> {escape(', '.join(sinks))}{voice_part}"
             f" ({escape(str(engine.renderer.name))} on {engine.renderer.device}, "
-            f"{config.size}px, {config.fps} fps, "
+            f"{_size_text(config)}, {config.fps} fps, "
             f"seed {engine.seed})")
+
+
+def _size_text(config: EngineConfig) -> str:
+    w, h = config.frame_size
+    return f"{w}px" if w == h else f"{w}x{h}"
 
 
 def _obs_notify(console: Console) -> Any:

@@ -89,8 +89,15 @@ def default_sinks() -> list[str]:
               help="Voice delay D (default: look-ahead + capture block + render + margin, "
                    "measured at start).")
 @click.option("--fps", default=25, show_default=True, type=flag_type("fps"))
-@click.option("--size", default=512, show_default=True, type=flag_type("size"),
-              help="Output width and height in pixels.")
+@click.option("--size", type=flag_type("size"),
+              help="Output size: N (a square) or WIDTHxHEIGHT. Default: 1280x720 for a "
+                   "virtual camera (what meeting apps expect), else 512.")
+@click.option("--framing", type=flag_type("framing"),
+              help="Zoom (1..3) of the avatar in a wide frame, and x,y offsets as fractions "
+                   "of the frame: ZOOM or ZOOM,X,Y, e.g. 1.2,0,0.05.")
+@click.option("--background", type=flag_type("background"),
+              help="Around the avatar: photo (its own background, extended; the default), "
+                   "blur, a colour (#00ff00) or an image file.")
 @click.option("--duration", type=FiniteFloatRange(min=0, min_open=True),
               help="Stop after this many seconds of audio.")
 @click.option("--renderer", default="auto", show_default=True, type=click.Choice(RENDERERS),
@@ -128,16 +135,17 @@ def cli(ctx: click.Context, verbose: bool, **params: Any) -> None:
     from ..run import RunOptions, run_main
 
     v = resolve_settings(ctx)
-    if v["size"] % 2:
-        raise click.BadParameter("must be even (video encoders need even sizes)",
-                                 param_hint="--size")
-    config = EngineConfig(fps=v["fps"], size=v["size"], renderer=v["renderer"],
-                          device=v["device"], lookahead_ms=v["lookahead_ms"], a2m=v["a2m"],
-                          head_motion=v["head_motion"], seed=params["seed"])
     sinks = list(v.get("sinks") or [])
     if v.get("vcam_device"):
         sinks = [f"vcam:{v['vcam_device']}" if s == "vcam" else s for s in sinks] or \
             [f"vcam:{v['vcam_device']}"]
+    sinks = sinks or default_sinks()
+    size = v.get("size") or ((1280, 720) if any(s.startswith("vcam") for s in sinks) else 512)
+    config = EngineConfig(fps=v["fps"], size=size, renderer=v["renderer"],
+                          framing=v.get("framing") or (1.0, 0.0, 0.0),
+                          background=v.get("background") or "photo",
+                          device=v["device"], lookahead_ms=v["lookahead_ms"], a2m=v["a2m"],
+                          head_motion=v["head_motion"], seed=params["seed"])
     if not v.get("obs.url"):
         ignored = [flag for key, flag in (("obs.scenes", "--obs-scene"),
                                           ("obs.talking_scene", "--obs-talking-scene"),
@@ -145,7 +153,7 @@ def cli(ctx: click.Context, verbose: bool, **params: Any) -> None:
         if ignored:
             console.print(f"[yellow]warning:[/] {', '.join(ignored)}: only with --obs "
                           "ws://HOST:PORT; ignored", soft_wrap=True)
-    opts = RunOptions(avatar=v["avatar"], source=v["source"], sinks=sinks or default_sinks(),
+    opts = RunOptions(avatar=v["avatar"], source=v["source"], sinks=sinks,
                       duration=params["duration"], realtime=params["realtime"],
                       expression=v["expression"], voice_out=v.get("voice_out"),
                       delay_ms=v.get("delay_ms"), control=v["control.enabled"],

@@ -23,3 +23,52 @@ class FiniteFloatRange(click.FloatRange):
         if not math.isfinite(rv):
             self.fail(f"{value!r} is not a finite number.", param, ctx)
         return rv
+
+
+class FrameSize(click.ParamType):
+    """``512`` (a square) or ``1280x720``: even numbers in 64..2048 -> (width, height)."""
+
+    name = "N|WxH"
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> Any:
+        from engine.framing import parse_size
+
+        try:
+            if isinstance(value, (tuple, list, int)):
+                return parse_size(value)
+            return parse_size(str(value))
+        except ValueError as e:
+            self.fail(str(e), param, ctx)
+
+
+class FramingSpec(click.ParamType):
+    """``ZOOM`` or ``ZOOM,X,Y``: zoom 1..3 and offsets within +-0.5 of the frame."""
+
+    name = "ZOOM[,X,Y]"
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> Any:
+        from engine.framing import parse_framing
+
+        if isinstance(value, (tuple, list)):
+            value = ",".join(str(v) for v in value)
+        try:
+            return parse_framing(str(value))
+        except ValueError as e:
+            self.fail(str(e), param, ctx)
+
+
+class Background(click.ParamType):
+    """``photo``, ``blur``, a colour (``#00ff00``, ``green``) or an image file."""
+
+    name = "photo|blur|COLOR|IMAGE"
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> Any:
+        from engine.framing import check_background
+
+        try:
+            return check_background(str(value))
+        except ValueError as e:
+            self.fail(str(e), param, ctx)

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 import click
 import platformdirs
 
-from ..cli.param_types import FiniteFloatRange
+from ..cli.param_types import Background, FiniteFloatRange, FrameSize, FramingSpec
 from ..errors import DeviceError
 
 if sys.version_info >= (3, 11):
@@ -82,6 +82,19 @@ class Span:
         return FiniteFloatRange(self.lo, self.hi, min_open=self.lo_open)
 
 
+def _via(param_type: click.ParamType, what: str) -> Callable[[Any], Any]:
+    """A config check that is the flag's own click type (one rule for file and flag)."""
+    def check(v: Any) -> Any:
+        if isinstance(v, bool) or not isinstance(v, (str, int, float, list, tuple)):
+            raise TypeError(what)
+        try:
+            return param_type.convert(str(v) if isinstance(v, float) else v, None, None)
+        except click.BadParameter as e:
+            raise TypeError(f"{what} ({e.message})") from None
+    check.click_type = param_type  # type: ignore[attr-defined]
+    return check
+
+
 def _bool(v: Any) -> bool:
     if not isinstance(v, bool):
         raise TypeError("true or false")
@@ -118,7 +131,9 @@ KEYS: dict[str, Key] = {k.name: k for k in [
     Key("source", "source", _str),
     Key("sinks", "sinks", _str_list),
     Key("fps", "fps", Span(True, 1, 120)),
-    Key("size", "size", Span(True, 64, 2048)),
+    Key("size", "size", _via(FrameSize(), "N or WIDTHxHEIGHT, e.g. 1280x720")),
+    Key("framing", "framing", _via(FramingSpec(), "ZOOM or ZOOM,X,Y")),
+    Key("background", "background", _via(Background(), "photo, blur, a colour or an image")),
     Key("renderer", "renderer", _str),
     Key("device", "device", _str),
     Key("lookahead_ms", "lookahead_ms", Span(False, 0, 200)),
@@ -144,9 +159,11 @@ KEYS: dict[str, Key] = {k.name: k for k in [
 def flag_type(name: str) -> click.ParamType:
     """The click type for key ``name``'s flag: the range its config check enforces."""
     check = KEYS[name].check
-    if not isinstance(check, Span):
-        raise TypeError(f"config key {name} has no numeric range")
-    return check.click_type()
+    if isinstance(check, Span):
+        return check.click_type()
+    if hasattr(check, "click_type"):
+        return check.click_type
+    raise TypeError(f"config key {name} has no flag type")
 
 
 DEFAULTS: dict[str, Any] = {

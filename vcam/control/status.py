@@ -25,8 +25,8 @@ def status_fields(stats: Any, runtime: dict[str, Any], engine: Any = None) -> di
         out.update({"frames": stats.frames, "audio_seconds": round(stats.audio_seconds, 2)})
     config = runtime.get("config")
     if config is not None:
-        out.update({"renderer": runtime.get("renderer", config.renderer), "size": config.size,
-                    "target_fps": config.fps})
+        out.update({"renderer": runtime.get("renderer", config.renderer),
+                    "size": list(config.frame_size), "target_fps": config.fps})
     source = runtime.get("source")
     if source is not None:
         out["source"] = source.name
