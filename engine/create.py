@@ -1,7 +1,9 @@
 """``avatar create``: any portrait photo -> a validated avatar package.
 
-Steps: read the photo upright; find faces on a reduced copy (refuse none, ask which one
-when there are several, refuse a face under 128 px); rotate so the eyes are level and
+Steps: read the photo upright; find every face, on a reduced copy and, in a large photo,
+over overlapping full-resolution tiles, so that a face a few percent of a group photo is
+found too (refuse none, ask which one when there are several, refuse a face under 128 px;
+see ``engine.landmarker.FaceLandmarker.find_faces``); rotate so the eyes are level and
 crop a square with room for head motion (face = half the width, eyes 40 % down, edges
 replicated where the crop leaves the photo), sampled from the full-resolution photo;
 run the landmarker again on the crop for the 478 landmarks at the working resolution;
@@ -32,7 +34,17 @@ from .photo import Photo, load_photo
 MIN_FACE_PX = 128  # narrower faces (in the photo file) lack the detail to animate
 FACE_FRACTION = 0.50  # face width / crop side: room for head motion and shoulders
 EYES_FROM_TOP = 0.40  # eye line height in the crop, fraction of its side
-DETECT_SIDE = 1280  # faces are searched on a copy this large at most
+DETECT_SIDE = 1280  # the whole-photo search runs on a copy this large at most
+#: Faces this narrow (file pixels) are still searched for, so that they are counted and
+#: refused by their size; in photos over 4000 px from 2 % of the longer side (at most
+#: MIN_FACE_PX): the finest tiles then stay 500 px and more, which keeps an 8192 px photo
+#: at ~320 tiles (1.5 s on 2 cores) instead of ~960; a 4000x3000 one takes 225 (about 1 s).
+SEARCH_MIN_PX = 80
+SEARCH_MIN_FRACTION = 0.02
+MAX_FACES = 12  # faces one landmarker call returns (a tile, or the whole photo)
+#: With no --face, faces too small to use and under this fraction of the width of the one
+#: usable face (people in the background) do not make it ask which face.
+BACKGROUND_RATIO = 0.5
 
 STEPS = ("read photo", "load face model", "find the face", "align and crop",
          "landmarks", "write package")
@@ -52,35 +64,58 @@ class CreateOptions:
     credits: str = ""
 
 
-def _reduced(photo: Photo, side: int) -> tuple[np.ndarray, float]:
-    h, w = photo.rgb.shape[:2]
-    k = min(1.0, side / max(h, w))
-    if k == 1.0:
-        return photo.rgb, 1.0
-    size = (max(1, round(w * k)), max(1, round(h * k)))
-    im = Image.fromarray(photo.rgb).resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
-    return np.asarray(im), size[0] / w
+def search_floor(photo: Photo) -> float:
+    """Narrowest face to search for, in the decoded photo's pixels."""
+    longest = max(photo.rgb.shape[:2]) / photo.scale
+    floor = min(MIN_FACE_PX, max(SEARCH_MIN_PX, SEARCH_MIN_FRACTION * longest))
+    return floor * photo.scale
+
+
+def _widths(faces: list[DetectedFace], photo: Photo) -> list[float]:
+    """Face widths in pixels of the photo file (the decoded copy may be reduced)."""
+    return [f.width / photo.scale for f in faces]
+
+
+def _only_usable(widths: list[float]) -> int | None:
+    """Index of the one face wide enough to use when all others are clearly background."""
+    usable = [i for i, w in enumerate(widths) if w >= MIN_FACE_PX]
+    if len(usable) != 1:
+        return None
+    top = widths[usable[0]]
+    others = (w for i, w in enumerate(widths) if i != usable[0])
+    return usable[0] if all(w <= BACKGROUND_RATIO * top for w in others) else None
 
 
 def pick_face(faces: list[DetectedFace], photo: Photo, choice: int | None) -> DetectedFace:
-    """The face to use, or a one-line refusal saying why and what to do."""
+    """The face to use, or a one-line refusal saying why and what to do.
+
+    ``faces`` run left to right and ``choice`` counts from 1; with several faces and no
+    choice it asks, unless only one of them is large enough and the others are far smaller."""
     where = photo.path.name
     if not faces:
         raise AvatarError(f"no face found in {where}; use a photo with one clearly visible, "
-                          "roughly frontal face")
-    if choice is None and len(faces) > 1:
-        raise AvatarError(f"{len(faces)} faces found in {where}; choose one with --face N "
-                          f"(1 = leftmost … {len(faces)} = rightmost)")
-    k = 1 if choice is None else choice
+                          f"roughly frontal face at least {MIN_FACE_PX} px wide")
+    widths = _widths(faces, photo)
+    k = choice
+    if k is None:
+        only = 0 if len(faces) == 1 else _only_usable(widths)
+        if only is None:
+            listed = ", ".join(f"{w:.0f}" for w in widths[:12]) + (", …" if len(faces) > 12
+                                                                    else "")
+            raise AvatarError(f"{len(faces)} faces found in {where} (widths from the left: "
+                              f"{listed} px); choose one with --face N "
+                              f"(1 = leftmost … {len(faces)} = rightmost)")
+        k = only + 1
     if not 1 <= k <= len(faces):
         raise AvatarError(f"--face {k} is out of range: {where} has {len(faces)} "
                           f"face{'s' if len(faces) > 1 else ''}")
-    face = faces[k - 1]
-    width = face.width / photo.scale
+    width = widths[k - 1]
     if width < MIN_FACE_PX:
-        raise AvatarError(f"the face in {where} is only {width:.0f} px wide; at least "
-                          f"{MIN_FACE_PX} px are needed: use a larger or closer photo")
-    return face
+        which = f"face {k}" if len(faces) > 1 else "the face"
+        raise AvatarError(f"{which} in {where} is only {width:.0f} px wide; at least "
+                          f"{MIN_FACE_PX} px are needed: use a higher-resolution photo or one "
+                          "taken closer")
+    return faces[k - 1]
 
 
 def crop_transform(points: np.ndarray, resolution: int) -> tuple[np.ndarray, float, float]:
@@ -181,13 +216,10 @@ def create_avatar(photo_path: str | Path, opts: CreateOptions,
     step(STEPS[0])
     photo = load_photo(photo_path)
     step(STEPS[1])
-    detector = FaceLandmarker(model_path(opts.landmarker))
+    detector = FaceLandmarker(model_path(opts.landmarker), max_faces=MAX_FACES)
     try:
         step(STEPS[2])
-        small, k = _reduced(photo, DETECT_SIDE)
-        faces = detector.detect(small)
-        for f in faces:
-            f.points = f.points / k
+        faces = detector.find_faces(photo.rgb, search_floor(photo), DETECT_SIDE)
         face = pick_face(faces, photo, opts.face)
         step(STEPS[3])
         M, side, roll = crop_transform(face.points, res)

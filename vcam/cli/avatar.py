@@ -21,6 +21,7 @@ CREATE_EXAMPLES = """
 Examples:
   avatar-vcam avatar create me.jpg --name me
   avatar-vcam avatar create team.jpg --name ana --face 2      # 2nd face from the left
+  avatar-vcam avatar create party.jpg --name bo               # several faces: lists them
   avatar-vcam avatar create me.jpg --name me --landmarker ~/face_landmarker.task  # offline
 """
 
@@ -52,7 +53,8 @@ def avatar_show(name: str) -> None:
 @click.option("--name", required=True, help="Name of the new avatar (letters, digits, -_.).")
 @click.option("--display-name", help="Name to show (default: --name).")
 @click.option("--face", type=click.IntRange(min=1),
-              help="Which face when the photo has several, counted from the left.")
+              help="Which face when the photo has several, counted from the left "
+                   "(small faces in large photos count too).")
 @click.option("--resolution", default=512, show_default=True, type=int,
               help="Working resolution of source.png (square, pixels).")
 @click.option("--landmarker", type=click.Path(dir_okay=False, path_type=Path),
@@ -67,7 +69,12 @@ def avatar_show(name: str) -> None:
 def avatar_create(photo: Path, name: str, display_name: str | None, face: int | None,
                   resolution: int, landmarker: Path | None, out_dir: Path | None, force: bool,
                   credits: str) -> None:
-    """Turn a portrait PHOTO into an avatar package named NAME."""
+    """Turn a portrait PHOTO into an avatar package named NAME.
+
+    Every face in the photo is found, small ones in a large group photo too; when several
+    could be meant, it lists their widths and asks for --face. The face used must be at
+    least 128 px wide.
+    """
     from rich.progress import BarColumn, Progress, TextColumn
 
     from avatars import bundled, user_avatar_dir
