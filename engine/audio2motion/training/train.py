@@ -8,7 +8,11 @@ computes the same features the streaming model computes, trains :class:`..tcn.Ca
 with every look-ahead head at once, and writes float16 weights (``.npz``, ~0.2 MB).
 ``--extra DIR`` adds your own recordings: ``NAME.wav`` with ``NAME.phones`` next to it,
 one ``start end phone`` line per phone (seconds, espeak-ng mnemonics, ``_`` for pauses).
-Needs scipy (resampling, reverb) and the espeak-ng library.
+``--real SPLIT`` adds real recorded speech from registry packages, force-aligned
+(:mod:`.real_speech`, :mod:`.alignment`; the ``train`` split's speakers are never in the
+evaluation), each clip ``--real-repeat`` times with a fresh augmentation (room, noise,
+level, microphone) every time, so a few minutes of real voices weigh against hours of
+synthetic ones. Needs scipy (resampling, reverb) and the espeak-ng library.
 """
 
 from __future__ import annotations
@@ -54,6 +58,7 @@ class TrainConfig:
     seed: int = 0
     channels: int = 64
     threads: int = 2
+    real_repeat: int = 8  # each real recording enters the corpus this many times
 
 
 def read_extra(folder: Path) -> list[Clip]:
@@ -81,9 +86,26 @@ def read_extra(folder: Path) -> list[Clip]:
     return clips
 
 
+def real_clips(split: str, log: Callable[[str], None] = _log) -> list[Clip]:
+    """Real recorded speech of ``split``, force-aligned (fetched and aligned once, cached)."""
+    from .alignment import to_clip
+    from .real_speech import recordings
+
+    t0 = time.time()
+    clips = [to_clip(r) for r in recordings(split)]
+    secs = sum(len(c.pcm) / c.sr for c in clips)
+    log(f"real speech '{split}': {len(clips)} recordings, {secs / 60:.1f} min, "
+        f"{len({c.voice for c in clips})} speakers ({time.time() - t0:.0f} s)")
+    return clips
+
+
 def build_dataset(cfg: TrainConfig, extra: list[Clip] | None = None,
-                  log: Callable[[str], None] = _log) -> tuple[np.ndarray, np.ndarray]:
-    """Features (N, F) and targets (N, 6) of the whole corpus, clips joined end to end."""
+                  log: Callable[[str], None] = _log,
+                  real: list[Clip] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Features (N, F) and targets (N, 6) of the whole corpus, clips joined end to end.
+
+    ``real`` clips enter ``cfg.real_repeat`` times, augmented afresh each time (the first
+    copy of each is left clean)."""
     rng = np.random.default_rng(cfg.seed + 1)
     xs, ys = [], []
     t0 = time.time()
@@ -97,6 +119,12 @@ def build_dataset(cfg: TrainConfig, extra: list[Clip] | None = None,
 
     for c in clips:
         add(c)
+    for c in real or []:
+        for k in range(cfg.real_repeat):
+            a = c if k == 0 else augment(c, rng, cfg.speaker)
+            y = c.targets() if a.phones is c.phones else a.targets()
+            xs.append(features(a.pcm, a.sr, len(y)))
+            ys.append(y)
     for _ in range(round(cfg.formant * len(clips))):
         add(formant_clip(rng))
     for _ in range(round(cfg.negatives * len(clips))):
@@ -150,16 +178,18 @@ def fit(x: np.ndarray, y: np.ndarray, cfg: TrainConfig,
 
 
 def train(cfg: TrainConfig, out: Path, onnx: Path | None = None, extra: Path | None = None,
-          log: Callable[[str], None] = _log) -> Path:
+          log: Callable[[str], None] = _log, real: str | None = None) -> Path:
     """Build the corpus, train, write the weights (and optionally ONNX); returns ``out``."""
     try:
         import scipy.signal  # noqa: F401  (resampling and reverb of the corpus)
     except ImportError:
         raise EngineError("training needs scipy: pip install scipy") from None
     t0 = time.time()
-    x, y = build_dataset(cfg, read_extra(extra) if extra else None, log)
+    real_set = real_clips(real, log) if real else None
+    x, y = build_dataset(cfg, read_extra(extra) if extra else None, log, real_set)
     model, loss = fit(x, y, cfg, log)
     meta = {"trained": dt.datetime.now().isoformat(timespec="seconds"), "loss": round(loss, 5),
+            "real": real or "",
             "config": vars(cfg), "corpus_minutes": round(len(x) / 6000, 1),
             "seconds": round(time.time() - t0)}
     save_npz(model, out, meta)
@@ -184,11 +214,15 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", type=Path, default=WEIGHTS, help="weights file (.npz)")
     ap.add_argument("--onnx", type=Path, help="also export the network to this .onnx file")
     ap.add_argument("--extra", type=Path, help="folder of your own NAME.wav + NAME.phones")
+    ap.add_argument("--real", metavar="SPLIT",
+                    help="add real recorded speech from registry packages, aligned (e.g. train)")
+    ap.add_argument("--real-repeat", type=int, default=d.real_repeat,
+                    help="copies of each real recording, each augmented afresh")
     a = ap.parse_args(argv)
     cfg = TrainConfig(clips=a.clips, steps=a.steps, seed=a.seed, threads=a.threads,
-                      speaker=a.speaker_aug)
+                      speaker=a.speaker_aug, real_repeat=a.real_repeat)
     try:
-        train(cfg, a.out, a.onnx, a.extra)
+        train(cfg, a.out, a.onnx, a.extra, real=a.real)
     except EngineError as e:
         raise SystemExit(f"error: {e}") from None
 
