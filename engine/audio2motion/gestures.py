@@ -47,9 +47,11 @@ BEAT_YAW_DEG = 1.6
 BEAT_ROLL_DEG = 1.2
 ACCENT_BROW = 0.45
 ACCENT_PITCH_DEG = 1.2  # head lifts a little on a pitch accent
-END_PITCH_DEG = 2.0
+END_PITCH_DEG = 1.0
 END_BLINK_P = 0.6
 TALK_DRIFT_DEG = (2.0, 1.2)  # yaw, roll drift while talking (smooth noise)
+BEAT_RISE_DB = 6.0  # a syllable onset: the level rises this much within 80 ms
+BEAT_GAP_S = 0.14  # at most one beat per this long
 
 _IX = motion.CHANNEL_INDEX
 _BROWS = [_IX["browInnerUp"], _IX["browOuterUpLeft"], _IX["browOuterUpRight"]]
@@ -219,7 +221,7 @@ class SpeechGestures:
             self._f0_hist = (self._f0_hist + [st])[-300:]  # the last ~3 s of voicing
         # Beat: a syllable onset, the smoothed level up 7 dB within 80 ms, above the gate.
         rise = lv - min(self._lvl[-9:])
-        if speech and rise >= 7.0 and t - self._last_beat >= 0.18:
+        if speech and rise >= BEAT_RISE_DB and t - self._last_beat >= BEAT_GAP_S:
             strength = float(np.clip((lv - (self._peak - 18.0)) / 14.0, 0.2, 1.0))
             self.events.append(("beat", t, strength))
             self._last_beat = t
