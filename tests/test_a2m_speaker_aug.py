@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import numpy as np
 
 from engine.audio2motion.training.corpus import Clip, augment
@@ -100,14 +103,18 @@ def test_jaw_gain_from_the_weights_meta_scales_the_opening(tmp_path):
     from engine.audio2motion.training.calibrate import write_gain
     from engine.audio2motion.training.evaluation import stream_clip
 
-    w = tmp_path / "w.npz"
-    shutil.copy(WEIGHTS, w)
-    write_gain(w, 1.5)
-    x, _ = _tone_burst()
-    plain = LearnedAudio2Motion(40, WEIGHTS)
-    gained = LearnedAudio2Motion(40, w)
+    sys.path.insert(0, str(Path(__file__).parent / "support"))
+    from speech import syllables
+
+    plain_w, gained_w = tmp_path / "plain.npz", tmp_path / "gained.npz"
+    for w, gain in ((plain_w, 1.0), (gained_w, 1.5)):  # the shipped weights carry their own
+        shutil.copy(WEIGHTS, w)
+        write_gain(w, gain)
+    x = syllables(SR, [(0.5, 0.6)], 2.0, v="a")  # a vowel (a bare tone is not speech)
+    plain = LearnedAudio2Motion(40, plain_w)
+    gained = LearnedAudio2Motion(40, gained_w)
     assert plain.jaw_gain == 1.0 and gained.jaw_gain == 1.5
     a = stream_clip(plain, x, SR, 200)[:, 0]
     b = stream_clip(gained, x, SR, 200)[:, 0]
-    assert a.max() > 0.1  # the tone opens the mouth
+    assert a.max() > 0.1  # the vowel opens the mouth
     np.testing.assert_allclose(b, np.minimum(a * 1.5, 1.0), atol=1e-5)

