@@ -28,6 +28,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from platformdirs import user_cache_path
@@ -241,6 +242,29 @@ def merge_boxes(found: list[tuple[float, Box]]) -> list[tuple[float, Box]]:
     return kept
 
 
+def create_landmarker(model: Path, faces: int, quiet: bool = True, matrices: bool = False,
+                      needed_for: str = "this") -> Any:
+    """mediapipe's Tasks FaceLandmarker in image mode, with blendshapes (and the facial
+    transformation matrices when ``matrices``); one-line LandmarkerError when mediapipe is
+    missing or cannot load ``model``."""
+    try:
+        from mediapipe.tasks.python import BaseOptions, vision
+    except ImportError:
+        raise LandmarkerError(f"{needed_for} needs mediapipe: "
+                              "pip install 'avatar-vcam[create]'") from None
+    opts = vision.FaceLandmarkerOptions(
+        base_options=BaseOptions(model_asset_path=str(model)),
+        num_faces=faces, output_face_blendshapes=True,
+        output_facial_transformation_matrixes=matrices,
+        min_face_detection_confidence=0.5, min_face_presence_confidence=0.5,
+    )
+    try:
+        with native_stderr_silenced(quiet):
+            return vision.FaceLandmarker.create_from_options(opts)
+    except (RuntimeError, ValueError) as e:
+        raise LandmarkerError(f"mediapipe cannot load {model}: {e}") from None
+
+
 class FaceLandmarker:
     """mediapipe Tasks FaceLandmarker in image mode; finds up to ``max_faces`` faces a call."""
 
@@ -248,21 +272,8 @@ class FaceLandmarker:
         self.quiet = quiet
         self.model = Path(model)
         self._scanner = None  # detector alone, made when a photo needs tiles
-        try:
-            from mediapipe.tasks.python import BaseOptions, vision
-        except ImportError:
-            raise LandmarkerError("creating an avatar needs mediapipe: "
-                                  "pip install 'avatar-vcam[create]'") from None
-        opts = vision.FaceLandmarkerOptions(
-            base_options=BaseOptions(model_asset_path=str(model)),
-            num_faces=max_faces, output_face_blendshapes=True,
-            min_face_detection_confidence=0.5, min_face_presence_confidence=0.5,
-        )
-        try:
-            with native_stderr_silenced(quiet):
-                self._lm = vision.FaceLandmarker.create_from_options(opts)
-        except (RuntimeError, ValueError) as e:
-            raise LandmarkerError(f"mediapipe cannot load {model}: {e}") from None
+        self._lm = create_landmarker(self.model, max_faces, quiet=quiet,
+                                     needed_for="creating an avatar")
 
     def detect(self, rgb: np.ndarray) -> list[DetectedFace]:
         """Faces in an (H, W, 3) uint8 RGB image, sorted left to right."""

@@ -38,6 +38,7 @@ from .landmarker import (
     MODEL_NAME,
     MODEL_SHA256,
     LandmarkerError,
+    create_landmarker,
     model_path,
     native_stderr_silenced,
 )
@@ -77,18 +78,9 @@ class Perceiver:
 
     def __init__(self, model: str | Path | None = None, quiet: bool = True) -> None:
         self.quiet = quiet
-        self._mp, BaseOptions, vision = _vision()
-        opts = vision.FaceLandmarkerOptions(
-            base_options=BaseOptions(model_asset_path=str(model_path(model))),
-            num_faces=1, output_face_blendshapes=True,
-            output_facial_transformation_matrixes=True,
-            min_face_detection_confidence=0.5, min_face_presence_confidence=0.5,
-        )
-        try:
-            with native_stderr_silenced(quiet):
-                self._lm = vision.FaceLandmarker.create_from_options(opts)
-        except (RuntimeError, ValueError) as e:
-            raise LandmarkerError(f"mediapipe cannot load the face model: {e}") from None
+        self._mp = _vision()[0]
+        self._lm = create_landmarker(model_path(model), 1, quiet=quiet, matrices=True,
+                                     needed_for="the perception check")
 
     def __enter__(self) -> Perceiver:
         return self

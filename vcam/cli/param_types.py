@@ -25,50 +25,50 @@ class FiniteFloatRange(click.FloatRange):
         return rv
 
 
-class FrameSize(click.ParamType):
+class _Parsed(click.ParamType):
+    """A parameter read by one of the engine's parsers; its ValueError is the one line."""
+
+    def parse(self, value: Any) -> Any:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> Any:
+        try:
+            return self.parse(value)
+        except ValueError as e:
+            self.fail(str(e), param, ctx)
+
+
+class FrameSize(_Parsed):
     """``512`` (a square) or ``1280x720``: even numbers in 64..2048 -> (width, height)."""
 
     name = "N|WxH"
 
-    def convert(self, value: Any, param: click.Parameter | None,
-                ctx: click.Context | None) -> Any:
+    def parse(self, value: Any) -> tuple[int, int]:
         from engine.framing import parse_size
 
-        try:
-            if isinstance(value, (tuple, list, int)):
-                return parse_size(value)
-            return parse_size(str(value))
-        except ValueError as e:
-            self.fail(str(e), param, ctx)
+        return parse_size(value if isinstance(value, (tuple, list, int)) else str(value))
 
 
-class FramingSpec(click.ParamType):
+class FramingSpec(_Parsed):
     """``ZOOM`` or ``ZOOM,X,Y``: zoom 1..3 and offsets within +-0.5 of the frame."""
 
     name = "ZOOM[,X,Y]"
 
-    def convert(self, value: Any, param: click.Parameter | None,
-                ctx: click.Context | None) -> Any:
+    def parse(self, value: Any) -> tuple[float, float, float]:
         from engine.framing import parse_framing
 
         if isinstance(value, (tuple, list)):
             value = ",".join(str(v) for v in value)
-        try:
-            return parse_framing(str(value))
-        except ValueError as e:
-            self.fail(str(e), param, ctx)
+        return parse_framing(str(value))
 
 
-class Background(click.ParamType):
+class Background(_Parsed):
     """``photo``, ``blur``, a colour (``#00ff00``, ``green``) or an image file."""
 
     name = "photo|blur|COLOR|IMAGE"
 
-    def convert(self, value: Any, param: click.Parameter | None,
-                ctx: click.Context | None) -> Any:
+    def parse(self, value: Any) -> str:
         from engine.framing import check_background
 
-        try:
-            return check_background(str(value))
-        except ValueError as e:
-            self.fail(str(e), param, ctx)
+        return check_background(str(value))
