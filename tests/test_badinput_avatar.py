@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from test_avatar_create import model, portrait, save  # noqa: F401 (model: fixture)
+from test_avatar_create import portrait, save
 
 from avatars import resolve
 from engine.avatar import load_avatar

@@ -17,7 +17,7 @@ from engine.photo import MAX_PIXELS, load_photo
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parent / "support"))
 from images import png_claiming  # noqa: E402
-from test_avatar_create import make, model, portrait  # noqa: E402,F401  (fixture)
+from test_avatar_create import make, portrait  # noqa: E402
 
 
 @pytest.mark.parametrize("mode", ["RGB", "L"])
@@ -40,7 +40,7 @@ def test_a_photo_over_the_pixel_limit_is_refused_before_decoding(tmp_path):
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="byte file names are a POSIX thing")
-def test_a_photo_whose_name_is_not_utf8_makes_a_package_that_loads(tmp_path, model):  # noqa: F811
+def test_a_photo_whose_name_is_not_utf8_makes_a_package_that_loads(tmp_path, model):
     from engine.avatar import load_avatar
 
     name = os.fsdecode(b"Jos\xe9.png")  # Latin-1 bytes: a surrogate in Python's str
