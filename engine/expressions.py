@@ -19,7 +19,7 @@ PRESETS: dict[str, dict[str, float]] = {
               "cheekSquintLeft": 0.7, "cheekSquintRight": 0.7, "eyeSquintLeft": 0.5,
               "eyeSquintRight": 0.5, "browInnerUp": 0.2, "pitch": 4.0},
     "surprised": {"browInnerUp": 0.9, "browOuterUpLeft": 0.8, "browOuterUpRight": 0.8,
-                  "eyeWideLeft": 0.8, "eyeWideRight": 0.8, "jawOpen": 0.3, "mouthFunnel": 0.3},
+                  "eyeWideLeft": 0.8, "eyeWideRight": 0.8, "jawOpen": 0.5, "mouthFunnel": 0.3},
     "sad": {"browInnerUp": 0.7, "mouthFrownLeft": 0.6, "mouthFrownRight": 0.6,
             "eyeSquintLeft": 0.1, "eyeSquintRight": 0.1, "pitch": -4.0},
     "angry": {"browDownLeft": 0.9, "browDownRight": 0.9, "eyeSquintLeft": 0.3,

@@ -2,16 +2,19 @@
 
 How a batch is drawn (all torch, on the configured device, no per-pixel Python):
 
-1. channel values -> basis coefficients (blendshapes clamped to 0..1, ``mouthClose`` capped
-   by ``jawOpen``, pose angles as sin / cos-1 pairs);
+1. channel values -> basis coefficients (blendshapes clamped to 0..1, ``jawOpen`` eased,
+   ``mouthClose`` capped by ``jawOpen``, pose angles as sin / cos-1 pairs);
 2. one matmul with the precomputed basis fields (see ``warp_rig``) gives each frame's
    forward displacement on a coarse grid over the head;
 3. a few damped fixed-point steps on that grid turn it into a backward field (where each
    output pixel comes from), which is upsampled and fed to ``grid_sample`` over the head
    region only; pixels outside it are the source, byte for byte;
-4. where the lips part, a mouth interior (dark cavity, upper teeth, a hint of lower teeth
+4. where an open jaw's chin covers the neck (the forward field folds there), that band is
+   drawn again from the chin's side of the fold and blended by a per-pixel cut mask;
+5. where the lips part, a mouth interior (dark cavity, upper teeth, a hint of lower teeth
    and tongue) is painted between the two warped copies of the lower inner lip, with
-   anti-aliased edges; the lower lip stays on top because the interior ends at it.
+   anti-aliased edges; the lower lip stays on top because the interior ends at it;
+6. a blinking eye gets lid skin painted over it and, nearly shut, a lash line.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import torch.nn.functional as TF
 from .. import landmarks as L
 from ..avatar import Avatar
 from ..motion import BLENDSHAPES, CHANNEL_INDEX, N_CHANNELS, POSE_LIMITS
-from .warp_paint import paint_lash, paint_mouth, smoothstep_t
+from .warp_paint import paint_eyes, paint_mouth, smoothstep_t
 from .warp_rig import BASIS_NAMES, Face, Rig, smoothstep
 
 _I = CHANNEL_INDEX
@@ -34,6 +37,10 @@ _POSE = ["yaw", "pitch", "roll", "tx", "ty"]
 _POSE_IX = [CHANNEL_INDEX[n] for n in _POSE]
 _POSE_MAX = [POSE_LIMITS[n] for n in _POSE]  # clean range of the warp (motion.py)
 _EVEN = [BASIS_NAMES.index(n) for n in ("yaw_cos", "pitch_cos", "roll_cos")]
+_JAW = BASIS_NAMES.index("jawOpen")
+_BLINK = [BASIS_NAMES.index("eyeBlinkRight"), BASIS_NAMES.index("eyeBlinkLeft")]  # image L, R
+JAW_EASE = 0.15  # jawOpen x -> x (1 + e (1 - x)): small openings show a little more
+LID_COVER = 0.8  # opacity of the painted lid over a fully closed eye
 
 
 @dataclass
@@ -48,6 +55,12 @@ class WarpState:
     grid_hw: tuple[int, int]
     bases: torch.Tensor  # (K, 2 * gh * gw) forward displacement, pixels
     bases_even: torch.Tensor  # (3, 2 * gh * gw) the pose (cos - 1) rows of ``bases``
+    jaw_cover: torch.Tensor  # (1, 2, gh, gw) jawOpen's drop continued over the neck
+    bases_max: torch.Tensor  # (K,) largest displacement of each basis (pixels)
+    src_alpha: torch.Tensor  # (1, 4, S, S) src_half and 1 on the face side of the chin cut
+    jaw_src: torch.Tensor  # (J, 2) lower face outline (ear -> chin -> ear)
+    jaw_mov: torch.Tensor  # (K, J, 2) its motion
+    jaw_normal: torch.Tensor  # (J, 2) its unit normal, pointing out of the face
     nodes: torch.Tensor  # (1, 2, gh, gw) node positions, normalised over the grid
     grid_norm: torch.Tensor  # (1, 2, 1, 1) pixels -> grid-normalised units
     base_norm: torch.Tensor  # (1, 2, gh, gw) node positions, normalised over the image
@@ -58,6 +71,10 @@ class WarpState:
     lids_src: torch.Tensor  # (2, 2, 9, 2) eye (image-left, right) x lid (upper, lower)
     lids: torch.Tensor  # (K, 2, 2, 9, 2) motion of those lid points
     lid_open: torch.Tensor  # (2,) opening of each eye in the photo (pixels, centre)
+    blink_up: torch.Tensor  # (2, 9, 2) each upper lid's motion under its own eyeBlink
+    lid_taper: torch.Tensor  # (9, 1) 1 mid-lid, 0 at the corners
+    up_dir: torch.Tensor  # (2,) image direction of "up" on the face
+    lid_gain: torch.Tensor  # (2, 3) colour of the painted lid relative to the skin it copies
     face_w: float
     teeth_h: float  # upper-teeth height to paint (pixels; 0 if the photo shows teeth)
     colors: dict[str, torch.Tensor]  # cavity / edge / teeth / tongue RGB
@@ -113,6 +130,12 @@ class WarpRenderer:
         X = np.stack(np.meshgrid(xs, ys), -1).reshape(-1, 2)
         basis = rig.fields(X) * _border_fade(X, size)  # (K, gh*gw, 2)
         bases = basis.reshape(len(BASIS_NAMES), gh, gw, 2).transpose(0, 3, 1, 2)
+        cover = (rig.jaw_cover(X) * _border_fade(X, size)).reshape(1, gh, gw, 2)
+        cover = cover.transpose(0, 3, 1, 2)
+        px = np.stack(np.meshgrid(np.arange(size) + 0.0, np.arange(size) + 0.0), -1)
+        chin_alpha = rig.chin_alpha(px.reshape(-1, 2)).reshape(1, 1, size, size)
+        jaw_src = rig.jaw_pts
+        jaw_mov = rig.fields(jaw_src) * _border_fade(jaw_src, size)[None]
         nx = np.linspace(-1, 1, gw)
         ny = np.linspace(-1, 1, gh)
         nodes = np.stack(np.meshgrid(nx, ny), 0)[None]
@@ -128,6 +151,8 @@ class WarpRenderer:
         lids = rig.fields(lids_src.reshape(-1, 2)).reshape(len(BASIS_NAMES), 2, 2, 9, 2)
         lids_src = lids_src.reshape(2, 2, 9, 2)
         lid_open = np.linalg.norm(lids_src[:, 1, 4] - lids_src[:, 0, 4], axis=-1)
+        blink_up = np.stack([lids[_BLINK[e], e, 0] for e in range(2)])
+        lid_taper = np.sqrt(1 - np.linspace(-1, 1, 9) ** 2)[:, None]
 
         # colours of the mouth interior, from the photo
         F = face.F
@@ -137,7 +162,7 @@ class WarpRenderer:
         lash = img[np.clip(face.P[list(L.RIGHT_EYE_UPPER + L.LEFT_EYE_UPPER)].round().astype(int)
                            [:, ::-1], 0, size - 1).T.tolist()].astype(np.float64)
         lum = lash @ [0.299, 0.587, 0.114]
-        colors["lash"] = lash[lum <= np.quantile(lum, 0.35)].mean(0) * 0.9
+        colors["lash"] = lash[lum <= np.quantile(lum, 0.35)].mean(0) * 0.75
 
         def t32(x: np.ndarray) -> torch.Tensor:
             return torch.as_tensor(np.ascontiguousarray(x), dtype=torch.float32, device=dev)
@@ -149,11 +174,19 @@ class WarpRenderer:
             src_u8=src_u8,
             roi=(int(x0), int(y0), int(x1), int(y1)), grid_hw=(gh, gw),
             bases=t32(bases.reshape(len(BASIS_NAMES), -1)),
-            bases_even=t32(bases.reshape(len(BASIS_NAMES), -1)[_EVEN]), nodes=t32(nodes),
+            bases_even=t32(bases.reshape(len(BASIS_NAMES), -1)[_EVEN]), jaw_cover=t32(cover),
+            src_alpha=torch.cat([src_u8.permute(2, 0, 1)[None].float().add(0.5),
+                                 t32(chin_alpha)], 1).contiguous(),
+            jaw_src=t32(jaw_src), jaw_mov=t32(jaw_mov), jaw_normal=t32(_normals(jaw_src, face)),
+            bases_max=t32(np.abs(bases).reshape(len(BASIS_NAMES), -1).max(1)
+                          + np.abs(cover).max() * (np.arange(len(BASIS_NAMES)) == _JAW)),
+            nodes=t32(nodes),
             grid_norm=t32(grid_norm.reshape(1, 2, 1, 1)), base_norm=t32(base_norm),
             px_norm=t32(np.full((1, 2, 1, 1), 2.0 / size)),
             lip_src=t32(lip_src), lip_up=t32(lip_up), lip_lo=t32(lip_lo),
             lids_src=t32(lids_src), lids=t32(lids), lid_open=t32(lid_open),
+            blink_up=t32(blink_up), lid_taper=t32(lid_taper), up_dir=t32(-face.ey),
+            lid_gain=t32(_lid_gain(img, face, lids_src)),
             face_w=F, teeth_h=teeth_h, colors={k: t32(v) for k, v in colors.items()},
         )
 
@@ -164,7 +197,11 @@ class WarpRenderer:
         bs = m[:, :_NB].clamp(0.0, 1.0)
         jaw = bs[:, _I["jawOpen"]]
         bs = bs.clone()
-        bs[:, _I["mouthClose"]] = torch.minimum(bs[:, _I["mouthClose"]], jaw)
+        # ease-out: mediapipe (and a viewer) barely notices the first part of an opening;
+        # mouthClose, which closes what the jaw opened, follows the same curve
+        ease = 1.0 + JAW_EASE * (1.0 - jaw)
+        bs[:, _I["mouthClose"]] = torch.minimum(bs[:, _I["mouthClose"]], jaw) * ease
+        bs[:, _I["jawOpen"]] = jaw * ease
         lim = torch.tensor(_POSE_MAX, dtype=m.dtype, device=m.device)
         pose_v = torch.maximum(torch.minimum(m[:, _POSE_IX], lim), -lim)
         ang = torch.deg2rad(pose_v[:, :3])
@@ -205,6 +242,7 @@ class WarpRenderer:
         # in [0.5, 255.5] and the uint8 cast below (truncation) rounds without a clamp.
         roi = TF.grid_sample(state.src_half.expand(n, -1, -1, -1), grid.permute(0, 2, 3, 1),
                              mode="bilinear", padding_mode="border", align_corners=False)
+        self._chin(state, coef, fwd, roi)
         self._mouth(state, coef, roi)
         self._lids(state, coef, roi)
         out[:, y0:y1, x0:x1].copy_(roi.permute(0, 2, 3, 1))
@@ -217,11 +255,16 @@ class WarpRenderer:
 
         The start is the motion played backwards: every term negated except the pose
         (cos - 1) terms, which are even in the angle, so a rotation starts from its exact
-        inverse (plain -fwd converges slowly for roll, whose Jacobian is a rotation)."""
+        inverse (plain -fwd converges slowly for roll, whose Jacobian is a rotation), and
+        an open jaw's drop is continued over the neck, so that where the lowered chin
+        covers the neck (two solutions) the steps mostly settle on the chin (``_chin``
+        redraws the band where it folds most, with a sharp edge)."""
         bwd = -fwd
         if coef is not None:
             gh, gw = state.grid_hw
             even = coef[:, _EVEN] @ state.bases_even
+            even = torch.addmm(even, coef[:, _JAW:_JAW + 1], state.jaw_cover.view(1, -1),
+                               alpha=-0.5)
             bwd = bwd + 2.0 * even.view(-1, 2, gh, gw)
         for _ in range(self.inverse_steps):
             pos = torch.addcmul(state.nodes, bwd, state.grid_norm).permute(0, 2, 3, 1)
@@ -229,6 +272,80 @@ class WarpRenderer:
                                   align_corners=True)
             bwd = bwd.mul(0.4).sub_(f_at, alpha=0.6)  # b + 0.6 * (-b - f_at)
         return bwd
+
+    def _chin(self, state: WarpState, coef: torch.Tensor, fwd: torch.Tensor,
+              roi: torch.Tensor) -> None:
+        """Redraw the band where an open jaw's chin covers the neck, frame by frame.
+
+        The forward field folds there (the chin drops, the neck barely moves), so the
+        backward field has two solutions a few pixels apart on the coarse grid. Here the
+        band is sampled twice: the neck as ``render_tensor`` drew it, and the lower face
+        from the inverse of the field with the jaw's drop continued over the neck (no
+        fold); a per-pixel cut mask, looked up where each pixel comes from, blends them,
+        so the chin's edge is sharp and anti-aliased instead of following the grid.
+        """
+        jaw = coef[:, _JAW]
+        # how far the drop crosses each point of the outline (along the steep sides the
+        # chin slides down its own edge and nothing folds)
+        fold = jaw[:, None] * (state.jaw_mov[_JAW] * state.jaw_normal).sum(-1)  # (N, J)
+        sel = (fold > 1.0) & (fold > 0.3 * fold.amax(1, keepdim=True))
+        for i in sel.any(1).nonzero().flatten().tolist():
+            self._chin_band(state, coef[i], fwd[i:i + 1], roi[i], sel[i])
+
+    def _chin_band(self, state: WarpState, c: torch.Tensor, fwd: torch.Tensor,
+                   img: torch.Tensor, sel: torch.Tensor) -> None:
+        """``_chin`` for one frame: coefficients (K,), field (1, 2, gh, gw), region image
+        (3, h, w), the outline points (J,) that fold."""
+        gh, gw = state.grid_hw
+        X0, Y0, X1, Y1 = state.roi
+        h, w = Y1 - Y0, X1 - X0
+        sx, sy = (gw - 1) / max(w - 1, 1), (gh - 1) / max(h - 1, 1)  # pixel -> node
+        line = state.jaw_src[sel]
+        pts = torch.cat([line, line + torch.einsum("k,kjc->jc", c, state.jaw_mov[:, sel])])
+        bx0, by0 = (pts.amin(0).floor() - 4).tolist()
+        bx1, by1 = (pts.amax(0).ceil() + 5).tolist()
+        bx0, by0 = max(int(bx0), X0), max(int(by0), Y0)
+        bx1, by1 = min(int(bx1), X1), min(int(by1), Y1)
+        if bx1 - bx0 < 2 or by1 - by0 < 2:
+            return
+        c0 = max(int((bx0 - X0) * sx) - 1, 0)
+        c1 = min(int((bx1 - 1 - X0) * sx) + 3, gw)
+        r0 = max(int((by0 - Y0) * sy) - 1, 0)
+        r1 = min(int((by1 - 1 - Y0) * sy) + 3, gh)
+        dev = img.device
+        # the field with the drop continued, on the nodes the steps can reach (up to the
+        # largest displacement away from the band), in coordinates of that crop
+        reach = float(c.abs() @ state.bases_max) + 2.0
+        mr, mc = int(reach * sy) + 2, int(reach * sx) + 2
+        rr0, rr1, cc0, cc1 = max(r0 - mr, 0), min(r1 + mr, gh), max(c0 - mc, 0), min(c1 + mc, gw)
+        ext = fwd[:, :, rr0:rr1, cc0:cc1] + c[_JAW] * state.jaw_cover[:, :, rr0:rr1, cc0:cc1]
+        full = torch.tensor([gw - 1.0, gh - 1.0], device=dev)
+        ka = full / torch.tensor([max(cc1 - cc0 - 1, 1), max(rr1 - rr0 - 1, 1)], device=dev)
+        kb = ka - 2.0 * torch.tensor([cc0, rr0], device=dev) * ka / full - 1.0
+        even = torch.einsum("k,kchw->chw", c[_EVEN],
+                            state.bases_even.view(3, 2, gh, gw)[:, :, r0:r1, c0:c1])
+        b = 2.0 * even[None] - ext[:, :, r0 - rr0:r1 - rr0, c0 - cc0:c1 - cc0]
+        nodes = state.nodes[:, :, r0:r1, c0:c1] * ka.view(1, 2, 1, 1) + kb.view(1, 2, 1, 1)
+        gnorm = state.grid_norm * ka.view(1, 2, 1, 1)
+        for _ in range(self.inverse_steps):
+            p = torch.addcmul(nodes, b, gnorm).permute(0, 2, 3, 1)
+            f_at = TF.grid_sample(ext, p, mode="bilinear", padding_mode="border",
+                                  align_corners=True)
+            b = b.mul(0.4).sub_(f_at, alpha=0.6)
+        pos = torch.addcmul(state.base_norm[:, :, r0:r1, c0:c1], b, state.px_norm)
+        # each band pixel: where it comes from (the coarse field, upsampled like the main
+        # pass), then the photo and the cut mask there, in one lookup
+        gx = (torch.arange(bx0, bx1, device=dev, dtype=torch.float32) - X0) * sx - c0
+        gy = (torch.arange(by0, by1, device=dev, dtype=torch.float32) - Y0) * sy - r0
+        gx = gx * (2.0 / max(c1 - c0 - 1, 1)) - 1.0
+        gy = gy * (2.0 / max(r1 - r0 - 1, 1)) - 1.0
+        g = torch.stack(torch.broadcast_tensors(gx[None, :], gy[:, None]), -1)[None]
+        src = TF.grid_sample(pos, g, mode="bilinear", padding_mode="border",
+                             align_corners=True).permute(0, 2, 3, 1)
+        rgba = TF.grid_sample(state.src_alpha, src, mode="bilinear", padding_mode="border",
+                              align_corners=False)[0]
+        box = img[:, by0 - Y0:by1 - Y0, bx0 - X0:bx1 - X0]
+        box.add_((rgba[:3] - box) * rgba[3:])
 
     def lip_lines(self, state: WarpState, coef: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Output positions (N, 11, 2) of the lower inner lip on the upper and the lower
@@ -240,21 +357,36 @@ class WarpRenderer:
     def _mouth(self, state: WarpState, coef: torch.Tensor, roi: torch.Tensor) -> None:
         """Paint the mouth interior where the lips part (per frame: tight boxes)."""
         A, B = self.lip_lines(state, coef)
+        gum = A - coef[:, _JAW, None, None] * state.lip_up[_JAW]
         gap = ((B - A) ** 2).sum(-1).sqrt().amax(1)
         for i in (gap >= 0.35).nonzero().flatten().tolist():
             paint_mouth(roi[i], state.roi[:2], state.roi, A[i], B[i], state.colors,
-                        state.face_w, state.teeth_h)
+                        state.face_w, state.teeth_h, gum[i])
 
     def _lids(self, state: WarpState, coef: torch.Tensor, roi: torch.Tensor) -> None:
-        """Draw the lash line where an eye is (nearly) shut: it hides the thin band of
-        squeezed eye that the warp leaves between the lids."""
+        """Paint each blinking eye (``paint_eye``): lid skin over what was the eye, as far
+        as eyeBlink closes it (the warp alone stretches the photo's lid, a dark smear
+        where the photo shows little of it), and the lash line where the eye is (nearly)
+        shut, which hides the thin band of squeezed eye the warp leaves between the
+        lids."""
         lids = state.lids_src + torch.einsum("nk,kelpc->nelpc", coef, state.lids)
         opening = (lids[:, :, 1, 4] - lids[:, :, 0, 4]).norm(dim=-1) * torch.sign(
             lids[:, :, 1, 4, 1] - lids[:, :, 0, 4, 1])
         closure = smoothstep_t(0.45, 0.9, 1 - opening / state.lid_open.clamp_min(1.0))
-        for i, e in (closure > 0).nonzero().tolist():
-            paint_lash(roi[i], state.roi[:2], state.roi, lids[i, e, 0], lids[i, e, 1],
-                       float(closure[i, e]), state.colors["lash"], state.face_w)
+        blink = coef[:, _BLINK].clamp(0, 1)  # (N, 2): image-left eye, image-right eye
+        # the lid fades in from blink 0.1 (below, the warp alone shows the lid lowering)
+        cover = LID_COVER * blink * smoothstep_t(0.1, 0.25, blink)
+        todo = (cover > 0) | (closure > 0)
+        if not bool(todo.any()):
+            return
+        # the upper lid without the blink's own motion, raised over the photo's lashes
+        top = lids[:, :, 0] - torch.einsum("ne,epc->nepc", blink, state.blink_up)
+        top = top + (0.015 * state.face_w) * state.lid_taper * state.up_dir
+        shift = (lids[:, :, 1] - state.lids_src[None, :, 1]).mean(2)  # lower lid (N, 2, 2)
+        i, e = todo.nonzero().unbind(1)
+        paint_eyes(roi, state.roi[:2], state.roi, i, top[i, e], lids[i, e, 0], lids[i, e, 1],
+                   shift[i, e], cover[i, e], closure[i, e], state.src_half, state.lid_gain[e],
+                   state.colors["lash"], state.face_w)
 
 
 def _border_fade(X: np.ndarray, size: int, margin: float = 0.22) -> np.ndarray:
@@ -290,6 +422,30 @@ def _mouth_colors(img: np.ndarray, face: Face) -> dict[str, np.ndarray]:
         "teeth": np.array([228.0, 216.0, 192.0]) * k,
         "tongue": lip * np.array([0.78, 0.5, 0.52]),
     }
+
+
+def _normals(line: np.ndarray, face: Face) -> np.ndarray:
+    """(J, 2) unit normals of an open polyline, turned to point down the face."""
+    t = np.gradient(line, axis=0)
+    n = np.stack([t[:, 1], -t[:, 0]], 1) / np.maximum(np.linalg.norm(t, axis=1), 1e-9)[:, None]
+    return n * np.where(n @ face.ey < 0, -1.0, 1.0)[:, None]
+
+
+def _lid_gain(img: np.ndarray, face: Face, lids: np.ndarray) -> np.ndarray:
+    """(2, 3) per eye: the painted lid copies the skin under the eye; this gain takes its
+    colour halfway to that of the skin above the upper lid, so the lid shows no rim."""
+    F, size = face.F, img.shape[0]
+    out = np.ones((2, 3))
+    for e in range(2):
+        up, lo = lids[e, 0, 2:7], lids[e, 1, 2:7]  # the middle of each lid
+        h = float(np.mean(lo[:, 1] - up[:, 1]))
+        above = [up + [0, -d] for d in np.linspace(0.02 * F, 0.04 * F, 5)]
+        below = [lo + [0, d] for d in np.linspace(0.012 * F, 0.012 * F + max(h, 1.0), 5)]
+        pick = [np.clip(np.concatenate(p).round().astype(int), 0, size - 1)
+                for p in (above, below)]
+        want, have = (img[p[:, 1], p[:, 0]].astype(np.float64).mean(0) for p in pick)
+        out[e] = (0.5 * want + 0.5 * have) / np.maximum(have, 1.0)
+    return out
 
 
 def _inside(q: np.ndarray, poly: np.ndarray) -> np.ndarray:

@@ -1,18 +1,21 @@
-"""What the warp alone cannot show: the mouth interior and the lash line of a closed eye.
+"""What the warp alone cannot show: the mouth interior, and the lid and lash line of a
+closing eye.
 
 Both are painted in output space between two warped polylines that run corner to corner
 (the two copies of the lower inner lip for the mouth, the upper and lower lid for an
 eye). Instead of a point-to-polyline distance for every pixel (a (segments x pixels)
 tensor per op, the old hot spot), each polyline is evaluated once per *column* of the
 paint box; a pixel's signed distance is its vertical offset from the curve times the
-curve's cosine, which is exact for straight segments and good to first order elsewhere.
-Images here are planar float (3, H, W) boxes, 0..255 plus the renderer's +0.5 rounding
-offset, painted in place.
+curve's cosine, which is exact for straight segments and good to first order elsewhere;
+the polylines are first resampled as Catmull-Rom curves, so no facets show. Images here
+are planar float (3, H, W) boxes, 0..255 plus the renderer's +0.5 rounding offset, painted
+in place.
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as TF
 
 _BIG = 1e6
 
@@ -25,26 +28,47 @@ def smoothstep_t(e0: float, e1: float, x: torch.Tensor) -> torch.Tensor:
 
 def column_curve(line: torch.Tensor, xs: torch.Tensor, pick: str) -> tuple[torch.Tensor,
                                                                              torch.Tensor]:
-    """Height of polyline ``line`` (V, 2) at pixel columns ``xs`` (W,) and its cosine.
+    """Height of polyline ``line`` (..., V, 2) at pixel columns ``xs`` (..., W) and its
+    cosine (leading dimensions: a batch of lines, each with its own columns).
 
     Where the line folds over a column, ``pick`` ("max" or "min") keeps the lower or the
     upper crossing. Columns the line does not cover get y = +-1e6 ("max" -> +, so the
     region below it is empty; "min" -> -, the region above it is empty) and cosine 1.
     """
-    a, b = line[:-1, :, None], line[1:, :, None]  # (V-1, 2, 1)
-    ax, ay, bx, by = a[:, 0], a[:, 1], b[:, 0], b[:, 1]  # (V-1, 1)
+    a, b = line[..., :-1, :, None], line[..., 1:, :, None]  # (..., V-1, 2, 1)
+    ax, ay, bx, by = a[..., 0, :], a[..., 1, :], b[..., 0, :], b[..., 1, :]  # (..., V-1, 1)
+    xs = xs[..., None, :]  # (..., 1, W)
     dx = bx - ax
     dx = torch.where(dx.abs() < 1e-3, torch.full_like(dx, 1e-3), dx)
     slope = (by - ay) / dx
-    y = ay + ((xs - ax) / dx).clamp(0, 1) * (by - ay)  # (V-1, W)
+    y = ay + ((xs - ax) / dx).clamp(0, 1) * (by - ay)  # (..., V-1, W)
     inside = (xs >= torch.minimum(ax, bx)) & (xs <= torch.maximum(ax, bx))
     fill = _BIG if pick == "max" else -_BIG
     masked = torch.where(inside, y, torch.full_like(y, -fill))
-    yy, k = masked.max(0) if pick == "max" else masked.min(0)
-    cos = torch.rsqrt(1 + slope.expand_as(y).gather(0, k[None])[0] ** 2)
-    covered = inside.any(0)
+    yy, k = masked.max(-2) if pick == "max" else masked.min(-2)
+    cos = torch.rsqrt(1 + slope.expand_as(y).gather(-2, k.unsqueeze(-2)).squeeze(-2) ** 2)
+    covered = inside.any(-2)
     return torch.where(covered, yy, torch.full_like(yy, fill)), torch.where(
         covered, cos, torch.ones_like(cos))
+
+
+def smooth_line(line: torch.Tensor, k: int = 2) -> torch.Tensor:
+    """Catmull-Rom resampling of polylines (..., V, 2) to k (V - 1) + 1 points through the
+    same vertices: a curve without facets, whose per-segment slope would otherwise show
+    as bands in the shading."""
+    v = line.shape[-2]
+    if v < 3 or k < 2:
+        return line
+    pad = torch.cat([2 * line[..., :1, :] - line[..., 1:2, :], line,
+                     2 * line[..., -1:, :] - line[..., -2:-1, :]], -2)
+    t = torch.arange(k, device=line.device, dtype=line.dtype) / k
+    t2, t3 = t * t, t * t * t
+    w = 0.5 * torch.stack([-t3 + 2 * t2 - t, 3 * t3 - 5 * t2 + 2, -3 * t3 + 4 * t2 + t,
+                           t3 - t2], 1)  # (k, 4)
+    segs = torch.stack([pad[..., i:i + v - 1, :] for i in range(4)], -2)  # (..., V-1, 4, 2)
+    pts = torch.einsum("tj,...sjc->...stc", w, segs)
+    pts = pts.reshape(*pts.shape[:-3], -1, 2)
+    return torch.cat([pts, line[..., -1:, :]], -2)
 
 
 def _box(pts: torch.Tensor, bounds: tuple[int, int, int, int], pad: int) -> tuple[int, ...]:
@@ -58,12 +82,14 @@ def _box(pts: torch.Tensor, bounds: tuple[int, int, int, int], pad: int) -> tupl
 
 def paint_mouth(img: torch.Tensor, origin: tuple[int, int], bounds: tuple[int, int, int, int],
                 A: torch.Tensor, B: torch.Tensor, colors: dict[str, torch.Tensor], F: float,
-                teeth_h: float) -> None:
+                teeth_h: float, gum: torch.Tensor | None = None) -> None:
     """Mouth interior between the upper-side lip line A and the lower-side one B (11, 2).
 
-    Dark cavity shaded towards the corners and under the upper lip, upper teeth hanging
-    from A (when the photo shows none), a hint of lower teeth and tongue in wide openings;
-    the interior ends at B, so the lower lip stays in front of it.
+    Dark cavity shaded towards the corners and under the upper lip, upper teeth (when the
+    photo shows none) hanging from ``gum`` (A as it would be without the jaw: the teeth
+    are fixed to the skull, so where an open jaw pulls the lip corners down they end
+    above the opening instead of following the lip), a hint of lower teeth and tongue in
+    wide openings; the interior ends at B, so the lower lip stays in front of it.
     """
     bx0, by0, bx1, by1 = _box(torch.stack([A, B]), bounds, 2)
     if bx1 <= bx0 or by1 <= by0:
@@ -71,8 +97,9 @@ def paint_mouth(img: torch.Tensor, origin: tuple[int, int], bounds: tuple[int, i
     dev = img.device
     xs = torch.arange(bx0, bx1, device=dev, dtype=torch.float32)
     ys = torch.arange(by0, by1, device=dev, dtype=torch.float32)[:, None]
-    ya, ca = column_curve(A, xs, "max")
-    yb, cb = column_curve(B, xs, "min")
+    ab = smooth_line(torch.stack([A, B]))
+    ya, ca = column_curve(ab[0], xs, "max")
+    yb, cb = column_curve(ab[1], xs, "min")
     sd_a = (ys - ya) * ca  # > 0 below A
     sd_b = (yb - ys) * cb  # > 0 above B
     near = torch.minimum(sd_a, sd_b)
@@ -100,40 +127,86 @@ def paint_mouth(img: torch.Tensor, origin: tuple[int, int], bounds: tuple[int, i
     rgb = rgb + (0.7 * colors["teeth"][:, None, None] - rgb) * low_t
     # upper teeth hanging from the upper edge, faint gaps between teeth
     if teeth_h > 0.5:
-        up_t = (teeth_h * (1 - u2) ** 0.7 - sd_a + 0.5).clamp(0, 1)
+        if gum is None:
+            sd_t = sd_a
+        else:
+            yg, cg = column_curve(smooth_line(gum), xs, "max")
+            sd_t = (ys - torch.minimum(yg, ya)) * cg
+        up_t = (teeth_h * (1 - u2) ** 0.7 - sd_t + 0.5).clamp(0, 1)
         gaps = torch.zeros_like(u)
         for c in (0.0, 0.33, -0.33, 0.56, -0.56, 0.73, -0.73, 0.86, -0.86):
             gaps = gaps + torch.exp(-(((u - c) * half) / 0.6) ** 2)
         open_c = float((B - A).norm(dim=-1).amax())
         light = (0.55 + 0.45 * min(max(open_c / (0.07 * F), 0.0), 1.0)) * (
             0.45 + 0.55 * (1 - u2)) * (1 - 0.12 * gaps.clamp(0, 1)) * (
-            0.82 + 0.18 * (sd_a / 3.0).clamp(0, 1))
+            0.82 + 0.18 * (sd_t / 3.0).clamp(0, 1))
         rgb = rgb + (colors["teeth"][:, None, None] * light - rgb) * up_t
     ox, oy = origin
     box = img[:, by0 - oy:by1 - oy, bx0 - ox:bx1 - ox]
     box.add_((rgb.clamp(0, 255) + 0.5 - box) * alpha)
 
 
-def paint_lash(img: torch.Tensor, origin: tuple[int, int], bounds: tuple[int, int, int, int],
-               up: torch.Tensor, low: torch.Tensor, closure: float, lash: torch.Tensor,
-               F: float) -> None:
-    """Lash line of one closing eye: covers the band between the lids (9, 2) plus a line
-    as thick as a lash, so no squeezed sliver of eye shows through a blink."""
-    bx0, by0, bx1, by1 = _box(torch.stack([up, low]), bounds, 3)
-    if bx1 <= bx0 or by1 <= by0:
+def paint_eyes(roi: torch.Tensor, origin: tuple[int, int], bounds: tuple[int, int, int, int],
+               frame: torch.Tensor, top: torch.Tensor, up: torch.Tensor, low: torch.Tensor,
+               shift: torch.Tensor, cover: torch.Tensor, closure: torch.Tensor,
+               src: torch.Tensor, gain: torch.Tensor, lash: torch.Tensor, F: float) -> None:
+    """The lids of P closing eyes at once (eye p in frame ``frame[p]`` of ``roi``), drawn
+    on the warped lid lines (P, 9, 2) ``up`` / ``low``, each in a box of the same size.
+
+    ``cover`` (P,) > 0 paints skin between ``top`` (above the photo's upper lashes) and
+    ``up``, the lid's edge, with that opacity. The skin is the photo's skin under the lower
+    lid (``shift`` (P, 2): how far the warp moved it), mirrored up from the edge and
+    scaled by ``gain`` (P, 3) towards the skin above the eye: it has the face's grain and
+    light even where the photo shows no lid (deep-set eyes, heavy brows, a spectacle rim
+    over the lid), a little darker towards the edge. ``closure`` (P,) > 0 draws the lash
+    line: it covers the band between the lids plus a line as thick as a lash, so no
+    squeezed sliver of eye shows through a blink.
+    """
+    x0, y0, x1, y1 = bounds
+    pts = torch.cat([top, up, low], 1)
+    lo = pts.amin(1).floor() - 3
+    w, h = ((pts.amax(1).ceil() + 4 - lo).amax(0)).long().tolist()
+    w, h = min(w, x1 - x0), min(h, y1 - y0)
+    if w < 2 or h < 2:
         return
-    dev = img.device
-    xs = torch.arange(bx0, bx1, device=dev, dtype=torch.float32)
-    ys = torch.arange(by0, by1, device=dev, dtype=torch.float32)[:, None]
-    yu, cu = column_curve(up, xs, "max")
-    yl, cl = column_curve(low, xs, "min")
-    sd = torch.minimum((ys - yu) * cu, (yl - ys) * cl)
-    c0, c1 = up[0], up[-1]
-    axis = c1 - c0
-    u = ((xs - 0.5 * (c0[0] + c1[0])) * axis[0] + (ys - 0.5 * (c0[1] + c1[1])) * axis[1]) / (
-        0.5 * float((axis * axis).sum().clamp_min(1)))
-    width = 0.0075 * F * (1 - u * u).clamp(0, 1).sqrt() + 0.3
-    a = (sd + width + 0.5).clamp(0, 1) * closure
+    dev = roi.device
+    bx0 = lo[:, 0].clamp(x0, x1 - w)
+    by0 = lo[:, 1].clamp(y0, y1 - h)
+    xs = bx0[:, None] + torch.arange(w, device=dev, dtype=torch.float32)  # (P, W)
+    ys = (by0[:, None] + torch.arange(h, device=dev, dtype=torch.float32))[:, :, None]
+    p = len(frame)
+    lines = smooth_line(torch.cat([up, top, low]))  # one pass for the three lines
+    y_up, c_up = column_curve(lines[:2 * p], xs.repeat(2, 1), "max")
+    yl, cl = column_curve(lines[2 * p:], xs, "min")
+    yu, yt, cu = y_up[:p, None], y_up[p:, None], c_up[:p, None]  # (P, 1, W)
+    yl, cl = yl[:, None], cl[:, None]
     ox, oy = origin
-    box = img[:, by0 - oy:by1 - oy, bx0 - ox:bx1 - ox]
-    box.add_((lash[:, None, None] + 0.5 - box) * a)
+    at = [(f, int(y) - oy, int(x) - ox) for f, y, x in zip(frame.tolist(), by0.tolist(),
+                                                         bx0.tolist(), strict=True)]
+    views = [roi[f, :, y:y + h, x:x + w] for f, y, x in at]
+    box = torch.stack(views)  # (P, 3, H, W)
+    # lid skin
+    covered = ((yt.abs() < _BIG / 2) & (yu.abs() < _BIG / 2) & (yl.abs() < _BIG / 2)).float()
+    yt0 = torch.where(covered > 0, yt, torch.zeros_like(yt))
+    ye = torch.where(covered > 0, torch.maximum(yu, yt0), yt0)
+    ylc = torch.where(covered > 0, torch.maximum(yl, ye), ye)
+    lid = ((ys - yt0) / (0.02 * F) + 0.5).clamp(0, 1) * (ye - ys + 0.5).clamp(0, 1)
+    lid = lid * covered * cover[:, None, None]
+    above = (ye - ys).clamp_min(0)  # (P, H, W)
+    sx = (xs - shift[:, :1])[:, None, :].expand_as(above)
+    sy = ylc - shift[:, 1:, None] + 0.012 * F + above
+    size = src.shape[-1]
+    grid = torch.stack([(2 * sx + 1) / size - 1, (2 * sy + 1) / size - 1], -1)
+    skin = TF.grid_sample(src.expand(p, -1, -1, -1), grid, mode="bilinear",
+                          padding_mode="border", align_corners=False)
+    shade = 0.8 + 0.2 * smoothstep_t(0.0, 0.015 * F, above)
+    box = box + (skin * shade[:, None] * gain[:, :, None, None] - box) * lid[:, None]
+    # lash line
+    c0, c1 = up[:, :1, 0], up[:, -1:, 0]  # corners' x (P, 1)
+    u = ((2 * xs - c0 - c1) / (c1 - c0).abs().clamp_min(1.0))[:, None]  # (P, 1, W)
+    sd = torch.minimum((ys - yu) * cu, (yl - ys) * cl)
+    width = 0.0075 * F * (1 - u * u).clamp(0, 1).sqrt() + 0.3
+    a = (sd + width + 0.5).clamp(0, 1) * closure[:, None, None]
+    box = box + (lash[None, :, None, None] + 0.5 - box) * a[:, None]
+    for view, new in zip(views, box, strict=True):
+        view.copy_(new)

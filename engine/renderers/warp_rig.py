@@ -11,7 +11,9 @@ one matmul per frame. Head pose is non-linear in the angle, so each axis has two
 The mouth is cut along the lower inner lip: the area above (upper lip, visible upper
 teeth) follows the "upper" version of each field, the lip/chin below the "lower" one, so
 opening the jaw tears the image exactly there and the renderer fills the gap with a
-mouth interior. Away from the mouth both versions agree.
+mouth interior. Away from the mouth both versions agree. A second cut runs under the chin
+(the lower face outline): the jaw drops the mandible over the neck, which keeps only a
+little of the drop, so the lowered chin covers the top of the neck (see ``_jaw_drop``).
 """
 
 from __future__ import annotations
@@ -28,7 +30,12 @@ POSE_BASES: tuple[str, ...] = (
     "yaw_sin", "yaw_cos", "pitch_sin", "pitch_cos", "roll_sin", "roll_cos", "tx", "ty",
 )
 BASIS_NAMES: tuple[str, ...] = BLENDSHAPES + POSE_BASES
-JAW_DROP = 0.15  # lower-lip drop at jawOpen = 1, in face widths
+JAW_DROP = 0.24  # drop of the lower lip and chin at jawOpen = 1, in face widths
+JAW_CORNER = 0.45  # share of the drop at the lip corners
+JAW_NECK = 0.3  # share of the drop the skin under the chin keeps (the rest is covered)
+BROW_INNER_UP = 0.08  # inner-brow raise at browInnerUp = 1, face widths
+BROW_OUTER_UP = 0.06  # outer-brow raise at browOuterUp = 1, face widths
+FROWN_DROP = 0.07  # lip-corner drop at mouthFrown = 1, face widths
 DEPTH_FADE = 1.45  # head radii where the depth of the head has fallen to 0
 DEPTH_SLOPE = 1.6  # steepest depth change per pixel that head rotation may see
 
@@ -100,6 +107,21 @@ class Rig:
         self.li, self.lo = lip(L.LIPS_INNER_LOWER), lip(L.LIPS_OUTER_LOWER)
         _, self.chin_v = face.local(P[L.CHIN][None], self.mc)
         self.chin_v = float(self.chin_v[0])
+        # lower face outline (ear -> chin -> ear) as v(u) in the mouth frame, pixels
+        jaw_idx = list(L.FACE_OVAL[8:29])
+        self.jaw_pts = P[jaw_idx]
+        ju, jv = face.local(self.jaw_pts, self.mc)
+        self.jaw_line = _curve(ju, jv)
+        # how far in front of the jaw hinge each part of the jaw line is (landmark z): a
+        # mandible rotating about the hinge drops each point in proportion, so the chin
+        # drops most and the jaw angles little
+        z_hinge = float(face.Z[list(L.FACE_SIDES)].mean())
+        z_chin = float(face.Z[[L.CHIN, 148, 377]].mean())
+        reach = np.clip((z_hinge - face.Z[jaw_idx]) / max(z_hinge - z_chin, 1e-6), 0, 1)
+        self.jaw_reach = _curve(ju, reach)
+        tangent = np.gradient(self.jaw_pts, axis=0)
+        self.jaw_steep = 1 - smoothstep(0.5, 0.8, np.abs(tangent @ face.ex) / np.maximum(
+            np.linalg.norm(tangent, axis=1), 1e-9))  # 1 where the outline runs down
         # --- eyes: (corner0, corner1, upper, lower, upper rings, brow lower, brow upper)
         self.eyes = {
             "Right": self._eye(L.RIGHT_EYE_CORNERS, L.RIGHT_EYE_UPPER, L.RIGHT_EYE_LOWER,
@@ -253,8 +275,9 @@ class Rig:
         return t.clip(0, 1) * self._side_fall(X, side)
 
     def _jaw_weight(self, X, side: str):
-        """Share of the jaw drop: lower lip/chin 1 (less at the corners), upper lip only
-        near the corners; fades along the jaw line and below the chin."""
+        """Share of a sideways / forward jaw shift: lower lip/chin 1 (less at the
+        corners), upper lip only near the corners; fades along the jaw line and below the
+        chin."""
         F = self.f.F
         mu, v, muc = self._mouth_coords(X)
         if side == "upper":
@@ -265,6 +288,66 @@ class Rig:
         below_chin = np.exp(-(((v - self.chin_v).clip(0)) / (0.09 * F)) ** 2)
         above = smoothstep(-0.12 * F, 0.0, v - self.li(mu))  # cheeks above the corners: 0
         return w * lat * below_chin * np.maximum(above, 0.0)
+
+    def _below_jaw(self, X: np.ndarray) -> np.ndarray:
+        """Distance (pixels) below the cut under the chin: the lower face outline, a
+        little outside it so that the chin's edge goes with the chin."""
+        u, v = self.f.local(X, self.mc)
+        return v - (self.jaw_line(u) + 0.01 * self.f.F)
+
+    def _jaw_sides(self, X: np.ndarray) -> np.ndarray:
+        """1, falling to 0 near the steep sides of the lower face outline: there the jaw
+        would slide down its own edge and tear the face from what is beside it, so the
+        drop fades out before the edge instead (the chin's edge, below, is a cut)."""
+        F = self.f.F
+        a, b = self.jaw_pts[:-1], self.jaw_pts[1:]
+        ab = b - a
+        t = np.clip(((X[:, None] - a) * ab).sum(-1) / np.maximum((ab * ab).sum(-1), 1e-9), 0, 1)
+        d = np.linalg.norm(X[:, None] - (a + t[..., None] * ab), axis=-1)  # (M, J-1)
+        k = d.argmin(1)
+        steep = 0.5 * (self.jaw_steep[:-1] + self.jaw_steep[1:])[k]
+        return 1 - steep * smoothstep(0.1 * F, 0.0, d[np.arange(len(X)), k])
+
+    def chin_alpha(self, X: np.ndarray) -> np.ndarray:
+        """(M,) 1 on the face side of the cut under the chin, 0 on the neck side (the
+        same 2 px ramp as the jaw field uses)."""
+        return smoothstep(1.0, -1.0, self._below_jaw(X))
+
+    def _jaw_drop(self, X, side: str, cover: bool = False):
+        """Share of the jaw drop (jawOpen): the mandible (lower lip, chin, jaw line) moves
+        down as one piece, less towards the jaw angles and at the lip corners; the
+        cheeks above the corners stretch. The chin slides over the neck: below the face
+        outline only a little of the drop remains (the skin under the chin stretches), so
+        the forward field folds there and the chin covers the top of the neck.
+
+        ``cover``: the mandible's share continued below the outline, the start of the
+        renderer's inverse so that it picks the chin, not the neck, where both land."""
+        F = self.f.F
+        mu, v, muc = self._mouth_coords(X)
+        if side == "upper":
+            return JAW_CORNER * muc**4 * self._side_fall(X, "upper")
+        lip = 1 - (1 - JAW_CORNER) * muc**2
+        w = lip + (1 - lip) * smoothstep(self.lo(mu), self.lo(mu) + 0.08 * F, v)
+        lat = self.jaw_reach(mu * self.hw) * self._jaw_sides(X)
+        above = smoothstep(-0.2 * F, 0.0, v - self.li(mu))  # cheeks above the corners: 0
+        if cover:
+            return w * lat * above
+        below = self._below_jaw(X)
+        face = smoothstep(1.0, -1.0, below)
+        neck = JAW_NECK * np.exp(-((below.clip(0) / (0.25 * F)) ** 2))
+        return w * lat * above * (face + (1 - face) * neck)
+
+    def _frown_weight(self, X, sgn: float):
+        """One side of a frown's arch: the lips bend down towards that corner (quadratic
+        in the position along the mouth, 0 at its centre), and the skin around the corner
+        goes with them, furthest below it (the muscle pulls the corner towards the jaw),
+        so the whole mouth curves instead of kinking at the corner."""
+        F = self.f.F
+        mu, v, muc = self._mouth_coords(X)
+        arch = np.clip(sgn * mu, 0.0, 1.0) ** 2 * self._lat(mu, 0.12 * F)
+        up = (self.uo(mu) - v).clip(0)  # above the upper lip
+        down = (v - self.lo(mu)).clip(0)  # below the lower lip
+        return arch * np.exp(-((up / (0.05 * F)) ** 2)) * np.exp(-((down / (0.12 * F)) ** 2))
 
     def _mouth_field(self, name: str, X: np.ndarray, side: str):
         """(du, dv) of a mouth/jaw channel on the given side of the lip cut, or None."""
@@ -277,9 +360,12 @@ class Rig:
         one_side = (1 - muc**2) * (0.5 + 0.5 * sgn * muc)
         bell = 1 - 0.55 * muc**2 - 0.45 * muc**4  # 1 at the centre, 0 at the corners
         if name == "jawOpen":
-            jw = self._jaw_weight(X, side)
+            jw = self._jaw_drop(X, side)
             corner = np.exp(-(((np.abs(mu) - 1) * self.hw) / (0.08 * F)) ** 2) * fall
-            return -0.02 * F * np.sign(mu) * corner, JAW_DROP * F * jw
+            # the corners come in (the lips stretch over the opening) and the lower face
+            # narrows a little as the mandible swings down and back
+            du = -0.03 * F * np.sign(mu) * corner - 0.04 * mu * self.hw * jw
+            return du, JAW_DROP * F * jw
         if name == "mouthClose":
             k = 0.8 if side == "lower" else -0.2
             lip = fall if side == "upper" else np.exp(
@@ -294,7 +380,8 @@ class Rig:
         if name.startswith("mouthStretch"):
             return sgn * 0.06 * F * g * fall, 0.012 * F * g * fall
         if name.startswith("mouthFrown"):
-            return sgn * 0.004 * F * g * fall, 0.045 * F * g * fall
+            arch = self._frown_weight(X, sgn)
+            return sgn * 0.08 * FROWN_DROP * F * arch, FROWN_DROP * F * arch
         if name.startswith("mouthDimple"):
             return -sgn * 0.02 * F * g * fall, -0.006 * F * g * fall
         if name in ("mouthLeft", "mouthRight"):
@@ -340,12 +427,23 @@ class Rig:
         browcut = smoothstep(0.85 * gap_b, 0.5 * gap_b, above_d)
         zero = np.zeros(len(X))
         if name.startswith("eyeBlink"):
-            meet = y_lo - 0.15 * h  # lower lid rises a little, the upper lid comes down to it
+            # The lid unfolds: the skin between the lashes and the crease stretches down
+            # over the eye, the lash line is squeezed into a thin line on the lower lid
+            # (which stays: a rising lower lid reads as a squint) and the eyeball
+            # between the lids is squeezed away under it. The renderer then paints skin
+            # over what was the eye (warp_paint.paint_eyes).
+            meet = y_lo
+            e_h = 0.04 * h  # what is left of the eyeball, above the meeting line
+            g, lw = 0.015 * F, 0.006 * F  # lash band in the photo, lash line when closed
+            band = np.minimum(0.7 * gap_b, 0.09 * F)  # lid skin that stretches
+            top = meet - e_h - lw  # where the top of the lash band goes
             t = np.where(h > 0, (v - y_up) / np.maximum(h, 1e-6), 1.0)
-            dv = np.where(between, (meet - 0.04 * h * (1 - t)) - v, 0.0)
-            d_up = meet - 0.04 * h - y_up
-            dv = dv + np.where(v < y_up, d_up * np.exp(-above_d / (0.035 * F)) * browcut, 0.0)
-            dv = dv + np.where(v > y_lo, -0.15 * h * np.exp(-below_d / (0.025 * F)), 0.0)
+            eye = (meet - e_h * (1 - t)) - v
+            lash = (top + lw * (1 - above_d / g)) - v
+            sk = smoothstep(0.0, 1.0, 1 - (above_d - g) / band)
+            skin = sk * (top - (y_up - g))
+            dv = np.where(between, eye, np.where(above_d <= g, lash, skin))
+            dv = np.where(v > y_lo, 0.0, dv)
             return zero, dv * lat
         if name.startswith("eyeSquint"):
             k = 0.3 * h
@@ -396,12 +494,13 @@ class Rig:
         w = along * np.where(v < 0, above, below) * self.face_window(X)
         inward = -1.0 if side == "Left" else 1.0
         zero = np.zeros(len(X))
-        if name == "browInnerUp":
-            return zero, -0.04 * F * (1 - 0.8 * tc) * w
+        if name == "browInnerUp":  # the inner ends rise and draw together a little
+            return (inward * 0.01 * F * (1 - tc) * w,
+                    -BROW_INNER_UP * F * (1 - 0.8 * tc) * w)
         if name.startswith("browDown"):
             return inward * 0.01 * F * (1 - tc) * w, 0.03 * F * (1 - 0.3 * tc) * w
         if name.startswith("browOuterUp"):
-            return zero, -0.04 * F * (0.2 + 0.8 * tc) * w
+            return zero, -BROW_OUTER_UP * F * (0.2 + 0.8 * tc) * w
         return None
 
     def _gauss(self, X, c, sigma):
@@ -441,6 +540,14 @@ class Rig:
             return np.zeros((len(X), 2))
         du, dv = out
         return self.f.to_image(du, dv) * self.face_window(X)[:, None]
+
+    def jaw_cover(self, X: np.ndarray) -> np.ndarray:
+        """(M, 2) what to add to the jawOpen field for the start of the inverse: the
+        mandible's drop continued over the neck (see :meth:`_jaw_drop`)."""
+        drop = self._jaw_drop(X, "lower", cover=True) - self._jaw_drop(
+            X, "lower") * self.face_window(X)
+        dv = JAW_DROP * self.f.F * drop * self.lip_cut(X)
+        return self.f.to_image(np.zeros(len(X)), dv)
 
     def lip_cut(self, X: np.ndarray) -> np.ndarray:
         """Weight of the 'lower' field: 1 below the lower inner lip between the corners,
