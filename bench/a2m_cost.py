@@ -22,6 +22,7 @@ import numpy as np
 
 from engine.audio.decode import decode_audio
 from engine.audio2motion import A2M_MODELS, make_audio2motion
+from engine.audio2motion.gestures import SpeechGestures
 
 CLIP = Path(__file__).resolve().parents[1] / "vcam" / "assets" / "demo_speech.wav"
 
@@ -29,7 +30,8 @@ CLIP = Path(__file__).resolve().parents[1] / "vcam" / "assets" / "demo_speech.wa
 def cost(model: str, pcm: np.ndarray, sr: int, args: argparse.Namespace) -> None:
     """Stream ``pcm`` through one model and print its CPU cost."""
     n = max(1, round(args.block_ms / 1000 * sr))
-    m = make_audio2motion(model, args.lookahead_ms)
+    m = (_Gestures(args.lookahead_ms) if model == "gestures"
+         else make_audio2motion(model, args.lookahead_ms))
     m.push(pcm[:n], 0.0, sr)  # warm the per-rate caches outside the timing
     k, frames = 0, 0
     t_cpu = time.process_time()
@@ -52,10 +54,18 @@ def cost(model: str, pcm: np.ndarray, sr: int, args: argparse.Namespace) -> None
           f"wall {wall / (audio / 0.01) * 1000:.4f} ms)", flush=True)
 
 
+class _Gestures(SpeechGestures):
+    """The speech-gesture layer (head, brows) timed like a model: motion_at = value_at."""
+
+    def motion_at(self, pts: float) -> np.ndarray:
+        return self.value_at(pts)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--a2m", default="dsp,learned",
-                    help=f"comma-separated models, of {', '.join(A2M_MODELS)}")
+                    help=f"comma-separated, of {', '.join(A2M_MODELS)} and gestures (the "
+                         "head/brow layer that runs beside them)")
     ap.add_argument("--lookahead-ms", type=float, default=60.0)
     ap.add_argument("--rate", type=int, default=48000)
     ap.add_argument("--block-ms", type=float, default=20.0)
@@ -63,7 +73,7 @@ def main() -> None:
     ap.add_argument("--fps", type=int, default=30)
     args = ap.parse_args()
     models = [m.strip() for m in args.a2m.split(",") if m.strip()]
-    unknown = [m for m in models if m not in A2M_MODELS]
+    unknown = [m for m in models if m not in (*A2M_MODELS, "gestures")]
     if unknown or not models:
         ap.error(f"--a2m: unknown model {', '.join(unknown) or '(none)'}; "
                  f"known: {', '.join(A2M_MODELS)}")
