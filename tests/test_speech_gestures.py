@@ -143,3 +143,26 @@ def test_engine_head_motion_switch(speech, head):
 def test_bad_head_motion_is_refused():
     with pytest.raises(ValueError, match="head_motion must be one of speech, idle, off"):
         EngineConfig(head_motion="wild")
+
+
+def test_head_motion_in_the_config_file_is_checked_like_the_flag(tmp_path):
+    """A bad value in config.toml is one line naming the key (it was a traceback from
+    EngineConfig), and the file accepts exactly what --head-motion accepts."""
+    import os
+    import subprocess
+
+    from vcam.control.settings import ConfigError, validate
+
+    for good in ("speech", "idle", "off"):
+        assert validate({"head_motion": good}) == {"head_motion": good}
+    with pytest.raises(ConfigError, match="head_motion must be speech, idle or off"):
+        validate({"head_motion": "wild"})
+    cfg = tmp_path / "config.toml"
+    cfg.write_text('head_motion = "wild"\n')
+    exe = Path(sys.executable).parent / "avatar-vcam"
+    r = subprocess.run([str(exe), "--source", "demo", "--duration", "0.2", "--size", "64",
+                        "--sink", f"file:{tmp_path / 'o.mp4'}"], capture_output=True, text=True,
+                       timeout=120, env={**os.environ, "AVATAR_VCAM_CONFIG": str(cfg)})
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert [ln for ln in r.stderr.splitlines() if ln.strip()] == [
+        ln for ln in r.stderr.splitlines() if ln.startswith("Error:") and "head_motion" in ln]

@@ -20,7 +20,7 @@ from engine.audio2motion import (
     DEFAULT_LOOKAHEAD_MS,
     is_weights_file,
 )
-from engine.config import HEAD_MOTIONS, EngineConfig
+from engine.config import EngineConfig
 from engine.renderers import RENDERERS
 
 from .. import __version__
@@ -112,7 +112,7 @@ def default_sinks() -> list[str]:
               help="Lip-sync model: learned (causal TCN), dsp (signal features), or weights "
                    "from `avatar-vcam train-a2m`.")
 @click.option("--head-motion", default="speech", show_default=True,
-              type=click.Choice(HEAD_MOTIONS),
+              type=flag_type("head_motion"),
               help="What moves the head: speech (nods and brow raises with the voice, idle "
                    "sway in silence), idle (sway only) or off (a still head).")
 @click.option("--seed", type=click.IntRange(0, 2**31 - 1), metavar="N",

@@ -18,6 +18,8 @@ from urllib.parse import urlsplit
 import click
 import platformdirs
 
+from engine.config import HEAD_MOTIONS
+
 from ..cli.param_types import Background, FiniteFloatRange, FrameSize, FramingSpec
 from ..errors import DeviceError
 
@@ -138,7 +140,7 @@ KEYS: dict[str, Key] = {k.name: k for k in [
     Key("device", "device", _str),
     Key("lookahead_ms", "lookahead_ms", Span(False, 0, 200)),
     Key("a2m", "a2m", _str),
-    Key("head_motion", "head_motion", _str),
+    Key("head_motion", "head_motion", _via(click.Choice(HEAD_MOTIONS), "speech, idle or off")),
     Key("expression", "expression", _str),
     Key("voice_out", "voice_out", _str),
     Key("delay_ms", "delay_ms", Span(False, 0, 2000)),
