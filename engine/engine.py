@@ -83,7 +83,7 @@ class Engine:
             render_px = framing.width
         else:  # render the square no larger than the photo, then frame it for the call
             render_px = min(framing.square_px, self.avatar.resolution // 2 * 2)
-            self.framer = Framer(self.avatar, framing, render_px)
+            self.framer = Framer(self.avatar, framing)
         self._state = self.renderer.prepare(self.avatar, render_px)
         self._lock = threading.Lock()  # control commands may come from other threads
         self.last_pts = 0.0

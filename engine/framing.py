@@ -31,7 +31,6 @@ import numpy as np
 from PIL import Image, ImageColor, ImageDraw, ImageFilter
 
 from .avatar import Avatar
-from .errors import EngineError
 
 SIZE_LIMITS = (64, 2048)
 ZOOM_LIMITS = (1.0, 3.0)
@@ -128,9 +127,8 @@ class Framing:
 class Framer:
     """Composes rendered squares (N, r, r, 3) into frames (N, height, width, 3)."""
 
-    def __init__(self, avatar: Avatar, framing: Framing, render_px: int) -> None:
+    def __init__(self, avatar: Avatar, framing: Framing) -> None:
         self.framing = framing
-        self.render_px = render_px
         W, H, S = framing.width, framing.height, framing.square_px
         self.square = S
         fx, fy = _face_centre(avatar)
@@ -138,15 +136,14 @@ class Framer:
         y0 = int(round(fy * H - fy * S + framing.offset_y * H))
         y0 = max(y0, H - S)  # the body continues below the frame: never a gap at the bottom
         self.x0, self.y0 = x0, y0
-        photo = _resize(avatar.image, S)
-        extended = _extend(photo, W, H, x0, y0)
         bg = framing.background
+        if bg in ("photo", "blur"):  # the photo's backdrop, extended past the square
+            self.canvas = _extend(_resize(avatar.image, S), W, H, x0, y0)
         if bg == "photo":
-            self.canvas = extended
-            self.alpha = _edge_feather(S, x0, y0, W, H)  # live frame weight at the seams
+            alpha = _edge_feather(S, x0, y0, W, H)  # live frame weight at the seams
         else:
             if bg == "blur":
-                self.canvas = np.asarray(Image.fromarray(extended).filter(
+                self.canvas = np.asarray(Image.fromarray(self.canvas).filter(
                     ImageFilter.GaussianBlur(max(2.0, H / 45))))
             elif _colour(bg) is not None:
                 self.canvas = np.empty((H, W, 3), np.uint8)
@@ -154,39 +151,34 @@ class Framer:
             else:
                 self.canvas = _cover(np.asarray(Image.open(Path(bg).expanduser())
                                                 .convert("RGB")), W, H)
-            matte = _person_matte(avatar, S)
-            self.alpha = matte
-            self.canvas = self.canvas.copy()
+            alpha = _person_matte(avatar, S)
         # the part of the square inside the frame
         self.sx0, self.sy0 = max(0, -x0), max(0, -y0)
         self.sx1, self.sy1 = min(S, W - x0), min(S, H - y0)
         self.fx0, self.fy0 = x0 + self.sx0, y0 + self.sy0
-        a = self.alpha[self.sy0:self.sy1, self.sx0:self.sx1]
-        q = np.round(a * 256).astype(np.uint16)
+        q = np.round(alpha[self.sy0:self.sy1, self.sx0:self.sx1] * 256).astype(np.uint16)
         # Per row, the span where the live frame shows alone (copied), and the pixels
         # where it mixes with the background (blended): only the thin band costs maths.
         solid = q == 256
-        self._spans = []
-        for y in range(q.shape[0]):
-            xs = np.flatnonzero(solid[y])
-            if len(xs):
-                self._spans.append((y, int(xs[0]), int(xs[-1]) + 1))
-        first = np.full(q.shape[0], q.shape[1])
-        last = np.zeros(q.shape[0], int)
-        for y, lo, hi in self._spans:
-            first[y], last[y] = lo, hi
+        has = solid.any(axis=1)
+        first = np.where(has, solid.argmax(axis=1), q.shape[1])
+        last = np.where(has, q.shape[1] - solid[:, ::-1].argmax(axis=1), 0)
+        self._spans = [(int(y), int(first[y]), int(last[y])) for y in np.flatnonzero(has)]
         cols = np.arange(q.shape[1])[None, :]
         mix = (q > 0) & ~((cols >= first[:, None]) & (cols < last[:, None]))
-        self._mix = np.flatnonzero(mix)
-        self._mix_a = q.reshape(-1)[self._mix][:, None]
+        flat_mix = np.flatnonzero(mix)
+        self._mix_rows, self._mix_cols = np.divmod(flat_mix, q.shape[1])
+        self._mix_a = q[self._mix_rows, self._mix_cols][:, None]
         under = self.canvas[self.fy0:self.fy0 + q.shape[0], self.fx0:self.fx0 + q.shape[1]]
-        self._mix_under = under.reshape(-1, 3)[self._mix].astype(np.uint16) * (256 - self._mix_a)
+        self._mix_under = (under[self._mix_rows, self._mix_cols].astype(np.uint16)
+                           * (256 - self._mix_a))
 
     def compose(self, squares: np.ndarray) -> np.ndarray:
         """(N, r, r, 3) uint8 rendered squares -> (N, height, width, 3) uint8 frames."""
         H, W = self.framing.height, self.framing.width
         h, w = self.sy1 - self.sy0, self.sx1 - self.sx0
         out = np.empty((len(squares), H, W, 3), np.uint8)
+        rows, cols = self._mix_rows, self._mix_cols
         for i, sq in enumerate(squares):
             o = out[i]
             o[:] = self.canvas
@@ -194,11 +186,9 @@ class Framer:
             region = o[self.fy0:self.fy0 + h, self.fx0:self.fx0 + w]
             for y, lo, hi in self._spans:
                 region[y, lo:hi] = live[y, lo:hi]
-            if len(self._mix):
-                flat = np.ascontiguousarray(live).reshape(-1, 3)[self._mix].astype(np.uint16)
-                mixed = ((flat * self._mix_a + self._mix_under) >> 8).astype(np.uint8)
-                rows, cols = np.divmod(self._mix, w)
-                region[rows, cols] = mixed
+            if len(rows):
+                mixed = (live[rows, cols].astype(np.uint16) * self._mix_a + self._mix_under) >> 8
+                region[rows, cols] = mixed.astype(np.uint8)
         return out
 
 
@@ -302,8 +292,3 @@ def _cover(img: np.ndarray, W: int, H: int) -> np.ndarray:
     big = np.asarray(Image.fromarray(img).resize((nw, nh), Image.BILINEAR))
     ox, oy = (nw - W) // 2, (nh - H) // 2
     return np.ascontiguousarray(big[oy:oy + H, ox:ox + W])
-
-
-def framing_error(e: ValueError) -> EngineError:
-    """A framing ValueError as the engine's one-line error."""
-    return EngineError(str(e))

@@ -91,6 +91,15 @@ def hash_uniform(seed: int, stream: int, i: np.ndarray) -> np.ndarray:
     return (x >> np.uint64(11)).astype(np.float64) / float(1 << 53)
 
 
+def blink_closure(dt: float) -> float:
+    """Eyelid closure 0..1 of a blink ``dt`` seconds after it began: closes in 70 ms, holds
+    40 ms, opens in 150 ms (0 before and after)."""
+    total = _BLINK_CLOSE + _BLINK_HOLD + _BLINK_OPEN
+    if dt < 0 or dt > total:
+        return 0.0
+    return min(dt / _BLINK_CLOSE, 1.0, (total - dt) / _BLINK_OPEN)
+
+
 def value_noise(t: float, rate_hz: float, seed: int, stream: int) -> float:
     """Smooth random curve in [-1, 1] with knots every ``1/rate_hz`` s (cubic blend)."""
     x = t * rate_hz
@@ -154,19 +163,8 @@ class IdleLife:
 
     def blink_at(self, pts: float) -> float:
         """Eyelid closure 0..1 at ``pts``."""
-        closure = 0.0
-        for start in self._blink_starts_until(pts):
-            dt = pts - start
-            if dt < 0 or dt > _BLINK_CLOSE + _BLINK_HOLD + _BLINK_OPEN:
-                continue
-            if dt < _BLINK_CLOSE:
-                c = dt / _BLINK_CLOSE
-            elif dt < _BLINK_CLOSE + _BLINK_HOLD:
-                c = 1.0
-            else:
-                c = 1.0 - (dt - _BLINK_CLOSE - _BLINK_HOLD) / _BLINK_OPEN
-            closure = max(closure, c)
-        return closure
+        starts = self._blink_starts_until(pts)
+        return max((blink_closure(pts - s) for s in starts), default=0.0)
 
     def value_at(self, pts: float) -> np.ndarray:
         """Idle channels (blinks, sway, breathing, gaze) at ``pts``."""

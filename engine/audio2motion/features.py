@@ -24,6 +24,7 @@ N_MELS = 40
 FMIN, FMAX = 60.0, 7600.0
 N_FEATURES = N_MELS + 3
 _EPS = 1e-10
+SILENCE_DB = 10.0 * np.log10(_EPS)  # band power of digital silence
 PEAK_MIN_DB = -70.0  # the peak tracker never goes below this: silence stays quiet
 PEAK_DECAY_DB = 6.0 / FPS  # per frame
 FLOOR_RISE_DB = 10.0 / FPS  # per frame
@@ -69,6 +70,13 @@ def frame_powers(frames: np.ndarray, sr: int) -> np.ndarray:
     return 10.0 * np.log10(p + _EPS)
 
 
+def mute_before_stream(bands_db: np.ndarray, starts: np.ndarray, stream_start: int) -> None:
+    """Frames whose window begins before the stream's first sample hear nothing: their
+    bands become digital silence (in place), so the step into the stream (a DC offset, a
+    room) is not a sound. Shared by :func:`features` and the streaming model."""
+    bands_db[starts < stream_start] = SILENCE_DB
+
+
 def windows(x: np.ndarray, sr: int, n_frames: int, first: int = 0) -> np.ndarray:
     """(n_frames, w) causal windows of frames ``first ..`` from a signal starting at t=0.
 
@@ -87,9 +95,8 @@ class Normaliser:
     """Causal loudness normalisation state (peak and floor trackers, in dB)."""
 
     peak: float = PEAK_MIN_DB
-    floor: float = 0.0
+    floor: float = np.inf  # no frame yet: the first frame's level becomes the floor
     started: bool = field(default=False)  # the first sound has set floor and peak
-    _seen: bool = field(default=False)  # any frame yet
     _warm: int = field(default=0)  # frames that heard something, up to WARM_FRAMES
     _frames: int = field(default=0)  # silent frames before the first sound
 
@@ -106,8 +113,6 @@ class Normaliser:
             # at the start reads as quiet, not as a loud talker; speech lifts the peak at once.
             heard = np.flatnonzero(lvl > SILENT_DB)
             k = int(heard[0]) if len(heard) else n
-            if not self._seen:
-                self.floor, self._seen = float(lvl[0]), True
             if k > 0:  # digital silence before the first sound: the state as it is
                 head = self._run(bands_db[:k], lvl[:k])
                 self._frames += k
@@ -157,6 +162,6 @@ def features(x: np.ndarray, sr: int, n_frames: int | None = None) -> np.ndarray:
         b = min(n_frames, a + 4000)
         bands = frame_powers(windows(x, sr, b - a, a), sr)
         ends = np.round(np.arange(a, b) * sr / FPS).astype(np.int64)
-        bands[ends - analysis(sr)[0] < 0] = 10.0 * np.log10(_EPS)  # reach before the start
+        mute_before_stream(bands, ends - analysis(sr)[0], 0)
         out.append(norm(bands))
     return np.concatenate(out) if out else np.zeros((0, N_FEATURES), np.float32)

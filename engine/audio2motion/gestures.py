@@ -34,7 +34,7 @@ import numpy as np
 
 from .. import motion
 from ..audio.pcm import as_float_pcm
-from ..idle import hash_uniform, value_noise
+from ..idle import blink_closure, hash_uniform, value_noise
 
 FPS = 100
 HOP = 1.0 / FPS
@@ -56,7 +56,6 @@ BEAT_GAP_S = 0.14  # at most one beat per this long
 _IX = motion.CHANNEL_INDEX
 _BROWS = [_IX["browInnerUp"], _IX["browOuterUpLeft"], _IX["browOuterUpRight"]]
 _BLINK = [_IX["eyeBlinkLeft"], _IX["eyeBlinkRight"]]
-_BLINK_SHAPE = (0.07, 0.04, 0.15)  # close, hold, open (s), as idle blinks
 
 
 @lru_cache(maxsize=8)
@@ -73,11 +72,6 @@ def _pulse(x: np.ndarray | float, tau: float) -> np.ndarray:
     x = np.asarray(x, np.float64)
     u = np.clip(x / tau, 0.0, 5.0)
     return u * np.exp(1.0 - u) * (1.0 - (u / 5.0) ** 2) ** 2
-
-
-def _blink_shape(dt: np.ndarray) -> np.ndarray:
-    c, h, o = _BLINK_SHAPE
-    return np.clip(np.minimum.reduce([dt / c, np.ones_like(dt), (c + h + o - dt) / o]), 0, 1)
 
 
 class SpeechGestures:
@@ -290,7 +284,7 @@ class SpeechGestures:
             else:  # phrase end
                 v[ix["pitch"]] -= END_PITCH_DEG * (0.5 + 0.5 * u) * _pulse(x, 0.3)
                 if w < END_BLINK_P:
-                    v[_BLINK] = np.maximum(v[_BLINK], _blink_shape(np.array([x - 0.08]))[0])
+                    v[_BLINK] = np.maximum(v[_BLINK], blink_closure(x - 0.08))
         env = self._envelope_at(pts)
         if env > 0:
             v[ix["yaw"]] += env * TALK_DRIFT_DEG[0] * value_noise(pts, 0.5, self.seed, 23)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .features import FPS, Normaliser, analysis, frame_powers
+from .features import FPS, Normaliser, analysis, frame_powers, mute_before_stream
 from .stream import JAW, SPEAK, MouthStream
 from .tcn import TcnDims, load_npz
 
@@ -143,7 +143,7 @@ class LearnedAudio2Motion(MouthStream):
                 self._b0 -= pad
             idx = (starts - self._b0)[:, None] + np.arange(w)
             bands = frame_powers(self._buf[idx], sr)
-            bands[starts < self._s0] = 10.0 * np.log10(1e-10)
+            mute_before_stream(bands, starts, self._s0)
             out = self._net(self._norm(bands))
             self._emit(js - self._ahead, out)
             self._next_j = int(js[-1]) + 1
@@ -159,9 +159,9 @@ class LearnedAudio2Motion(MouthStream):
         ks, out = ks[keep], out[keep]
         if not len(ks):
             return
-        rows = np.clip((out - self.dead_zone) / (1.0 - self.dead_zone), 0.0, 1.0)
-        dz = self.jaw_dead_zone
-        rows[:, JAW] = np.clip((out[:, JAW] - dz) / (1.0 - dz), 0.0, 1.0)
+        dz = np.full(out.shape[1], self.dead_zone)
+        dz[JAW] = self.jaw_dead_zone
+        rows = np.clip((out - dz) / (1.0 - dz), 0.0, 1.0)
         rows[:, JAW] = np.minimum(rows[:, JAW] * self.jaw_gain, 1.0)
         # Speaking: the network says speech *and* moves the jaw, for 3 frames in a row (a
         # 10-20 ms blip in noise must not flip the flag, e.g. an OBS "talking" scene).
