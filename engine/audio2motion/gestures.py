@@ -120,9 +120,7 @@ class SpeechGestures:
     # ---------------------------------------------------------------- audio in
     def push(self, pcm: np.ndarray, pts: float, sample_rate: int) -> None:
         """Append audio whose first sample is at ``pts`` (gaps read as silence)."""
-        x = as_float_pcm(pcm)
-        if x.ndim > 1:
-            x = x.mean(axis=1)
+        x = as_float_pcm(pcm)  # mono float32 whatever the layout
         if self._sr != sample_rate:
             self._start(sample_rate, pts)
         s = round((pts - self._t0) * sample_rate)  # stream index of this block's start
@@ -135,7 +133,7 @@ class SpeechGestures:
         elif s < end:
             x = x[end - s:]  # overlap: keep what we have
         if len(x):
-            self._buf = np.concatenate([self._buf, x.astype(np.float32)])
+            self._buf = np.concatenate([self._buf, x])
         self._process()
 
     def _start(self, sr: int, pts: float) -> None:
