@@ -25,6 +25,14 @@ log = logging.getLogger(__name__)
 _FORMATS_HINT = "use a WAV, MP3, FLAC, OGG/Opus or M4A/AAC file"
 _MAX_BAD_PACKETS = 20  # consecutive undecodable packets before a file counts as corrupt
 _FILE_RATES = (4000, 768_000)  # Hz; a file's rate outside these is a broken header
+#: swresample mixes at most 64 channels (SWR_CH_MAX); more is refused in one line.
+MAX_CHANNELS = 64
+#: Frames come out of the resampler *packed* (interleaved): PyAV counts a planar frame's
+#: planes by walking ``extended_data`` to a NULL that is not there for 8 or more channels
+#: (``data[8]`` is followed by ``linesize``), so ``to_ndarray`` of an 8-channel (7.1)
+#: ``fltp`` frame read a 9th plane from a wild pointer and segfaulted. A packed frame has
+#: one plane whatever its channel count.
+_OUT_FORMAT = "flt"
 
 
 def _first_line(exc: BaseException) -> str:
@@ -61,6 +69,10 @@ def _open(path: str | Path) -> tuple[av.container.InputContainer, av.audio.strea
         container.close()
         raise AudioError(f"cannot decode {p}: its audio encoding is unknown or its header is "
                          f"corrupt; re-export it or {_FORMATS_HINT}")
+    channels = stream.codec_context.channels
+    if channels > MAX_CHANNELS:  # 0 (unknown) is left to the decoder and the frames
+        container.close()
+        _check_channels(channels, p)
     return container, stream
 
 
@@ -80,11 +92,13 @@ def _pcm_stream(
     key: tuple[str, int] | None = None
     bad = 0
     total = 0
+    skipped: av.FFmpegError | None = None  # the last undecodable packet's error
     try:
         for packet in container.demux(stream):
             try:
                 frames = packet.decode()
             except av.FFmpegError as exc:
+                skipped = exc
                 bad += 1
                 if bad >= _MAX_BAD_PACKETS:
                     raise AudioError(f"{path} is corrupt ({_first_line(exc)}); re-export or "
@@ -95,10 +109,11 @@ def _pcm_stream(
                 fkey = (frame.layout.name, frame.sample_rate)
                 if resampler is None or fkey != key:  # (re)build on a format change
                     _check_file_rate(frame.sample_rate, path)
+                    _check_channels(len(frame.layout.channels), path)
                     if resampler is not None:
                         for out in resampler.resample(None):
                             yield _mono(out)
-                    resampler = av.AudioResampler(format="fltp", layout=frame.layout,
+                    resampler = av.AudioResampler(format=_OUT_FORMAT, layout=frame.layout,
                                                   rate=rate)
                     key = fkey
                 for out in resampler.resample(frame):
@@ -118,6 +133,9 @@ def _pcm_stream(
                              f"re-download it; {_FORMATS_HINT}") from None
     finally:
         container.close()
+    if total == 0 and skipped is not None:
+        raise AudioError(f"{path} is corrupt: no packet decodes ({_first_line(skipped)}); "
+                         f"re-export or re-download it; {_FORMATS_HINT}")
     if total == 0:
         raise AudioError(f"{path} contains no audio samples; record or export it again")
     _warn_if_cut(path, total / rate)
@@ -144,10 +162,24 @@ def _warn_if_cut(path: Path, seconds: float) -> None:
 
 
 def _mono(frame: av.AudioFrame) -> np.ndarray:
-    a = frame.to_ndarray()  # planar float: (channels, n)
-    a = a.reshape(-1, frame.samples).mean(axis=0) if a.ndim == 2 else a
+    """The channel average of a packed float frame (never a planar one: see _OUT_FORMAT)."""
+    if frame.format.is_planar:  # guard: to_ndarray of a planar frame can crash (see above)
+        raise AudioError(f"internal error: planar {frame.format.name} frame from the resampler")
+    n = frame.samples
+    a = frame.to_ndarray().reshape(-1)  # packed float: (1, n * channels), interleaved
+    if n == 0:
+        return np.zeros(0, np.float32)
+    a = a[: (a.size // n) * n].reshape(n, -1).mean(axis=1)
     a = np.nan_to_num(a.astype(np.float32, copy=False), nan=0.0, posinf=1.0, neginf=-1.0)
     return np.clip(a, -1.0, 1.0)
+
+
+def _check_channels(channels: int, path: Path) -> None:
+    """AudioError unless the file has 1..MAX_CHANNELS channels (more cannot be mixed)."""
+    if not 1 <= channels <= MAX_CHANNELS:
+        raise AudioError(f"{path} has {channels} audio channels; avatar-vcam reads 1 to "
+                         f"{MAX_CHANNELS}: mix it down first, e.g. `ffmpeg -i {path.name} "
+                         f"-ac 1 mono.wav`")
 
 
 def _check_file_rate(rate: int, path: Path) -> None:
