@@ -173,15 +173,32 @@ def avatars_cmd(as_json: bool) -> None:
         click.echo(json.dumps({n: {"path": str(p), "kind": k} for n, (p, k) in found.items()}))
         return
     table = Table("name", "display name", "kind", "path")
+    broken: list[str] = []
     for name, (path, kind) in sorted(found.items()):
-        try:
-            meta = json.loads((path / "avatar.json").read_text())
-            display = str(meta.get("display_name", name))
-        except (OSError, ValueError):
-            display = "(broken avatar.json)"
+        display, problem = _display_name(path, name)
+        if problem:
+            broken.append(f"{path / 'avatar.json'}: {problem}")
         table.add_row(name, escape(display), kind, escape(str(path)))
     stdout_console().print(table)
+    for line in broken:  # listed above all the same: the others stay usable
+        console.print(f"[yellow]warning:[/] {escape(line)}; fix it or re-create that avatar",
+                      soft_wrap=True)
     console.print(f"user avatars folder: {user_avatar_dir()}")
+
+
+def _display_name(folder: Path, name: str) -> tuple[str, str]:
+    """``(display name, "")`` from a package's avatar.json, or ``(placeholder, reason)``."""
+    from engine import jsonfile
+
+    try:
+        meta = jsonfile.read(folder / "avatar.json")
+    except OSError as e:
+        return "(unreadable avatar.json)", f"cannot read it ({e.strerror or e})"
+    except jsonfile.JsonError as e:
+        return "(broken avatar.json)", f"it is {e}"
+    if not isinstance(meta, dict):
+        return "(broken avatar.json)", "it must hold a JSON object"
+    return str(meta.get("display_name", name)), ""
 
 
 register_avatar_commands(cli)

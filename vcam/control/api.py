@@ -21,6 +21,7 @@ import logging
 import os
 import secrets
 import socket
+import stat
 import threading
 import warnings
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -29,6 +30,7 @@ from typing import Any, Protocol
 
 import platformdirs
 
+from engine import jsonfile
 from engine.errors import EngineError
 
 from ..errors import DeviceError
@@ -42,6 +44,8 @@ NOT_RUNNING = "no avatar-vcam daemon is running; start one with `avatar-vcam --s
 RUNTIME_FIX = (f"set XDG_RUNTIME_DIR to a private folder of yours (mode 0700), or {RUNTIME_ENV} "
                "to a folder for control.json")
 MAX_BODY = 64 * 1024
+MAX_BODY_DEPTH = 8  # {"name": "..."} is 1 deep
+MAX_RUNTIME_FILE = 64 * 1024  # control.json is ~150 bytes
 
 
 class ControlError(DeviceError):
@@ -57,22 +61,63 @@ class Target(Protocol):
 
 
 def control_dir() -> Path:
-    """The folder holding control.json (``AVATAR_VCAM_RUNTIME_DIR`` overrides)."""
+    """The folder holding control.json (``AVATAR_VCAM_RUNTIME_DIR`` overrides).
+
+    ControlError when it exists but is not private to this user (see :func:`check_private`).
+    """
     env = os.environ.get(RUNTIME_ENV)
     if env:
-        return Path(env).expanduser()
+        folder = Path(env).expanduser()
+    else:
+        try:
+            with warnings.catch_warnings():  # platformdirs warns when XDG_RUNTIME_DIR is unset
+                warnings.simplefilter("ignore")
+                folder = platformdirs.user_runtime_path(APP)
+        except OSError as e:  # e.g. /tmp/runtime-<uid> belongs to another user
+            raise ControlError(f"no usable runtime folder for the control API "
+                               f"({_one_line(e)}); {RUNTIME_FIX}") from None
+    check_private(folder)
+    return folder
+
+
+def check_private(folder: Path) -> None:
+    """ControlError if ``folder`` exists and another user owns it or may write into it.
+
+    control.json there holds the token and names the port clients send it to: a folder
+    another user controls would let them read the token or plant a fake daemon's file.
+    A folder that does not exist yet is created 0700 by the daemon (and checked again).
+    """
     try:
-        with warnings.catch_warnings():  # platformdirs warns when XDG_RUNTIME_DIR is unset
-            warnings.simplefilter("ignore")
-            return platformdirs.user_runtime_path(APP)
-    except OSError as e:  # e.g. /tmp/runtime-<uid> belongs to another user
-        raise ControlError(f"no usable runtime folder for the control API "
-                           f"({_one_line(e)}); {RUNTIME_FIX}") from None
+        st = folder.stat()
+    except (FileNotFoundError, NotADirectoryError):  # 'not a folder' is told where it is used
+        return
+    except OSError as e:
+        raise ControlError(f"cannot use {folder} for control.json ({_one_line(e)}); "
+                           f"{RUNTIME_FIX}") from None
+    if not stat.S_ISDIR(st.st_mode):
+        return  # reported where control.json is read or written ('not a folder')
+    uid = os.geteuid()
+    if st.st_uid != uid:
+        raise ControlError(f"runtime folder {folder} belongs to uid {st.st_uid}, not to you "
+                           f"(uid {uid}): another user could read the control token or fake "
+                           f"the daemon; {RUNTIME_FIX}")
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise ControlError(f"runtime folder {folder} is writable by other users (mode "
+                           f"{stat.S_IMODE(st.st_mode):04o}), so they could fake the daemon; "
+                           f"make it private with `chmod 700 {folder}`, or {RUNTIME_FIX}")
 
 
 def _one_line(e: BaseException) -> str:
     text = (e.strerror if isinstance(e, OSError) else None) or str(e) or type(e).__name__
     return " ".join(text.split())
+
+
+def _read_runtime_file(path: Path) -> dict[str, Any]:
+    """control.json as a dict (OSError, or ValueError for content that is not one)."""
+    info = jsonfile.read(path, max_bytes=MAX_RUNTIME_FILE, max_depth=2)
+    if not isinstance(info, dict):
+        raise ValueError(f"{path} does not hold a JSON object")
+    return info
 
 
 def _pid_alive(pid: int) -> bool:
@@ -144,12 +189,9 @@ class _Handler(BaseHTTPRequestHandler):
         raw = self.rfile.read(n)
         self._body_consumed = True
         try:
-            body = json.loads(raw or b"{}")
-        except ValueError:
-            self._reply(400, {"error": "body is not JSON"})
-            return None
-        except RecursionError:
-            self._reply(400, {"error": "body is nested too deeply"})
+            body = jsonfile.loads(raw or b"{}", max_bytes=MAX_BODY, max_depth=MAX_BODY_DEPTH)
+        except jsonfile.JsonError as e:
+            self._reply(400, {"error": f"body is {e}; send {{\"name\": \"<name>\"}}"})
             return None
         if not isinstance(body, dict):
             self._reply(400, {"error": "body must be a JSON object"})
@@ -261,6 +303,7 @@ class ControlServer:
     def start(self) -> ControlServer:
         """Bind, write control.json (0600) and serve in a daemon thread."""
         path = self.path  # resolved once: ControlError here when there is no runtime folder
+        check_private(path.parent)
         self._refuse_second_daemon()
         try:
             self._server = _Server((self.host, self.requested_port), self.target, self.token)
@@ -270,6 +313,10 @@ class ControlServer:
                                "--control-port (0: any free one) or --no-control") from None
         try:
             self._write_runtime_file()
+        except ControlError:
+            self._server.server_close()
+            self._server = None
+            raise
         except OSError as e:
             self._server.server_close()
             self._server = None
@@ -289,7 +336,7 @@ class ControlServer:
         self._server.server_close()
         self._server = None
         with contextlib.suppress(OSError, ValueError):
-            info = json.loads(self.path.read_text())
+            info = _read_runtime_file(self.path)
             if info.get("token") == self.token:
                 self.path.unlink()
 
@@ -305,6 +352,7 @@ class ControlServer:
     def _write_runtime_file(self) -> None:
         folder = self.path.parent
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        check_private(folder)  # it may have been made by someone else since control_dir()
         data = json.dumps({"port": self.port, "token": self.token, "pid": os.getpid(),
                            "host": self.host}).encode()
         tmp = folder / f".{CONTROL_FILE}.{os.getpid()}.tmp"
@@ -327,7 +375,7 @@ def refuse_second_daemon(runtime_dir: Path | str | None = None) -> None:
     """
     path = Path(runtime_dir or control_dir()) / CONTROL_FILE
     try:
-        info = json.loads(path.read_text())
+        info = _read_runtime_file(path)
         pid, port = int(info["pid"]), int(info["port"])
     except NotADirectoryError:  # the daemon could not write control.json there either
         raise ControlError(f"cannot use {path.parent} for control.json: it is not a folder; "
@@ -355,7 +403,7 @@ class ControlClient:
         """Client for the daemon that wrote control.json; ControlError if there is none."""
         path = Path(runtime_dir or control_dir()) / CONTROL_FILE
         try:
-            info = json.loads(path.read_text())
+            info = _read_runtime_file(path)
             port, token, pid = int(info["port"]), str(info["token"]), int(info["pid"])
         except FileNotFoundError:
             raise ControlError(NOT_RUNNING) from None
@@ -396,8 +444,8 @@ class ControlClient:
         finally:
             conn.close()
         try:
-            reply = json.loads(raw or b"{}")
-        except (ValueError, RecursionError):
+            reply = jsonfile.loads(raw or b"{}")
+        except ValueError:
             reply = None
         if not isinstance(reply, dict):
             raise ControlError(self._not_a_daemon(f" (HTTP {resp.status}, not the control API)"))
