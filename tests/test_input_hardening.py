@@ -304,3 +304,22 @@ def test_private_runtime_dir_is_accepted(tmp_path, monkeypatch):
         assert (folder / "control.json").is_file()
         assert ControlClient.from_runtime_file().status()["pid"] == os.getpid()
         assert server.port > 0
+
+
+# config.toml ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text, reason", [
+    ("fps = " + "[" * 5000 + "]" * 5000 + "\n", "nested deeper than 16 levels"),
+    ("x = " + "{a = " * 3000 + "1" + "}" * 3000 + "\n", "nested deeper than 16 levels"),
+    ("[" + ".".join(["a"] * 3000) + "]\nb = 1\n", "nested deeper than 16 levels"),
+    ("# padding\n" * 200_000, "larger than 1024 KB"),
+])
+def test_config_toml_limits(tmp_path, text, reason):
+    from vcam.control.settings import ConfigError, load_config
+
+    f = tmp_path / "config.toml"
+    f.write_text(text)
+    with pytest.raises(ConfigError) as e:
+        load_config(f)
+    assert reason in str(e.value) and str(f) in str(e.value) and "\n" not in str(e.value)

@@ -19,6 +19,7 @@ import click
 import platformdirs
 
 from engine.config import HEAD_MOTIONS
+from engine.jsonfile import JsonError, check_depth
 
 from ..cli.param_types import Background, FiniteFloatRange, FrameSize, FramingSpec
 from ..errors import DeviceError
@@ -175,6 +176,11 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
+#: config.toml limits: the file is read whole and tomllib recurses per nesting level.
+MAX_CONFIG_BYTES = 1024 * 1024
+MAX_CONFIG_DEPTH = 16
+
+
 def config_path() -> Path:
     """Where config.toml is read from (``AVATAR_VCAM_CONFIG`` overrides)."""
     env = os.environ.get(CONFIG_ENV)
@@ -213,17 +219,25 @@ def load_config(path: Path | None = None) -> dict[str, Any]:
     explicit = path is not None or bool(os.environ.get(CONFIG_ENV))
     path = Path(path) if path is not None else config_path()
     try:
-        raw = path.read_bytes()
+        with open(path, "rb") as f:
+            raw = f.read(MAX_CONFIG_BYTES + 1)
     except FileNotFoundError:
         if explicit:
             raise ConfigError(f"config file {path}: no such file") from None
         return {}
     except OSError as e:
         raise ConfigError(f"cannot read {path}: {e.strerror or e}") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path}: larger than {MAX_CONFIG_BYTES // 1024} KB; a config.toml "
+                          "holds a few settings: is this the right file?")
     try:
         table = tomllib.loads(raw.decode("utf-8"))
+        check_depth(table, MAX_CONFIG_DEPTH)
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
-        raise ConfigError(f"{path}: not valid TOML: {e}") from None
+        raise ConfigError(f"{path}: not valid TOML: {' '.join(str(e).split())}") from None
+    except (RecursionError, JsonError):  # tomllib recurses per nested array or table
+        raise ConfigError(f"{path}: nested deeper than {MAX_CONFIG_DEPTH} levels; fix it "
+                          "(settings are at most two levels deep, e.g. [obs.scenes])") from None
     return validate(_flatten(table), str(path))
 
 
