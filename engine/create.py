@@ -9,11 +9,17 @@ replicated where the crop leaves the photo), sampled from the full-resolution ph
 run the landmarker again on the crop for the 478 landmarks at the working resolution;
 write source.png, landmarks.json, mask.png (from the photo's alpha, when it has one) and
 avatar.json into a temporary folder, validate it, then move it into place.
+
+The photo's own blendshapes go into avatar.json (``face.neutral_blendshapes``); the
+renderer makes a calm rest from them (``engine.neutral``) unless ``keep_expression`` is
+set (``face.keep_expression``). A photo whose expression a rest cannot undo well (an
+extreme grin, shut eyes, a wide-open mouth) gets a one-line warning.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import shutil
@@ -29,7 +35,10 @@ from . import landmarks as L
 from .avatar import FORMAT_VERSION, MAX_RESOLUTION, MIN_RESOLUTION, load_avatar
 from .errors import AvatarError
 from .landmarker import MODEL_SHA256, DetectedFace, FaceLandmarker, model_path
+from .neutral import photo_warning
 from .photo import Photo, load_photo
+
+log = logging.getLogger(__name__)
 
 MIN_FACE_PX = 128  # narrower faces (in the photo file) lack the detail to animate
 FACE_FRACTION = 0.50  # face width / crop side: room for head motion and shoulders
@@ -62,6 +71,7 @@ class CreateOptions:
     dest_root: Path | None = None
     force: bool = False
     credits: str = ""
+    keep_expression: bool = False  # render the photo's expression as is (no calm rest)
 
 
 def search_floor(photo: Photo) -> float:
@@ -196,8 +206,12 @@ def check_dest(dest: Path, force: bool) -> None:
 
 
 def create_avatar(photo_path: str | Path, opts: CreateOptions,
-                  progress: Callable[[str], None] | None = None) -> Path:
-    """Build the package ``opts.name`` from a photo; returns its folder."""
+                  progress: Callable[[str], None] | None = None,
+                  warn: Callable[[str], None] | None = None) -> Path:
+    """Build the package ``opts.name`` from a photo; returns its folder.
+
+    ``warn`` gets one line when the photo's expression will not neutralise well (see
+    ``engine.neutral.photo_warning``); by default it is logged as a warning."""
     from avatars import user_avatar_dir, valid_name
 
     step = progress or (lambda _s: None)
@@ -233,6 +247,10 @@ def create_avatar(photo_path: str | Path, opts: CreateOptions,
     finally:
         detector.close()
 
+    if not opts.keep_expression:
+        line = photo_warning(final.blendshapes, photo.path.name)
+        if line:
+            (warn or log.warning)(line)
     step(STEPS[5])
     try:
         root.mkdir(parents=True, exist_ok=True)
@@ -290,7 +308,8 @@ def _write_package(out: Path, name: str, opts: CreateOptions, crop: np.ndarray,
         "image": "source.png",
         "renderer": {"warp": {}},
         "face": {"bbox": [round(float(v), 2) for v in (*lo, *hi)],
-                 "landmarks": "landmarks.json", "neutral_blendshapes": face.blendshapes},
+                 "landmarks": "landmarks.json", "neutral_blendshapes": face.blendshapes,
+                 "keep_expression": opts.keep_expression},
         "expressions": {},
         "idle": {},
         "credits": opts.credits,

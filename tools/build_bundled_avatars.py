@@ -49,6 +49,9 @@ class Source:
     name: str
     display_name: str
     credits: str
+    #: leo's photo grins (mouthSmile 0.90, teeth showing): rendered from a calm rest;
+    #: grace's is already calm with the mouth closed: kept exactly as photographed
+    keep_expression: bool = False
 
     def load(self) -> np.ndarray:
         """RGB uint8 photo from the installed package that carries it."""
@@ -76,6 +79,7 @@ SOURCES = (
         "Photo: Rear Admiral Grace Hopper, US Navy (official US Navy portrait), from "
         "matplotlib's mpl-data/sample_data/grace_hopper.jpg; a work of the US federal "
         "government, in the public domain. Cropped, resized and landmarked for avatar-vcam.",
+        keep_expression=True,
     ),
 )
 
@@ -161,7 +165,8 @@ def build(src: Source, landmarker: Landmarker, out_root: Path) -> dict[str, floa
         "resolution": RESOLUTION,
         "image": "source.png",
         "renderer": {"warp": {}},
-        "face": {"bbox": bbox, "landmarks": "landmarks.json", "neutral_blendshapes": shapes},
+        "face": {"bbox": bbox, "landmarks": "landmarks.json", "neutral_blendshapes": shapes,
+                 "keep_expression": src.keep_expression},
         "expressions": {},
         "idle": {},
         "credits": src.credits,

@@ -15,11 +15,17 @@ How a batch is drawn (all torch, on the configured device, no per-pixel Python):
    and tongue) is painted between the two warped copies of the lower inner lip, with
    anti-aliased edges; the lower lip stays on top because the interior ends at it;
 6. a blinking eye gets lid skin painted over it and, nearly shut, a lash line.
+
+At prepare, unless the avatar keeps its photo's expression, the photo is first warped once
+to a calm rest (``engine.neutral``: the grin relaxed, an open mouth closed, half-shut eyes
+opened; fields in ``Rig.rest_field``), and its landmarks moved with it. Everything above
+then works on that rest image as if it were the photo, so commanded channels act on top
+of the rest (jawOpen 0 is a closed mouth) and the per-frame cost is unchanged.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -28,6 +34,7 @@ import torch.nn.functional as TF
 from .. import landmarks as L
 from ..avatar import Avatar
 from ..motion import BLENDSHAPES, CHANNEL_INDEX, N_CHANNELS, POSE_LIMITS
+from ..neutral import rest_offset
 from .warp_paint import paint_eyes, paint_mouth, smoothstep_t
 from .warp_rig import BASIS_NAMES, Face, Rig, smoothstep
 
@@ -41,6 +48,7 @@ _JAW = BASIS_NAMES.index("jawOpen")
 _BLINK = [BASIS_NAMES.index("eyeBlinkRight"), BASIS_NAMES.index("eyeBlinkLeft")]  # image L, R
 JAW_EASE = 0.15  # jawOpen x -> x (1 + e (1 - x)): small openings show a little more
 LID_COVER = 0.8  # opacity of the painted lid over a fully closed eye
+LIP_LINE = 0.45  # darkening of the line where a neutralised photo's lips meet
 
 
 @dataclass
@@ -78,6 +86,7 @@ class WarpState:
     face_w: float
     teeth_h: float  # upper-teeth height to paint (pixels; 0 if the photo shows teeth)
     colors: dict[str, torch.Tensor]  # cavity / edge / teeth / tongue RGB
+    rest: dict[str, float] = field(default_factory=dict)  # rest offset applied at prepare
 
 
 class WarpRenderer:
@@ -114,6 +123,9 @@ class WarpRenderer:
                                align_corners=False)
             img = t[0].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy()
         face = Face.from_landmarks(avatar.landmarks, scale)
+        rest = {} if avatar.keep_expression else rest_offset(avatar.neutral_blendshapes)
+        if rest:
+            img, face = neutralise(img, face, rest)
         rig = Rig(face)
 
         # region that can move: bounding box of the head ellipse's support
@@ -188,6 +200,7 @@ class WarpRenderer:
             blink_up=t32(blink_up), lid_taper=t32(lid_taper), up_dir=t32(-face.ey),
             lid_gain=t32(_lid_gain(img, face, lids_src)),
             face_w=F, teeth_h=teeth_h, colors={k: t32(v) for k, v in colors.items()},
+            rest=rest,
         )
 
     # ------------------------------------------------------------------ render
@@ -389,6 +402,60 @@ class WarpRenderer:
                    state.colors["lash"], state.face_w)
 
 
+def neutralise(img: np.ndarray, face: Face, rest: dict[str, float],
+               steps: int = 16) -> tuple[np.ndarray, Face]:
+    """The photo ``img`` (S, S, 3) uint8 warped to its calm rest, and its face with the
+    landmarks moved likewise.
+
+    The rest offset ``rest`` (``engine.neutral.rest_offset``) is a forward field on every
+    pixel around the face (``Rig.rest_field``). Where it closes the lips it collapses the
+    photo's mouth opening onto a line, so it is inverted twice, as the upper and as the
+    lower lip moves (damped fixed-point steps, as in the renderer), and each pixel takes
+    the branch whose source lies on that branch's own lip: upper above the meeting line,
+    lower below, blended over one pixel. The photo is sampled bicubically, once."""
+    rig = Rig(face)
+    size = img.shape[0]
+    pad = 0.25 * face.F
+    x0, y0 = np.clip(np.floor(face.P.min(0) - pad).astype(int), 0, size - 2)
+    x1, y1 = np.clip(np.ceil(face.P.max(0) + pad).astype(int) + 1, x0 + 2, size)
+    xs, ys = np.arange(x0, x1, dtype=np.float64), np.arange(y0, y1, dtype=np.float64)
+    h, w = len(ys), len(xs)
+    X = np.stack(np.meshgrid(xs, ys), -1).reshape(-1, 2)
+    fade = _border_fade(X, size)
+    nodes = torch.stack(torch.meshgrid(torch.linspace(-1, 1, w), torch.linspace(-1, 1, h),
+                                       indexing="xy"))[None]
+    norm = torch.tensor([2.0 / (w - 1), 2.0 / (h - 1)]).view(1, 2, 1, 1)
+    pix = torch.from_numpy(X.T.reshape(1, 2, h, w).copy()).float()
+
+    def source(branch: str) -> torch.Tensor:
+        """(1, 2, h, w) where each pixel of the rest image comes from, in photo pixels."""
+        fwd = rig.rest_field(X, rest, branch) * fade
+        f = torch.from_numpy(fwd.reshape(h, w, 2).transpose(2, 0, 1).copy()).float()[None]
+        b = -f
+        for _ in range(steps):  # q + b(q) + f(q + b(q)) = q
+            at = TF.grid_sample(f, (nodes + b * norm).permute(0, 2, 3, 1), mode="bilinear",
+                                padding_mode="border", align_corners=True)
+            b = 0.4 * b - 0.6 * at
+        return pix + b
+
+    up, lo = source("upper"), source("lower")
+    seam, gap = rig.lip_seam(up[0].permute(1, 2, 0).reshape(-1, 2).double().numpy())
+    k = torch.from_numpy(np.clip(seam + 0.5, 0.0, 1.0).reshape(1, 1, h, w)).float()
+    src_at = lo + (up - lo) * k
+    src = torch.from_numpy(np.array(img, dtype=np.float32)).permute(2, 0, 1)[None]
+    grid = ((2.0 * src_at + 1.0) / size - 1.0).permute(0, 2, 3, 1)
+    out = TF.grid_sample(src, grid, mode="bicubic", padding_mode="border", align_corners=False)
+    # where the lips now meet, the shadowed line of a closed mouth (the upper branch moves
+    # rigidly there, so ``seam`` is the distance to the meeting line in rest pixels)
+    line = LIP_LINE * np.exp(-(seam / (0.004 * face.F)) ** 2) * smoothstep(
+        0.0, 0.01 * face.F, gap)
+    out = out * torch.from_numpy(1.0 - line.reshape(1, 1, h, w)).float()
+    new = np.array(img, dtype=np.uint8, copy=True)
+    new[y0:y1, x0:x1] = out[0].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy()
+    moved = face.P + rig.rest_field(face.P, rest) * _border_fade(face.P, size)
+    return new, replace(face, P=moved)
+
+
 def _border_fade(X: np.ndarray, size: int, margin: float = 0.22) -> np.ndarray:
     """(M, 2) factors that fade the displacement to 0 at the top of the image (within
     ``margin`` of the size): head motion then never samples above the photo, where its
@@ -458,4 +525,4 @@ def _inside(q: np.ndarray, poly: np.ndarray) -> np.ndarray:
     return (cond & (x < xint)).sum(1) % 2 == 1
 
 
-__all__ = ["WarpRenderer", "WarpState", "smoothstep"]
+__all__ = ["WarpRenderer", "WarpState", "neutralise", "smoothstep"]

@@ -38,6 +38,11 @@ BROW_OUTER_UP = 0.06  # outer-brow raise at browOuterUp = 1, face widths
 FROWN_DROP = 0.07  # lip-corner drop at mouthFrown = 1, face widths
 DEPTH_FADE = 1.45  # head radii where the depth of the head has fallen to 0
 DEPTH_SLOPE = 1.6  # steepest depth change per pixel that head rotation may see
+REST_SMILE = 1.65  # rest offset: corner motion per unit of smile relaxed (x the smile field)
+REST_CLOSE_FULL = 0.2  # rest offset: lip readings from here on close the whole lip gap
+REST_CHEEK = 0.03  # rest offset: cheek let down per unit of smile relaxed (face widths)
+REST_LIP_OVERLAP = 0.005  # rest offset: each lip past the meeting line (face widths)
+REST_LID = 1.5  # rest offset: lid raise per unit of blink relaxed (x the eyeWide field)
 
 
 def smoothstep(e0: float | np.ndarray, e1: float | np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -540,6 +545,99 @@ class Rig:
             return np.zeros((len(X), 2))
         du, dv = out
         return self.f.to_image(du, dv) * self.face_window(X)[:, None]
+
+    # ------------------------------------------------------------------ rest offset
+    def rest_field(self, X: np.ndarray, offset: dict[str, float],
+                   branch: str | None = None) -> np.ndarray:
+        """(M, 2) forward displacement of the rest offset (``engine.neutral.rest_offset``:
+        channel -> negative weight) at points X: the negative directions of the channels,
+        as warps of the photo's own pixels. Smile: the corners move in and down. jawOpen /
+        mouthUpperUp / mouthLowerDown: the lips move toward each other until they meet and
+        the photo's mouth interior between them is squeezed to a line (the field is the
+        same on both sides of the lip cut, so it tears nothing). eyeBlink / eyeSquint: the
+        upper lid moves up (the eye between the lids stretches, the skin above folds into
+        the crease).
+
+        ``branch`` "upper" / "lower": the lip closure as the upper (lower) lip moves,
+        continued over the whole mouth; each is smooth and invertible, and a point of
+        the rest image comes from the branch whose source lies on its own lip
+        (:meth:`lip_gap_side`), so the photo's interior is never sampled."""
+        out = np.zeros((len(X), 2))
+        for side in ("Left", "Right"):
+            k = -min(offset.get("mouthSmile" + side, 0.0), 0.0)
+            if k > 0:
+                w = self.lip_cut(X)[:, None]
+                up = self.blendshape("mouthSmile" + side, X, "upper")
+                lo = self.blendshape("mouthSmile" + side, X, "lower")
+                out -= REST_SMILE * k * (w * lo + (1 - w) * up)
+                out += REST_CHEEK * k * self._cheek_drop(X, 1.0 if side == "Left" else -1.0)
+            k = -min(offset.get("eyeBlink" + side, 0.0), 0.0) - 0.5 * min(
+                offset.get("eyeSquint" + side, 0.0), 0.0)
+            if k > 0:
+                out += REST_LID * min(k, 1.0) * self.blendshape("eyeWide" + side, X, "upper")
+        jaw = -min(offset.get("jawOpen", 0.0), 0.0)
+        uu = -0.5 * sum(min(offset.get("mouthUpperUp" + s, 0.0), 0.0) for s in ("Left", "Right"))
+        ld = -0.5 * sum(min(offset.get("mouthLowerDown" + s, 0.0), 0.0)
+                        for s in ("Left", "Right"))
+        if max(jaw, uu, ld) > 0:
+            close = min(max(jaw, uu, ld) / REST_CLOSE_FULL, 1.0)
+            upper = float(np.clip(uu / (uu + ld + jaw), 0.25, 0.75))
+            dv = close * self._close_lips(X, upper, jaw / (jaw + ld + 1e-9), branch)
+            out += self.f.to_image(np.zeros(len(X)), dv) * self.face_window(X)[:, None]
+        return out
+
+    def _cheek_drop(self, X: np.ndarray, sgn: float) -> np.ndarray:
+        """(M, 2) one cheek of a grin let down: the skin beside and above the mouth
+        corner (where a smile bunches it into the fold from nose to mouth) moves down and
+        a little in, with a broad fall-off; the lips themselves move with the smile
+        field's negative direction."""
+        F = self.f.F
+        corner = self.f.P[L.LIP_CORNERS_OUTER[1 if sgn > 0 else 0]]
+        c = corner + self.f.ex * (sgn * 0.04 * F) - self.f.ey * (0.06 * F)
+        w = self._gauss(X, c, 0.09 * F) * self.face_window(X)
+        return self.f.to_image(-sgn * 0.3 * F * w, F * w)
+
+    def _close_lips(self, X: np.ndarray, upper: float, jaw_share: float,
+                    branch: str | None = None) -> np.ndarray:
+        """(M,) downward displacement that closes the photo's lip gap: the inner lips meet
+        on a line ``upper`` of the way down the gap; the upper lip moves down rigidly and
+        fades into the skin above it, the lower lip (with the chin as far as ``jaw_share``
+        of the opening was the jaw's) moves up, and the photo's interior between them
+        collapses onto the meeting line. Continuous everywhere; ``branch`` as in
+        :meth:`rest_field`."""
+        F = self.f.F
+        mu, v, muc = self._mouth_coords(X)
+        ui, li = self.ui(muc), self.li(muc)
+        gap = np.maximum(li - ui, 0.0)
+        meet = ui + upper * gap
+        over = self._lip_overlap(gap) if branch else 0.0  # each lip's hidden inner edge
+        t_up, t_lo = upper * gap + over, (1 - upper) * gap + over
+        up = t_up * np.exp(-(((self.uo(muc) - v).clip(0)) / (0.045 * F)) ** 2)
+        width = (0.06 + 0.2 * jaw_share) * F
+        lo_fall = np.exp(-(((v - self.lo(muc)).clip(0)) / width) ** 2)
+        down = -t_lo * lo_fall
+        if branch == "upper":
+            dv = np.where(v <= ui, up, t_up)
+        elif branch == "lower":
+            dv = np.where(v >= li, down, -t_lo)
+        else:
+            dv = np.where(v <= ui, up, np.where(v <= li, meet - v, down))
+        return dv * self._lat(mu, 0.1 * F)
+
+    def _lip_overlap(self, gap: np.ndarray) -> np.ndarray:
+        """How far each lip of a closed photo mouth goes past the meeting line (pixels):
+        the photo's lip edge is blended with the teeth or the dark behind it over a pixel
+        or two, which would show as a light or dark thread."""
+        return REST_LIP_OVERLAP * self.f.F * smoothstep(0.0, 0.01 * self.f.F, gap)
+
+    def lip_seam(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(M,) signed distance (pixels) of photo point X above the part of the upper lip
+        that stays visible when the rest closes the mouth (> 0 there and above; < 0 on the
+        lip's hidden inner edge, in the opening and below), and (M,) the photo's lip gap
+        at X (pixels, 0 past the corners)."""
+        mu, v, muc = self._mouth_coords(X)
+        gap = np.maximum(self.li(muc) - self.ui(muc), 0.0) * self._lat(mu, 0.1 * self.f.F)
+        return self.ui(muc) - v - self._lip_overlap(gap), gap
 
     def jaw_cover(self, X: np.ndarray) -> np.ndarray:
         """(M, 2) what to add to the jawOpen field for the start of the inverse: the
