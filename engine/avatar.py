@@ -5,18 +5,23 @@ A package is a folder::
     avatar.json      {"format": 1, "name", "display_name", "resolution", "image",
                       "renderer": {...}, "face": {"bbox": [x0, y0, x1, y1],
                       "landmarks": "landmarks.json", "neutral_blendshapes": {name: number}
-                      (optional)}, "mask": "mask.png" (optional),
+                      (optional), "keep_expression": true|false (optional, default
+                      false)}, "mask": "mask.png" (optional),
                       "expressions": {...}, "idle": {...}, "credits": "..."}
     source.png       aligned portrait, resolution x resolution, RGB
     landmarks.json   {"format": 1, "width", "height", "points": [[x, y, z] * 478]}
                      mediapipe face-mesh landmarks of source.png in pixels (z in pixels,
                      relative to the face centre, smaller = closer to the camera)
     mask.png         optional foreground matte (L, same size)
+
+``face.neutral_blendshapes`` are mediapipe's blendshape scores of the photo itself (what
+``avatar create`` measured). Unless ``face.keep_expression`` is true, the renderer starts
+from a calm rest made from them: a grin relaxed, an open mouth closed, half-shut eyes
+opened (``engine.neutral``); with it true the photo is shown as it is.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import warnings
 from dataclasses import dataclass, field
@@ -26,6 +31,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from . import jsonfile
 from .errors import AvatarError
 from .expressions import preset_table
 from .idle import IdleSettings
@@ -52,6 +58,8 @@ class Avatar:
     landmarks: np.ndarray  # (478, 3) float32, pixels
     bbox: tuple[float, float, float, float]
     mask: np.ndarray | None = None  # (R, R) float32 0..1
+    neutral_blendshapes: dict[str, float] = field(default_factory=dict)  # the photo's own
+    keep_expression: bool = False  # True: render the photo's expression, do not neutralise
     renderer: dict[str, Any] = field(default_factory=dict)
     expressions: dict[str, dict[str, float]] = field(default_factory=dict)
     idle: dict[str, Any] = field(default_factory=dict)
@@ -107,13 +115,13 @@ def _read_image(root: Path, path: Path, mode: str, res: int, what: str) -> np.nd
 
 
 def _read_json(root: Path, path: Path) -> Any:
+    """``path`` parsed within :mod:`engine.jsonfile`'s size and depth limits."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as e:
-        raise _fail(root, f"cannot read {path.name}: {e}") from None
-    except json.JSONDecodeError as e:
-        raise _fail(root, f"{path.name} is not valid JSON ({e.msg} at line {e.lineno}, "
-                          f"column {e.colno}); fix or re-create it") from None
+        return jsonfile.read(path)
+    except OSError as e:
+        raise _fail(root, f"cannot read {path.name}: {e.strerror or e}") from None
+    except jsonfile.JsonError as e:
+        raise _fail(root, f"{path.name} is {e}; fix or re-create it") from None
 
 
 def load_landmarks(root: Path, path: Path, resolution: int) -> np.ndarray:
@@ -200,6 +208,9 @@ def load_avatar(root: str | Path) -> Avatar:
         if not _number(value):
             raise _fail(root, f"face 'neutral_blendshapes' {key!r} must be a number, got "
                               f"{value!r}; fix or re-create the avatar")
+    keep = face.get("keep_expression", False)
+    if not isinstance(keep, bool):
+        raise _fail(root, f"face 'keep_expression' must be true or false, got {keep!r}")
 
     mask = None
     if meta.get("mask") is not None:
@@ -230,6 +241,8 @@ def load_avatar(root: str | Path) -> Avatar:
         landmarks=landmarks,
         bbox=tuple(float(v) for v in bbox),
         mask=mask,
+        neutral_blendshapes={str(k): float(v) for k, v in shapes.items()},
+        keep_expression=keep,
         renderer=meta.get("renderer", {}),
         expressions=expressions,
         idle=meta.get("idle", {}),
