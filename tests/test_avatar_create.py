@@ -248,3 +248,42 @@ def test_without_mediapipe_the_error_says_what_to_install(tmp_path, monkeypatch)
     monkeypatch.setitem(sys.modules, "mediapipe.tasks.python", None)  # import fails
     with pytest.raises(LandmarkerError, match=r"pip install 'avatar-vcam\[create\]'"):
         FaceLandmarker(tmp_path / "face_landmarker.task")
+
+
+# --- the photo's expression -------------------------------------------------------------------
+
+def test_create_stores_whether_the_expression_is_kept(tmp_path, model) -> None:
+    photo = save(tmp_path, portrait("leo"), "leo.png")
+    calm = load_avatar(make(tmp_path, model, photo, "calm"))
+    kept = load_avatar(make(tmp_path, model, photo, "kept", keep_expression=True))
+    assert calm.keep_expression is False and calm.meta["face"]["keep_expression"] is False
+    assert kept.keep_expression is True
+    assert kept.neutral_blendshapes["mouthSmileLeft"] > 0.5  # measured either way
+
+
+def test_a_photo_a_rest_cannot_undo_gets_one_warning_line(tmp_path, model, monkeypatch,
+                                                          caplog) -> None:
+    """leo grins at 0.90; with the 'extreme grin' threshold lowered under that, create warns
+    once, in one line, saying why and what to do (by default through logging, which the
+    CLI prints); --keep-expression asks for the photo as it is, so it does not warn."""
+    import engine.neutral
+
+    photo = save(tmp_path, portrait("leo"), "grin.png")
+    lines: list[str] = []
+    make(tmp_path, model, photo, "quiet")  # 0.90 is below the real threshold (0.95)
+    opts = CreateOptions(name="quiet2", landmarker=model, dest_root=tmp_path / "avatars")
+    create_avatar(photo, opts, warn=lines.append)
+    assert lines == []
+    monkeypatch.setattr(engine.neutral, "EXTREME_SMILE", 0.8)
+    opts = CreateOptions(name="warned", landmarker=model, dest_root=tmp_path / "avatars")
+    create_avatar(photo, opts, warn=lines.append)
+    assert len(lines) == 1 and "\n" not in lines[0]
+    assert lines[0].startswith("grin.png shows an extreme grin (mouthSmile 0.")
+    assert "--keep-expression" in lines[0]
+    with caplog.at_level("WARNING", logger="engine.create"):
+        make(tmp_path, model, photo, "logged")
+    assert [r.getMessage() for r in caplog.records] == lines
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="engine.create"):
+        make(tmp_path, model, photo, "kept", keep_expression=True)
+    assert caplog.records == []

@@ -197,3 +197,39 @@ def test_good_liveportrait_settings_load(tmp_path: Path) -> None:
     pkg = _copy(tmp_path)
     _edit(pkg, renderer={"liveportrait": {"crop_scale": 2.2, "crop_shift": -0.1}})
     assert load_avatar(pkg).renderer["liveportrait"]["crop_scale"] == 2.2
+
+
+def _face(pkg: Path, **changes: object) -> None:
+    face = json.loads((pkg / "avatar.json").read_text())["face"]
+    face.update(changes)
+    _edit(pkg, face=face)
+
+
+@pytest.mark.parametrize("bad", ["yes", 1, 0, None, [True], {"on": True}])
+def test_keep_expression_must_be_a_boolean(tmp_path: Path, bad: object) -> None:
+    pkg = _copy(tmp_path)
+    _face(pkg, keep_expression=bad)
+    msg = _error(pkg)
+    assert "face 'keep_expression' must be true or false" in msg and repr(bad) in msg
+
+
+def test_keep_expression_loads_and_defaults_to_neutralising(tmp_path: Path) -> None:
+    pkg = _copy(tmp_path)
+    _face(pkg, keep_expression=True)
+    av = load_avatar(pkg)
+    assert av.keep_expression is True
+    assert av.neutral_blendshapes["mouthSmileLeft"] > 0.5  # leo's photo smiles
+    face = json.loads((pkg / "avatar.json").read_text())["face"]
+    del face["keep_expression"]
+    _edit(pkg, face=face)
+    assert load_avatar(pkg).keep_expression is False
+    del face["neutral_blendshapes"]  # older packages: no measured expression, nothing to undo
+    _edit(pkg, face=face)
+    av = load_avatar(pkg)
+    assert av.neutral_blendshapes == {} and av.keep_expression is False
+
+
+def test_keep_expression_error_from_the_cli_is_one_line(tmp_path: Path) -> None:
+    pkg = _copy(tmp_path)
+    _face(pkg, keep_expression="no")
+    _one_line_cli_error(["avatar", "show", str(pkg)], "face 'keep_expression' must be")
