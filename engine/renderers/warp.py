@@ -402,6 +402,20 @@ class WarpRenderer:
                    state.colors["lash"], state.face_w)
 
 
+def rest_avatar(avatar: Avatar) -> Avatar:
+    """``avatar`` as its calm rest: the photo warped by its rest offset and the landmarks
+    moved with it, marked ``keep_expression`` (so rendering it does not neutralise again);
+    the avatar itself when it keeps its expression or is already calm. What ``prepare``
+    renders from, at the avatar's own resolution (tests and tools compare with it)."""
+    rest = {} if avatar.keep_expression else rest_offset(avatar.neutral_blendshapes)
+    if not rest:
+        return avatar
+    img, face = neutralise(avatar.image, Face.from_landmarks(avatar.landmarks, 1.0), rest)
+    lm = np.array(avatar.landmarks, dtype=np.float32, copy=True)
+    lm[:, :2] = face.P
+    return replace(avatar, image=img, landmarks=lm, keep_expression=True)
+
+
 def neutralise(img: np.ndarray, face: Face, rest: dict[str, float],
                steps: int = 16) -> tuple[np.ndarray, Face]:
     """The photo ``img`` (S, S, 3) uint8 warped to its calm rest, and its face with the
@@ -525,4 +539,4 @@ def _inside(q: np.ndarray, poly: np.ndarray) -> np.ndarray:
     return (cond & (x < xint)).sum(1) % 2 == 1
 
 
-__all__ = ["WarpRenderer", "WarpState", "neutralise", "smoothstep"]
+__all__ = ["WarpRenderer", "WarpState", "neutralise", "rest_avatar", "smoothstep"]
