@@ -40,7 +40,7 @@ def test_wheel_holds_the_three_packages_and_their_data(wheel):
         assert f in names, f"{f} missing from the wheel"
     assert not any(n.startswith(("tests/", "bench/")) for n in names)
     entry = next(n for n in names if n.endswith("entry_points.txt"))
-    assert "avatar-vcam = vcam.cli.main:main" in zipfile.ZipFile(wheel).read(entry).decode()
+    assert "avatar-vcam = vcam.cli.entry:main" in zipfile.ZipFile(wheel).read(entry).decode()
 
 
 def test_installed_wheel_runs_the_demo_outside_the_checkout(wheel, tmp_path):

@@ -8,7 +8,6 @@ in reverse order whatever happens; Ctrl-C (or SIGTERM) stops within a second.
 from __future__ import annotations
 
 import contextlib
-import signal
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +26,7 @@ from .render_loop import RunStats, run
 from .sinks import Mp4Sink, parse_sink
 from .sinks.base import finish_or_abort
 from .sources import parse_source
+from .stopping import StopSignals
 
 
 @dataclass
@@ -46,26 +46,22 @@ class RunOptions:
     obs: Any = None  # settings.ObsSettings or None
 
 
-class _Stop:
-    """SIGINT/SIGTERM -> a flag the loops poll (restores the old handlers on exit)."""
+def run_main(config: EngineConfig, opts: RunOptions, console: Console,
+             stop: StopSignals | None = None) -> RunStats | LiveStats:
+    """Run the pipeline with a status line until the input ends, --duration, or Ctrl-C.
 
-    def __init__(self) -> None:
-        self.event = threading.Event()
-        self._old: dict[int, Any] = {}
-
-    def __enter__(self) -> _Stop:
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._old[sig] = signal.signal(sig, lambda *_: self.event.set())
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for sig, handler in self._old.items():
-            signal.signal(sig, handler)
+    ``stop``: the caller's signal handlers (installed before its own start-up work); else
+    run_main installs them. A signal before the first frame raises
+    :class:`~vcam.stopping.Interrupted` once everything opened is closed again.
+    """
+    with contextlib.ExitStack() as outer:
+        if stop is None:
+            stop = outer.enter_context(StopSignals())
+        return _run(config, opts, console, stop)
 
 
-def run_main(config: EngineConfig, opts: RunOptions, console: Console) -> RunStats | LiveStats:
-    """Run the pipeline with a status line until the input ends, --duration, or Ctrl-C."""
+def _run(config: EngineConfig, opts: RunOptions, console: Console,
+         stop: StopSignals) -> RunStats | LiveStats:
     if opts.control:
         # before the engine loads or a device opens: a second daemon must say so, not fail
         # with 'camera busy' (ControlServer.start checks again, for a daemon started since)
@@ -88,7 +84,7 @@ def run_main(config: EngineConfig, opts: RunOptions, console: Console) -> RunSta
     realtime = opts.realtime or voice_spec is not None or watched
     source = parse_source(opts.source, realtime=realtime)
     live = bool(getattr(source, "live", False) or realtime)
-    with contextlib.ExitStack() as stack, _Stop() as stop:
+    with contextlib.ExitStack() as stack:
         stack.callback(engine.close)
         stack.callback(source.close)
         if hasattr(source, "open"):
@@ -118,6 +114,7 @@ def run_main(config: EngineConfig, opts: RunOptions, console: Console) -> RunSta
         console.print(_banner(engine, source, opts.sinks, voice, delay_s, config),
                       soft_wrap=True)
         should_stop = _stopper(stop.event, sinks)
+        stop.running()  # start-up is over: a signal now ends the run between two frames
         if live:
             with StatusLine(console, lambda: status_fields(stats, runtime, engine)) as line:
                 def on_tick(st: LiveStats) -> None:
@@ -129,7 +126,8 @@ def run_main(config: EngineConfig, opts: RunOptions, console: Console) -> RunSta
                 run_live(engine, source.chunks(), sinks, voice=voice, duration=opts.duration,
                          capture_time=capture_time, stats=stats, should_stop=should_stop,
                          on_tick=on_tick)
-            console.print(line.final(), soft_wrap=True)
+            console.print(line.final() + _early(stop, sinks, source, stats.audio_seconds,
+                                                opts.duration, ";"), soft_wrap=True)
         else:
             with console.status("rendering") as status:
                 def progress(st: RunStats) -> None:
@@ -140,10 +138,14 @@ def run_main(config: EngineConfig, opts: RunOptions, console: Console) -> RunSta
             render_fps = stats.frames / stats.render_seconds if stats.render_seconds else 0.0
             console.print(f"{stats.frames} frames for {stats.audio_seconds:.2f} s of audio in "
                           f"{stats.wall_seconds:.2f} s (render {render_fps:.0f} fps)"
-                          + (", stopped before the input ended" if stop.event.is_set() else ""),
+                          + _early(stop, sinks, source, stats.audio_seconds, opts.duration),
                           soft_wrap=True)
     for s in sinks:
         if isinstance(s, Mp4Sink):
+            if s.frames == 0 and stop.stopped:  # the user's stop came before a frame
+                console.print(f"nothing written to {escape(str(s.path))}: stopped before the "
+                              "first frame", soft_wrap=True)
+                continue
             if s.frames == 0:
                 raise EngineError(f"nothing written to {s.path}: not one frame was rendered "
                                   f"(give at least {config.frame_duration:g} s of audio)")
@@ -194,6 +196,22 @@ def _refuse_feedback(source: Any, out: Any) -> None:
         raise EngineError(f"the input {heard} is the monitor of the voice output "
                           f"{out.pulse_name}, so the voice would loop; choose another "
                           "--source (e.g. device:NAME) or --voice-out")
+
+
+def _early(stop: StopSignals, sinks: list, source: Any, done_s: float,
+           duration: float | None, sep: str = ",") -> str:
+    """', stopped before the input ended ...' when a signal or a closed window ended a
+    file's run before its end (or --duration); '' otherwise (a live input has no end)."""
+    closed = any(getattr(s, "closed_by_user", False) for s in sinks)
+    if not (stop.stopped or closed) or getattr(source, "live", False):
+        return ""
+    total = getattr(source, "duration", None)
+    end = min(x for x in (total, duration, float("inf")) if x is not None)
+    if end != float("inf") and done_s >= end - 0.05:
+        return ""  # it had reached the end anyway
+    by = "the window was closed" if closed and not stop.stopped else f"{stop.name}"
+    of = f" of {end:.2f} s" if end != float("inf") else ""
+    return f"{sep} stopped early by {by} at {done_s:.2f} s{of}, before the input ended"
 
 
 def _stopper(event: threading.Event, sinks: list) -> Any:

@@ -36,6 +36,7 @@ from .param_types import FiniteFloatRange
 from .tables import stdout_console
 
 console = Console(stderr=True)
+STARTED_AT = time.monotonic()  # start-up is timed from here (or from vcam.cli.entry)
 EXAMPLES = """
 \b
 Examples:
@@ -129,9 +130,34 @@ def cli(ctx: click.Context, verbose: bool, **params: Any) -> None:
     """Turn a portrait into a talking head on a virtual webcam, driven by a voice."""
     logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    from ..stopping import Interrupted, StopSignals, default_handlers, startup_summary
+
     if ctx.invoked_subcommand is not None:
+        default_handlers()  # the entry point's start-up handlers are for the main job
         return
-    from ..control.settings import ObsSettings
+
+    sinks: list[str] = list(params.get("sinks") or ())  # _main_job fills in the defaults
+    with StopSignals(started_at=STARTED_AT) as stop:  # Ctrl-C/SIGTERM at any moment
+        try:
+            _main_job(ctx, params, stop, sinks)
+        except Interrupted as e:
+            console.print(escape(startup_summary(e, sinks)), soft_wrap=True)
+
+
+def is_file_render(source: str, sinks: list[str], voice_out: str | None) -> bool:
+    """A file (or the demo clip) into mp4 files only, with no voice output: a job that
+    ends by itself and that nobody steers, so it serves no control API by default."""
+    return (source == "demo" or source.startswith("file:")) and bool(sinks) \
+        and all(s.startswith("file:") for s in sinks) and voice_out in (None, "", "none")
+
+
+def _main_job(ctx: click.Context, params: dict[str, Any], stop: Any,
+              resolved_sinks: list[str]) -> None:
+    """Settings -> engine config and run options -> :func:`vcam.run.run_main`.
+
+    ``resolved_sinks`` is set to the outputs chosen (for the summary of an interrupted run).
+    """
+    from ..control.settings import ObsSettings, explicit_flags
     from ..run import RunOptions, run_main
 
     v = resolve_settings(ctx)
@@ -140,6 +166,7 @@ def cli(ctx: click.Context, verbose: bool, **params: Any) -> None:
         sinks = [f"vcam:{v['vcam_device']}" if s == "vcam" else s for s in sinks] or \
             [f"vcam:{v['vcam_device']}"]
     sinks = sinks or default_sinks()
+    resolved_sinks[:] = sinks
     size = v.get("size") or ((1280, 720) if any(s.startswith("vcam") for s in sinks) else 512)
     config = EngineConfig(fps=v["fps"], size=size, renderer=v["renderer"],
                           framing=v.get("framing") or (1.0, 0.0, 0.0),
@@ -153,12 +180,18 @@ def cli(ctx: click.Context, verbose: bool, **params: Any) -> None:
         if ignored:
             console.print(f"[yellow]warning:[/] {', '.join(ignored)}: only with --obs "
                           "ws://HOST:PORT; ignored", soft_wrap=True)
+    control = v["control.enabled"]
+    if is_file_render(v["source"], sinks, v.get("voice_out")):
+        # runs beside a live daemon, which keeps the control API (and `avatar-vcam expr`)
+        typed = explicit_flags(ctx)
+        control = bool(typed.get("control.enabled")) or \
+            (control and "control.port" in typed)
     opts = RunOptions(avatar=v["avatar"], source=v["source"], sinks=sinks,
                       duration=params["duration"], realtime=params["realtime"],
                       expression=v["expression"], voice_out=v.get("voice_out"),
-                      delay_ms=v.get("delay_ms"), control=v["control.enabled"],
+                      delay_ms=v.get("delay_ms"), control=control,
                       control_port=v["control.port"], obs=ObsSettings.from_values(v))
-    run_main(config, opts, console)
+    run_main(config, opts, console, stop=stop)
 
 
 @cli.command("avatars")
