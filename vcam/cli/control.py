@@ -109,7 +109,10 @@ _OPTIONS = [
                  help="Config file (default ~/.config/avatar-vcam/config.toml; "
                       "env AVATAR_VCAM_CONFIG)."),
     click.option("--control/--no-control", default=True, show_default=True,
-                 help="Serve the local control API (avatar-vcam expr/status/scene)."),
+                 help="Serve the local control API (avatar-vcam expr/status/scene). A file "
+                      "render (a file or demo source into file: outputs only, no "
+                      "--voice-out) serves none unless you type --control, so it runs "
+                      "beside a live daemon, which keeps the API."),
     click.option("--control-port", type=flag_type("control.port"), default=0,
                  help="Control API port on 127.0.0.1 (default: any free port)."),
     click.option("--obs", metavar="ws://HOST:PORT", default="",
