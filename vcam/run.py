@@ -90,9 +90,10 @@ def _run(config: EngineConfig, opts: RunOptions, console: Console,
         if hasattr(source, "open"):
             source.open()
         for s in sinks:
-            s.open(*config.frame_size, config.fps)
-            # an error (or a second Ctrl-C) aborts an mp4: the file at its path stays
+            # an error (or a stop during start-up) aborts an mp4: the file at its path
+            # stays; pushed before open, so a signal inside open() leaves no partial file
             stack.push(lambda kind, _e, _tb, s=s: finish_or_abort(s, kind is not None))
+            s.open(*config.frame_size, config.fps)
         voice = None
         delay_s = 0.0
         if voice_spec is not None:
@@ -105,8 +106,8 @@ def _run(config: EngineConfig, opts: RunOptions, console: Console,
             out = resolve_output(voice_spec)
             _refuse_feedback(source, out)
             voice = VoiceOut(out, source.sample_rate, delay_s)
+            stack.callback(voice.close)  # before open: a stop inside it still closes it
             voice.open()
-            stack.callback(voice.close)
         runtime = {"source": source, "voice": voice, "delay_s": delay_s, "config": config,
                    "sinks": opts.sinks, "renderer": engine.renderer.name}
         stats = LiveStats() if live else RunStats()
@@ -237,10 +238,11 @@ def _start_control(stack: contextlib.ExitStack, engine: Engine, opts: RunOptions
                             hold_s=o.hold_s, timeout=o.timeout,
                             notify=_obs_notify(console))
         target.obs = obs
-        obs.start()
         stack.callback(obs.close)
+        obs.start()
     if opts.control:
-        server = ControlServer(target, port=opts.control_port).start()
-        stack.callback(server.close)
+        server = ControlServer(target, port=opts.control_port)
+        stack.callback(server.close)  # before start: control.json goes even if stopped in it
+        server.start()
     return obs
 
