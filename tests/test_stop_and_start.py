@@ -180,3 +180,42 @@ def test_demo_writes_into_the_callers_folder(tmp_path):
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "named.mp4").stat().st_size > 0
     assert set(ROOT.glob("*.mp4")) == before, "the demo wrote into the repository"
+
+
+def test_stop_signals_modes():
+    """Start-up: a signal raises Interrupted at once; running: it only sets the event; a
+    nested run that ran leaves its outer handler quiet (the process's exit is no start-up)."""
+    from vcam.stopping import Interrupted, StopSignals
+
+    old = signal.getsignal(signal.SIGTERM)
+    with StopSignals() as outer:
+        with pytest.raises(Interrupted) as e, StopSignals():
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(1)
+        assert e.value.name == "SIGTERM" and e.value.after_s < 1
+        with StopSignals() as inner:
+            inner.running()
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)
+            assert inner.stopped and inner.name == "Ctrl-C"
+        os.kill(os.getpid(), signal.SIGTERM)  # outer: quiet now, no Interrupted
+        time.sleep(0.05)
+        assert outer.stopped
+    assert signal.getsignal(signal.SIGTERM) is old
+
+
+def test_third_signal_exits_without_waiting(tmp_path):
+    script = ("import os, signal, time\n"
+              "from vcam.stopping import StopSignals\n"
+              "with StopSignals() as s:\n"
+              "    s.running()\n"
+              "    print('ready', flush=True)\n"
+              "    time.sleep(30)\n")
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "ready"
+    for _ in range(3):
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.1)
+    assert proc.wait(5) == 130
+    assert "exiting without cleaning up" in proc.stderr.read()
