@@ -287,3 +287,26 @@ def test_a_photo_a_rest_cannot_undo_gets_one_warning_line(tmp_path, model, monke
     with caplog.at_level("WARNING", logger="engine.create"):
         make(tmp_path, model, photo, "kept", keep_expression=True)
     assert caplog.records == []
+
+
+def test_cli_keep_expression_and_warning_line(tmp_path, model, monkeypatch) -> None:
+    """`avatar create --keep-expression` stores a kept photo; without it a photo the rest
+    cannot undo prints one 'warning:' line before the package is written."""
+    import engine.neutral
+    from vcam.cli.main import cli
+
+    monkeypatch.setenv("AVATAR_VCAM_AVATARS", str(tmp_path / "avatars"))
+    photo = save(tmp_path, portrait("leo"), "grin.png")
+    runner = CliRunner()
+    res = runner.invoke(cli, ["avatar", "create", str(photo), "--name", "kept",
+                              "--keep-expression", "--landmarker", str(model)])
+    assert res.exit_code == 0, res.output
+    assert load_avatar(tmp_path / "avatars" / "kept").keep_expression is True
+    assert "warning" not in res.output
+    monkeypatch.setattr(engine.neutral, "EXTREME_SMILE", 0.8)
+    res = runner.invoke(cli, ["avatar", "create", str(photo), "--name", "calm",
+                              "--landmarker", str(model)])
+    assert res.exit_code == 0, res.output
+    assert load_avatar(tmp_path / "avatars" / "calm").keep_expression is False
+    warned = [ln for ln in res.output.splitlines() if ln.startswith("warning:")]
+    assert len(warned) == 1 and "extreme grin" in warned[0] and "--keep-expression" in warned[0]

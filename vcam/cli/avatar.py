@@ -65,15 +65,20 @@ def avatar_show(name: str) -> None:
               help="Folder to create the package in (default: your avatars folder).")
 @click.option("--force", is_flag=True, help="Replace an existing avatar of that name.")
 @click.option("--credits", default="", help="Photo credits to store in avatar.json.")
+@click.option("--keep-expression", is_flag=True,
+              help="Keep the photo's own expression (its smile, open mouth) at rest instead "
+                   "of starting from a calm, closed-mouth rest.")
 @user_errors
 def avatar_create(photo: Path, name: str, display_name: str | None, face: int | None,
                   resolution: int, landmarker: Path | None, out_dir: Path | None, force: bool,
-                  credits: str) -> None:
+                  credits: str, keep_expression: bool) -> None:
     """Turn a portrait PHOTO into an avatar package named NAME.
 
     Every face in the photo is found, small ones in a large group photo too; when several
     could be meant, it lists their widths and asks for --face. The face used must be at
-    least 128 px wide.
+    least 128 px wide. The avatar rests with a calm face (the photo's grin relaxed, an
+    open mouth closed) unless --keep-expression; a photo that cannot be calmed well gets a
+    warning line saying why.
     """
     from rich.progress import BarColumn, Progress, TextColumn
 
@@ -82,12 +87,13 @@ def avatar_create(photo: Path, name: str, display_name: str | None, face: int | 
 
     opts = CreateOptions(name=name, display_name=display_name, face=face,
                          resolution=resolution, landmarker=landmarker, dest_root=out_dir,
-                         force=force, credits=credits)
+                         force=force, credits=credits, keep_expression=keep_expression)
     with Progress(TextColumn("{task.description:<16}"), BarColumn(),
                   TextColumn("{task.completed}/{task.total}"), console=console,
                   transient=True, disable=not console.is_terminal) as bar:
         task = bar.add_task("starting", total=len(STEPS))
         done: list[str] = []
+        warnings: list[str] = []
 
         def step(label: str) -> None:
             if done:
@@ -95,8 +101,10 @@ def avatar_create(photo: Path, name: str, display_name: str | None, face: int | 
             done.append(label)
             bar.update(task, description=label)
 
-        dest = create_avatar(photo, opts, progress=step)
+        dest = create_avatar(photo, opts, progress=step, warn=warnings.append)
         bar.advance(task)
+    for line in warnings:
+        console.print(f"warning: {escape(line)}", soft_wrap=True)
     console.print(f"avatar {escape(repr(name))} written to {escape(str(dest))}",
                   soft_wrap=True)
     if name in bundled() and dest.parent.resolve() == user_avatar_dir().resolve():
