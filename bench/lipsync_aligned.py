@@ -38,6 +38,7 @@ COLUMNS = [("r_jaw", "r jawOpen", "{:.3f}"), ("silence_closed_all", "silence clo
            ("closed_after_80ms", "jaw < 0.1 at +80 ms", "{:.1%}"),
            ("bilabial_shut", "p/b/m shut", "{:.1%}"), ("other_shut", "other speech shut", "{:.1%}"),
            ("bilabial_auc", "p/b/m AUC", "{:.2f}"), ("rounded_auc", "round/spread AUC", "{:.2f}"),
+           ("labiodental_auc", "f/v AUC", "{:.2f}"),
            ("onset_lag_ms", "onset lag ms", "{:+.0f}"),
            ("jaw_open_vowels", "jaw open vowels", "{:.2f}"),
            ("jaw_consonants", "jaw consonants", "{:.2f}")]

@@ -17,7 +17,7 @@ from .motion import MotionFrame
 
 #: Channels Audio2Motion produces; while speaking they replace the other layers' values.
 SPEECH_CHANNELS = ("jawOpen", "mouthClose", "mouthFunnel", "mouthPucker",
-                   "mouthStretchLeft", "mouthStretchRight")
+                   "mouthStretchLeft", "mouthStretchRight", "mouthRollLower")
 _SPEECH = np.array([motion.CHANNEL_INDEX[n] for n in SPEECH_CHANNELS])
 _BLEND = np.array([i for i, n in enumerate(motion.CHANNELS) if n in motion.BLENDSHAPES])
 

@@ -13,12 +13,14 @@ import torch
 from engine.audio2motion import make_audio2motion
 from engine.audio2motion.features import (
     N_FEATURES,
+    N_MELS,
     Normaliser,
     features,
     frame_powers,
     windows,
 )
 from engine.audio2motion.learned import WEIGHTS, LearnedAudio2Motion
+from engine.audio2motion.stream import N_OUT, ROLL
 from engine.audio2motion.tcn import export_onnx, torch_from_npz
 from engine.audio2motion.training.corpus import Clip, heldout_clips, resample
 from engine.audio2motion.training.espeak import Espeak
@@ -61,7 +63,7 @@ def test_espeak_phone_timings() -> None:
 
 def test_targets_from_phones(speech: Clip) -> None:
     t = speech.targets()
-    assert t.shape == (math.floor(len(speech.pcm) / speech.sr * 100) + 1, 6)
+    assert t.shape == (math.floor(len(speech.pcm) / speech.sr * 100) + 1, N_OUT)
     assert t.min() >= 0 and t.max() <= 1
     assert t[:40].max() < 0.01  # the 0.6 s lead-in is silent
     for p in speech.phones:
@@ -70,6 +72,19 @@ def test_targets_from_phones(speech: Clip) -> None:
             assert t[k, 0] == 0.0 and t[k, 1] == 1.0  # lips shut at the closure's centre
     assert pose("A:")[0] > pose("@")[0] > pose("i:")[0] > pose("m")[0] == 0.0
     assert pose("u:")[3] > 0.5 and pose("i:")[4] > 0.5
+    assert pose("f")[5] > 0.5 and pose("v")[5] > 0.5 and pose("s")[5] == pose("A:")[5] == 0
+
+
+def test_labiodental_targets_roll_the_lower_lip() -> None:
+    u = _espeak_or_skip().synth("Five vivid fish have voices.", "en-us", rate=150)
+    t = target_curves(u.phones, math.floor(u.phones[-1].end * 100) + 1)
+    fv = [p for p in u.phones if p.name in ("f", "v")]
+    assert len(fv) >= 4
+    for p in fv:  # the lower lip tucks under the upper teeth, the jaw nearly shut
+        k = round((p.start + p.end) / 2 * 100)
+        assert t[k, ROLL] > 0.4 and t[k, 0] < 0.35
+    vowels = [p for p in u.phones if pose(p.name)[0] >= 0.5]
+    assert max(t[round((p.start + p.end) / 2 * 100), ROLL] for p in vowels) < 0.2
     assert target_curves([], 10).max() == 0.0
 
 
@@ -90,7 +105,7 @@ def test_normaliser_is_streamable_and_levels_out(speech: Clip) -> None:
     np.testing.assert_allclose(parts, whole, atol=1e-6)
     quiet = features(speech.pcm * 0.01, speech.sr)  # -40 dB: same relative mel bands
     loud = features(speech.pcm, speech.sr)
-    talk = loud[:, -2] > 1.0  # frames well above the floor
+    talk = loud[:, N_MELS + 1] > 1.0  # frames well above the floor
     assert np.median(np.abs(quiet[talk, 40] - loud[talk, 40])) < 0.05  # level re peak
     assert np.median(np.abs(quiet[talk, :40] - loud[talk, :40])) < 0.1
 
@@ -292,3 +307,18 @@ def test_sample_rates_give_similar_curves(speech: Clip, sr: int) -> None:
     assert np.isfinite(got).all()
     assert np.corrcoef(got[:, 0], ref[:, 0])[0, 1] > 0.95
     assert np.abs(got[:, 0] - ref[:, 0]).mean() < 0.05
+
+
+@pytest.mark.parametrize("sr", [8000, 16000, 48000])
+def test_voicing_feature_tells_voice_from_breath(sr: int) -> None:
+    """The last feature is periodicity: a 90-400 Hz pulse train reads voiced, noise (a
+    breath, room) does not, at every rate."""
+    rng = np.random.default_rng(sr)
+    t = np.arange(sr) / sr
+    f0 = 90.0 + 60.0 * t  # an intonation glide
+    pulses = np.diff(np.floor(np.cumsum(f0) / sr), prepend=0.0)
+    voice = np.convolve(pulses, np.exp(-np.arange(sr // 200) / (sr / 2000)), "same")
+    voiced = features(voice.astype(np.float32) * 0.3, sr)[20:, -1]
+    noise = features(rng.standard_normal(sr).astype(np.float32) * 0.05, sr)[20:, -1]
+    assert np.median(voiced) > 0.8 and np.median(noise) < 0.35
+    assert features(np.zeros(sr, np.float32), sr)[:, -1].max() == 0.0  # silence: 0

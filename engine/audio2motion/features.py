@@ -8,7 +8,9 @@ the signal in that band whatever the rate (bands above Nyquist read as digital s
 Loudness normalisation (automatic gain) is causal and vectorised: a speech-peak tracker
 that jumps up and decays slowly (``p_j = max(l_j, p_{j-1} - D)``, computed as a running
 maximum of ``l_i + D i``) and a noise-floor tracker that falls at once and creeps up. The
-network sees mel bands relative to the peak, the level above the floor, and the absolute level.
+network sees mel bands relative to the peak, the level above the floor, the absolute level,
+and how periodic the frame is (voicing: the normalised autocorrelation's peak at lags of
+90-400 Hz, from the same spectrum): vowels are voiced, breaths, clicks and room noise are not.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ FPS = 100
 WIN = 0.025  # s
 N_MELS = 40
 FMIN, FMAX = 60.0, 7600.0
-N_FEATURES = N_MELS + 3
+N_FEATURES = N_MELS + 4
+F0_MIN, F0_MAX = 90.0, 400.0  # Hz: the lags searched for voicing
 _EPS = 1e-10
 SILENCE_DB = 10.0 * np.log10(_EPS)  # band power of digital silence
 PEAK_MIN_DB = -70.0  # the peak tracker never goes below this: silence stays quiet
@@ -41,10 +44,11 @@ def _mel(f: np.ndarray) -> np.ndarray:
 def analysis(sr: int) -> tuple[int, int, np.ndarray, np.ndarray]:
     """Window length, FFT size, window and (bins, N_MELS + 1) filterbank for rate ``sr``.
 
-    The last filterbank column is the whole FMIN..FMAX band (the frame level).
+    The last filterbank column is the whole FMIN..FMAX band (the frame level). The FFT is at
+    least twice the window, so the autocorrelation from its power spectrum does not wrap.
     """
     w = max(16, round(WIN * sr))
-    n_fft = 1 << (w - 1).bit_length()
+    n_fft = 1 << (2 * w - 1).bit_length()
     win = np.hanning(w + 2)[1:-1].astype(np.float32)
     freqs = np.fft.rfftfreq(n_fft, 1.0 / sr)
     edges = 700.0 * (10 ** (np.linspace(_mel(np.array(FMIN)), _mel(np.array(FMAX)),
@@ -61,20 +65,40 @@ def analysis(sr: int) -> tuple[int, int, np.ndarray, np.ndarray]:
     return w, n_fft, win, bank.astype(np.float32)
 
 
+@lru_cache(maxsize=16)
+def _voicing_lags(sr: int) -> tuple[slice, np.ndarray]:
+    """Lags searched for voicing at ``sr`` and the window's own normalised autocorrelation
+    there (dividing by it undoes the taper, so a periodic frame reads near 1)."""
+    w, n_fft, win, _ = analysis(sr)
+    lo, hi = max(1, int(sr / F0_MAX)), min(w - 2, int(np.ceil(sr / F0_MIN)))
+    wac = np.fft.irfft(np.abs(np.fft.rfft(win.astype(np.float64), n_fft)) ** 2, n_fft)
+    return slice(lo, hi + 1), (wac[lo:hi + 1] / wac[0]).astype(np.float32)
+
+
 def frame_powers(frames: np.ndarray, sr: int) -> np.ndarray:
-    """(F, w) windows -> (F, N_MELS + 1) band powers in dB (mel bands, then the level)."""
+    """(F, w) windows -> (F, N_MELS + 2): mel band powers in dB, the level in dB, then the
+    voicing (0 noise .. 1 periodic)."""
     _, n_fft, win, bank = analysis(sr)
     x = frames - frames.mean(axis=1, keepdims=True)  # DC offset is not sound
     spec = np.fft.rfft(x * win, n_fft, axis=1)
-    p = (spec.real**2 + spec.imag**2).astype(np.float32) @ bank
-    return 10.0 * np.log10(p + _EPS)
+    power = (spec.real**2 + spec.imag**2).astype(np.float32)
+    lags, wac = _voicing_lags(sr)
+    ac = np.fft.irfft(power, n_fft, axis=1)
+    voicing = (ac[:, lags] / (ac[:, :1] + _EPS) / wac).max(axis=1) if len(wac) else 0.0
+    out = np.empty((len(frames), N_MELS + 2), np.float32)
+    out[:, :N_MELS + 1] = 10.0 * np.log10(power @ bank + _EPS)
+    out[:, N_MELS + 1] = np.clip(voicing, 0.0, 1.0)
+    return out
 
 
 def mute_before_stream(bands_db: np.ndarray, starts: np.ndarray, stream_start: int) -> None:
     """Frames whose window begins before the stream's first sample hear nothing: their
-    bands become digital silence (in place), so the step into the stream (a DC offset, a
-    room) is not a sound. Shared by :func:`features` and the streaming model."""
-    bands_db[starts < stream_start] = SILENCE_DB
+    bands become digital silence and their voicing 0 (in place), so the step into the
+    stream (a DC offset, a room) is not a sound. Shared by :func:`features` and the
+    streaming model."""
+    before = starts < stream_start
+    bands_db[before, :N_MELS + 1] = SILENCE_DB
+    bands_db[before, N_MELS + 1:] = 0.0
 
 
 def windows(x: np.ndarray, sr: int, n_frames: int, first: int = 0) -> np.ndarray:
@@ -101,11 +125,12 @@ class Normaliser:
     _frames: int = field(default=0)  # silent frames before the first sound
 
     def __call__(self, bands_db: np.ndarray) -> np.ndarray:
-        """(F, N_MELS + 1) band dB -> (F, N_FEATURES) network inputs; updates the state."""
+        """(F, N_MELS + 2) from :func:`frame_powers` -> (F, N_FEATURES) network inputs;
+        updates the state."""
         n = len(bands_db)
         if n == 0:
             return np.zeros((0, N_FEATURES), np.float32)
-        lvl = bands_db[:, -1].astype(np.float64)
+        lvl = bands_db[:, N_MELS].astype(np.float64)
         if not self.started:
             # A stream starts on the room's sound (nobody speaks in its first frames): the
             # first frame that hears anything (windows reaching before the stream read as
@@ -149,6 +174,7 @@ class Normaliser:
         out[:, N_MELS] = np.clip(lvl - peak, -60.0, 10.0) / 20.0
         out[:, N_MELS + 1] = np.clip(lvl - floor, 0.0, 60.0) / 20.0
         out[:, N_MELS + 2] = np.clip(lvl + 50.0, -50.0, 50.0) / 20.0
+        out[:, N_MELS + 3] = bands_db[:, N_MELS + 1]
         return out
 
 

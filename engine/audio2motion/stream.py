@@ -5,7 +5,8 @@ rows that ``motion_at`` interpolates.
 A subclass analyses; this class feeds it. It implements ``_start`` (first push: set
 ``_sr``, ``_b0``, ``_buf``, ``_first``, ``_hist_end`` and its own cursor), ``_process``
 (analyse every complete window of ``_buf`` and write rows ``[jaw, close, funnel, pucker,
-stretch, speaking]`` into ``_hist``) and ``_jump`` (skip a long gap), and sets
+stretch, speaking, roll]`` into ``_hist``; ``roll`` is the lower lip tucked under the upper
+teeth for f/v) and ``_jump`` (skip a long gap), and sets
 ``gap_flush_s``: the silence fed before a jump, long enough to bring the mouth to rest.
 """
 
@@ -20,11 +21,11 @@ from ..motion import MotionFrame, channel_index
 from .features import FPS  # mouth rows per second (the analysis hop is 10 ms)
 
 # Layout of a mouth row in the history ring (subclasses write rows in this order).
-JAW, CLOSE, FUNNEL, PUCKER, STRETCH, SPEAK = range(6)
-N_OUT = 6
+JAW, CLOSE, FUNNEL, PUCKER, STRETCH, SPEAK, ROLL = range(7)
+N_OUT = 7
 _CH = {name: channel_index(name) for name in (
     "jawOpen", "mouthClose", "mouthFunnel", "mouthPucker", "mouthStretchLeft",
-    "mouthStretchRight")}
+    "mouthStretchRight", "mouthRollLower")}
 
 
 class MouthStream:
@@ -103,6 +104,7 @@ class MouthStream:
         v[_CH["mouthPucker"]] = row[PUCKER]
         v[_CH["mouthStretchLeft"]] = row[STRETCH]
         v[_CH["mouthStretchRight"]] = row[STRETCH]
+        v[_CH["mouthRollLower"]] = row[ROLL]
         frame.speaking = bool(row[SPEAK] >= 0.5)
         return frame
 

@@ -6,7 +6,8 @@ Augmentation (training only): level, resampling to 8-48 kHz, noise of several co
 0-40 dB SNR, reverb, clipping, DC offset, and negative clips (noise, hum, synthetic music)
 whose target is a closed, silent mouth; optionally speaker and channel augmentation
 (:mod:`.speaker_aug`: vocal-tract-length warp, random EQ and tilt, breath noise, pitch
-flutter, telephone band and mu-law) so that real voices look familiar. A second
+flutter, telephone band and mu-law) so that real voices look familiar; breaths, smacks and
+knocks in pauses (:mod:`.pause_events`) that must leave the mouth shut. A second
 synthesiser, source-filter vowel syllables (:func:`formant_clip`: glottal pulses through
 formant resonators), keeps the model from learning espeak-ng's voice alone.
 """
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .espeak import Espeak, Phone
+from .pause_events import add_pause_events
 from .phones import target_curves
 from .speaker_aug import breath, flutter, random_eq, telephone, vtl_warp
 
@@ -27,6 +29,7 @@ TRAIN_VARIANTS = ("", "+m1", "+m2", "+m3", "+m5", "+f1", "+f2", "+f5", "+klatt")
 HELDOUT_VOICES = ("en-029", "en-gb-scotland", "en-gb-x-gbcwmd")
 HELDOUT_VARIANTS = ("", "+f3", "+m4", "+f4", "+m7")
 RATES = (8000, 11025, 16000, 22050, 24000, 44100, 48000)
+PAUSE_EVENTS = 0.6  # share of augmented clips with breaths, smacks, sniffs, thumps in pauses
 
 WORDS = """
 a about above after again air all almost along also always am an and animal another answer
@@ -248,6 +251,8 @@ def augment(clip: Clip, rng: np.random.Generator, speaker: float = 0.0) -> Clip:
     else:
         phone_line = False
     x, sr = clip.pcm.astype(np.float32), clip.sr
+    if rng.random() < PAUSE_EVENTS:
+        x = add_pause_events(x, sr, clip.phones, rng)
     if rng.random() < 0.3:
         x = reverb(x, sr, rng)
     if phone_line:

@@ -24,6 +24,8 @@ What a viewer notices beyond the jaw (real-voice evaluation, issue 18):
   ``bilabial_auc``: how well the lip gap tells those two frame sets apart (0.5 = chance).
 - ``rounded_auc``: how well ``mouthFunnel + mouthPucker - mouthStretch`` tells rounded
   vowels (/u/ /o/ /w/) from spread ones (/i/ /e/), frame by frame.
+- ``labiodental_auc``: how well ``mouthRollLower`` tells f/v frames (their middle 60 %)
+  from other speech frames; ``labiodental_roll`` / ``other_roll``: its mean on each.
 - ``jaw_open_vowels`` / ``jaw_consonants``: mean ``jawOpen`` inside open vowels (target
   openness >= 0.7) and inside non-bilabial consonants (target <= 0.2).
 """
@@ -45,16 +47,17 @@ ONSET_JAW = 0.15
 RELEASED_JAW = 0.1
 _READ = [channel_index(c) for c in ("jawOpen", "mouthClose", "mouthFunnel", "mouthPucker",
                                     "mouthStretchLeft")]
+_ROLL = channel_index("mouthRollLower")
 
 
 def stream_clip(model: Audio2Motion, pcm: np.ndarray, sr: int, n_frames: int,
                 block_s: float = 0.02) -> np.ndarray:
     """Push ``pcm`` in blocks (then a second of silence to flush the look-ahead) and read
-    frames ``0 .. n_frames-1`` as soon as each is ready: (n_frames, 6) with the speaking flag
-    in the last column."""
+    frames ``0 .. n_frames-1`` as soon as each is ready: (n_frames, 7): jaw, close, funnel,
+    pucker, stretch, the speaking flag, mouthRollLower."""
     n = max(1, round(block_s * sr))
     x = np.concatenate([pcm.astype(np.float32), np.zeros(sr, np.float32)])
-    out = np.zeros((n_frames, 6), np.float32)
+    out = np.zeros((n_frames, 7), np.float32)
     k = 0
     for i in range(0, len(x), n):
         model.push(x[i : i + n], i / sr, sr)
@@ -62,6 +65,7 @@ def stream_clip(model: Audio2Motion, pcm: np.ndarray, sr: int, n_frames: int,
             f = model.motion_at(k / FPS)
             out[k, :5] = f.values[_READ]
             out[k, 5] = f.speaking
+            out[k, 6] = f.values[_ROLL]
             k += 1
         if k >= n_frames:
             break
@@ -86,9 +90,11 @@ class Scores:
     shape_spread: list[np.ndarray] = field(default_factory=list)
     jaw_open_vowel: list[np.ndarray] = field(default_factory=list)
     jaw_consonant: list[np.ndarray] = field(default_factory=list)
+    roll_labiodental: list[np.ndarray] = field(default_factory=list)
+    roll_other: list[np.ndarray] = field(default_factory=list)
 
     def add(self, pred: np.ndarray, clip: Clip) -> None:
-        """Compare ``pred`` (frames, 6 from :func:`stream_clip`) with the clip's phones."""
+        """Compare ``pred`` (frames, 7 from :func:`stream_clip`) with the clip's phones."""
         tgt = clip.targets()
         n = min(len(pred), len(tgt))
         pred, tgt = pred[:n], tgt[:n]
@@ -142,10 +148,15 @@ class Scores:
                     if k < n:
                         self.released.append(bool(pred[k, 0] < RELEASED_JAW))
                 continue
-            jaw_t, close_t, funnel_t, pucker_t, stretch_t = pose(p.name)
+            jaw_t, close_t, funnel_t, pucker_t, stretch_t, roll_t = pose(p.name)
+            m = (b - a) * 0.2
+            middle = slice(int(a + m), max(int(a + m) + 1, int(b - m)))
+            if roll_t >= 0.5:
+                self.roll_labiodental.append(pred[middle, 6])
+            else:
+                self.roll_other.append(pred[a:b, 6])
             if is_bilabial(p.name):
-                m = (b - a) * 0.2
-                self.gap_bilabial.append(gap[int(a + m):max(int(a + m) + 1, int(b - m))])
+                self.gap_bilabial.append(gap[middle])
                 continue
             self.gap_other.append(gap[a:b])
             if funnel_t + pucker_t >= 0.7 and stretch_t == 0:
@@ -177,6 +188,9 @@ class Scores:
             "rounded_auc": _auc(_cat(self.shape_rounded), _cat(self.shape_spread)),
             "jaw_open_vowels": _mean(self.jaw_open_vowel),
             "jaw_consonants": _mean(self.jaw_consonant),
+            "labiodental_roll": _mean(self.roll_labiodental),
+            "other_roll": _mean(self.roll_other),
+            "labiodental_auc": _auc(_cat(self.roll_labiodental), _cat(self.roll_other)),
         }
 
 

@@ -1,7 +1,8 @@
 """Phone timings -> target mouth curves at 100 frames/s (the ground truth of training and eval).
 
 Each espeak-ng phone mnemonic gets a mouth pose: jaw openness (0 shut .. 1 wide open), lips
-closed (p/b/m), funnel and pucker (rounded vowels, w, sh), stretch (spread vowels /i/ /e/).
+closed (p/b/m), funnel and pucker (rounded vowels, w, sh), stretch (spread vowels /i/ /e/),
+lower lip rolled in under the upper teeth (f/v).
 Pauses are a closed, relaxed mouth. The piecewise-constant poses are smoothed with a short
 Gaussian (coarticulation: lips and jaw move continuously), except that a bilabial closure
 keeps its full depth at its centre, so short p/b/m still shut the lips in the target.
@@ -11,19 +12,21 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..stream import N_OUT
+from ..stream import N_OUT, ROLL, SPEAK
 from .espeak import Phone
 
 FPS = 100
-# Target rows: jaw, close, funnel, pucker, stretch, speaking.
+# Target rows: jaw, close, funnel, pucker, stretch, speaking, roll (the stream's layout).
 N_TARGETS = N_OUT  # one row per mouth channel the estimators stream
-_POSE: dict[str, tuple[float, float, float, float, float]] = {}
+Pose = tuple[float, float, float, float, float, float]  # jaw, close, funnel, pucker, stretch, roll
+_POSE: dict[str, Pose] = {}
+_SHAPE_ROWS = [0, 1, 2, 3, 4, ROLL]  # target rows of a pose's six values
 
 
 def _set(names: str, jaw: float, close: float = 0.0, funnel: float = 0.0, pucker: float = 0.0,
-         stretch: float = 0.0) -> None:
+         stretch: float = 0.0, roll: float = 0.0) -> None:
     for n in names.split():
-        _POSE[n] = (jaw, close, funnel, pucker, stretch)
+        _POSE[n] = (jaw, close, funnel, pucker, stretch, roll)
 
 
 # Vowels (espeak-ng English mnemonics), openness after their first formant.
@@ -36,14 +39,14 @@ _set("oU o o: O2", 0.5, funnel=0.5, pucker=0.45)
 _set("U u u: U@ u@ Y", 0.3, funnel=0.6, pucker=0.75)
 # Consonants.
 _set("p b m m- p2 b2", 0.0, close=1.0)
-_set("f v", 0.1)
+_set("f v", 0.1, roll=0.8)
 _set("T D", 0.2)
 _set("s z t# t[ t d n n- l l- L r r- R x ? N k g", 0.2)
 _set("S Z tS dZ", 0.15, funnel=0.45, pucker=0.2)
 _set("w w#", 0.15, funnel=0.5, pucker=0.8)
 _set("j", 0.2, stretch=0.4)
 _set("h", 0.35)
-_SILENCE = (0.0, 0.0, 0.0, 0.0, 0.0)
+_SILENCE: Pose = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
 
 
 def is_pause(name: str) -> bool:
@@ -51,8 +54,8 @@ def is_pause(name: str) -> bool:
     return name.startswith("_") or name in ("", ";")
 
 
-def pose(name: str) -> tuple[float, float, float, float, float]:
-    """Mouth pose (jaw, close, funnel, pucker, stretch) of one espeak-ng phone mnemonic."""
+def pose(name: str) -> Pose:
+    """Mouth pose (jaw, close, funnel, pucker, stretch, roll) of one espeak-ng phone mnemonic."""
     if is_pause(name):
         return _SILENCE
     if name in _POSE:
@@ -62,7 +65,7 @@ def pose(name: str) -> tuple[float, float, float, float, float]:
         return _POSE[base]
     if base[:1] in _POSE:
         return _POSE[base[:1]]
-    return (0.3, 0.0, 0.0, 0.0, 0.0)  # an unknown phone: half-open, neutral shape
+    return (0.3, 0.0, 0.0, 0.0, 0.0, 0.0)  # an unknown phone: half-open, neutral shape
 
 
 def is_bilabial(name: str) -> bool:
@@ -72,7 +75,8 @@ def is_bilabial(name: str) -> bool:
 
 def target_curves(phones: list[Phone], n_frames: int, offset: float = 0.0,
                   sigma_ms: float = 15.0) -> np.ndarray:
-    """(n_frames, 6) targets at ``k / FPS`` s: jaw, close, funnel, pucker, stretch, speaking.
+    """(n_frames, N_TARGETS) targets at ``k / FPS`` s: jaw, close, funnel, pucker, stretch,
+    speaking, roll.
 
     ``offset``: seconds to add to the phone times (the clip's position in a longer signal).
     """
@@ -83,15 +87,15 @@ def target_curves(phones: list[Phone], n_frames: int, offset: float = 0.0,
         b = min(n_frames, int(round((p.end + offset) * FPS)))
         if b <= a:
             continue
-        raw[a:b, :5] = pose(p.name)
-        raw[a:b, 5] = 0.0 if is_pause(p.name) else 1.0
+        raw[a:b, _SHAPE_ROWS] = pose(p.name)
+        raw[a:b, SPEAK] = 0.0 if is_pause(p.name) else 1.0
         if is_bilabial(p.name):
             closures.append((a, b))
     out = raw.copy()
     r = max(1, int(round(3 * sigma_ms / 1000 * FPS)))
     g = np.exp(-0.5 * (np.arange(-r, r + 1) / (sigma_ms / 1000 * FPS)) ** 2)
     g /= g.sum()
-    for c in range(5):
+    for c in _SHAPE_ROWS:
         out[:, c] = np.convolve(np.pad(raw[:, c], r, mode="edge"), g, mode="valid")
     for a, b in closures:  # the closure's middle stays shut
         mid = (a + b) // 2

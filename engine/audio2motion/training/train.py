@@ -39,7 +39,8 @@ def _log(msg: str) -> None:
     print(msg, flush=True)
 
 
-CHANNEL_WEIGHTS = (3.0, 1.5, 1.0, 1.0, 1.0, 0.5)  # jaw, close, funnel, pucker, stretch, speak
+CHANNEL_WEIGHTS = (3.0, 1.5, 1.0, 1.0, 1.0, 0.5, 1.0)  # jaw, close, funnel, pucker, stretch,
+# speaking, roll (the target rows)
 
 
 @dataclass
@@ -102,7 +103,7 @@ def real_clips(split: str, log: Callable[[str], None] = _log) -> list[Clip]:
 def build_dataset(cfg: TrainConfig, extra: list[Clip] | None = None,
                   log: Callable[[str], None] = _log,
                   real: list[Clip] | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Features (N, F) and targets (N, 6) of the whole corpus, clips joined end to end.
+    """Features (N, F) and targets (N, N_TARGETS) of the whole corpus, clips joined end to end.
 
     ``real`` clips enter ``cfg.real_repeat`` times, augmented afresh each time (the first
     copy of each is left clean)."""
@@ -158,8 +159,8 @@ def fit(x: np.ndarray, y: np.ndarray, cfg: TrainConfig,
         starts = torch.randint(0, n, (cfg.batch,), generator=gen)
         idx = starts[:, None] + torch.arange(cfg.frames)
         xb = xt[idx].transpose(1, 2)  # (B, F, T)
-        yb = yt[idx].transpose(1, 2)  # (B, 6, T)
-        logits = model(xb)  # (B, H, 6, T)
+        yb = yt[idx].transpose(1, 2)  # (B, N_TARGETS, T)
+        logits = model(xb)  # (B, H, N_TARGETS, T)
         loss = 0.0
         for h, a in enumerate(la):  # head h at j predicts frame j - a
             lg = logits[:, h, :, a:]
@@ -212,6 +213,8 @@ def main(argv: list[str] | None = None) -> None:
                     help="share of augmented clips that also get another speaker/microphone "
                     "(vocal-tract warp, EQ, breath, telephone)")
     ap.add_argument("--threads", type=int, default=d.threads, help="torch CPU threads")
+    ap.add_argument("--channels", type=int, default=d.channels,
+                    help="width of the network (CPU per hop grows with its square)")
     ap.add_argument("--out", type=Path, default=WEIGHTS, help="weights file (.npz)")
     ap.add_argument("--onnx", type=Path, help="also export the network to this .onnx file")
     ap.add_argument("--extra", type=Path, help="folder of your own NAME.wav + NAME.phones")
@@ -221,6 +224,7 @@ def main(argv: list[str] | None = None) -> None:
                     help="copies of each real recording, each augmented afresh")
     a = ap.parse_args(argv)
     cfg = TrainConfig(clips=a.clips, steps=a.steps, seed=a.seed, threads=a.threads,
+                      channels=a.channels,
                       speaker=a.speaker_aug, real_repeat=a.real_repeat)
     try:
         train(cfg, a.out, a.onnx, a.extra, real=a.real)
