@@ -1,0 +1,1 @@
+"""Text to speech with phone timings (espeak-ng through its C library)."""
