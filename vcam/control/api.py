@@ -8,11 +8,19 @@ overrides) and removes it on close. Clients send ``Authorization: Bearer <token>
     GET  /v1/expressions                  -> {"expressions": [...], "expression": current}
     POST /v1/expression {"name": "smile"} -> {"ok": true, "expression": "smile"}
     POST /v1/scene      {"name": "BRB"}   -> {"ok": true, "scene": "BRB"}
+
+Connections are bounded so that no local process can hurt the stream: at most
+``MAX_CONNECTIONS`` open at once (``MAX_PER_CLIENT`` from one address; more are answered
+503 and closed at once), each must deliver a whole request within ``REQUEST_TIMEOUT_S``
+of opening or of its previous reply (a reaper shuts it otherwise), and running out of
+file descriptors pauses accepting instead of spinning. Problems are one log line per
+kind, rate-limited; the render, capture and voice threads never wait on this server.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hmac
 import http.client
 import ipaddress
@@ -22,8 +30,11 @@ import os
 import secrets
 import socket
 import stat
+import sys
 import threading
+import time
 import warnings
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Protocol
@@ -34,6 +45,7 @@ from engine import jsonfile
 from engine.errors import EngineError
 
 from ..errors import DeviceError
+from ..problems import Problems
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +58,15 @@ RUNTIME_FIX = (f"set XDG_RUNTIME_DIR to a private folder of yours (mode 0700), o
 MAX_BODY = 64 * 1024
 MAX_BODY_DEPTH = 8  # {"name": "..."} is 1 deep
 MAX_RUNTIME_FILE = 64 * 1024  # control.json is ~150 bytes
+MAX_CONNECTIONS = 32  # open at once, all clients together (each holds a thread)
+MAX_PER_CLIENT = 8  # open at once from one address
+REQUEST_TIMEOUT_S = 5.0  # a whole request (line, headers, body) after open or last reply
+ACCEPT_PAUSE_S = 0.25  # out of file descriptors: no accept() for this long
+_OUT_OF_FDS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
+_BUSY_BODY = b'{"error": "the control API has too many open connections; try again soon"}'
+_BUSY_REPLY = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+               b"Content-Length: %d\r\nConnection: close\r\n\r\n%s"
+               % (len(_BUSY_BODY), _BUSY_BODY))
 
 
 class ControlError(DeviceError):
@@ -144,6 +165,22 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         log.debug("control %s %s", self.address_string(), format % args)
 
+    def handle(self) -> None:
+        """Requests until the connection closes; each next one is due within
+        ``REQUEST_TIMEOUT_S`` of the previous reply (an idle keep-alive is reaped)."""
+        self.close_connection = True
+        self.handle_one_request()
+        while not self.close_connection:
+            self.server.expect_request(self.connection)
+            self.handle_one_request()
+
+    def parse_request(self) -> bool:
+        self._body_consumed = False
+        ok = super().parse_request()
+        if ok and not self._body_unread():  # the whole request is in: no deadline while
+            self.server.request_read(self.connection)  # it is served (a body: once read)
+        return ok
+
     def _reply(self, code: int, body: dict[str, Any]) -> None:
         data = json.dumps(body).encode()
         self.send_response(code)
@@ -188,6 +225,7 @@ class _Handler(BaseHTTPRequestHandler):
             return None
         raw = self.rfile.read(n)
         self._body_consumed = True
+        self.server.request_read(self.connection)
         try:
             body = jsonfile.loads(raw or b"{}", max_bytes=MAX_BODY, max_depth=MAX_BODY_DEPTH)
         except jsonfile.JsonError as e:
@@ -245,21 +283,118 @@ class _Handler(BaseHTTPRequestHandler):
         except (EngineError, ValueError) as e:
             self._reply(409, {"error": _error_text(e)})
         except Exception as e:  # the daemon keeps running whatever a request does
-            log.exception("control request %s failed", self.path)
+            self.server.problems.report(f"request {type(e).__name__}",
+                                        f"control API: {self.command} {self.path} failed: "
+                                        f"{type(e).__name__}: {e}", exc=e)
             self._reply(500, {"error": f"{type(e).__name__}: {e}"})
         else:
             self._reply(200, body)
 
 
+@dataclass
+class _Conn:
+    """An open connection: who it is from, and by when its next request must be in."""
+
+    host: str
+    deadline: float | None
+
+
 class _Server(ThreadingHTTPServer):
+    """ThreadingHTTPServer with a bound on connections (and so on threads), deadlines for
+    requests enforced by a reaper in the serving thread, one-line errors and a pause in
+    accepting while file descriptors run out."""
+
     daemon_threads = True
+    block_on_close = False
     allow_reuse_address = False
+    request_queue_size = 64
 
     def __init__(self, addr: tuple[str, int], target: Target, token: str) -> None:
         self.address_family = socket.AF_INET6 if ":" in addr[0] else socket.AF_INET
         self.target = target
         self.token = token
+        self.problems = Problems(log)
+        self._conns: dict[socket.socket, _Conn] = {}
+        self._conns_lock = threading.Lock()
         super().__init__(addr, _Handler)
+
+    # -- accepting -------------------------------------------------------------------------
+    def get_request(self) -> tuple[socket.socket, Any]:
+        try:
+            return super().get_request()
+        except OSError as e:
+            if e.errno in _OUT_OF_FDS:  # the listening socket stays readable: without a
+                self.problems.report("accept", f"control API: cannot accept a connection "
+                                     f"({_one_line(e)}); pausing new connections")
+                time.sleep(ACCEPT_PAUSE_S)  # pause, serve_forever would spin on it
+            raise  # socketserver drops the attempt
+
+    def verify_request(self, request: Any, client_address: Any) -> bool:
+        """Admit the connection unless the total or this address's limit is reached."""
+        host = str(client_address[0])
+        with self._conns_lock:
+            total = len(self._conns)
+            mine = sum(1 for c in self._conns.values() if c.host == host)
+            if total < MAX_CONNECTIONS and mine < MAX_PER_CLIENT:
+                self._conns[request] = _Conn(host, time.monotonic() + REQUEST_TIMEOUT_S)
+                return True
+        which = (f"{MAX_PER_CLIENT} from {host}" if mine >= MAX_PER_CLIENT
+                 else f"{MAX_CONNECTIONS} in all")
+        self.problems.report("refused", f"control API: too many open connections ({which}); "
+                             "refusing new ones until some close")
+        with contextlib.suppress(OSError):
+            request.send(_BUSY_REPLY, getattr(socket, "MSG_DONTWAIT", 0))
+        return False  # socketserver closes it
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._conns_lock:
+            self._conns.pop(request, None)
+        super().shutdown_request(request)
+
+    # -- deadlines -------------------------------------------------------------------------
+    def expect_request(self, conn: socket.socket) -> None:
+        """The next request on ``conn`` must be in within ``REQUEST_TIMEOUT_S``."""
+        self._set_deadline(conn, time.monotonic() + REQUEST_TIMEOUT_S)
+
+    def request_read(self, conn: socket.socket) -> None:
+        """The request on ``conn`` is in: no deadline while it is served (or upgraded)."""
+        self._set_deadline(conn, None)
+
+    def _set_deadline(self, conn: socket.socket, deadline: float | None) -> None:
+        with self._conns_lock:
+            c = self._conns.get(conn)
+            if c is not None:
+                c.deadline = deadline
+
+    def service_actions(self) -> None:
+        """Shut connections whose request is overdue (their thread then reads EOF)."""
+        now = time.monotonic()
+        with self._conns_lock:
+            late = [s for s, c in self._conns.items()
+                    if c.deadline is not None and c.deadline < now]
+            for s in late:
+                self._conns[s].deadline = None
+        for s in late:
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+        if late:
+            log.debug("control API: closed %d connection(s) with no request within %g s",
+                      len(late), REQUEST_TIMEOUT_S)
+
+    @property
+    def open_connections(self) -> int:
+        with self._conns_lock:
+            return len(self._conns)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """One line per kind of problem (a client that vanished is not one), no traceback."""
+        e = sys.exc_info()[1]
+        if e is None or isinstance(e, (ConnectionError, TimeoutError)):
+            log.debug("control API: connection from %s ended: %r", client_address, e)
+            return
+        self.problems.report(f"connection {type(e).__name__}",
+                             f"control API: a connection failed ({type(e).__name__}: "
+                             f"{_one_line(e)})", exc=e)
 
 
 class ControlServer:

@@ -19,11 +19,13 @@ import numpy as np
 from engine.frames import AudioChunk
 
 from ..errors import DeviceError
+from ..problems import Problems
 from . import sound_server as pulse
 from .audio_devices import Endpoint, open_stream
 from .ring_buffer import RingBuffer
 
 log = logging.getLogger(__name__)
+_problems = Problems(log)
 
 
 class LiveSource:
@@ -123,6 +125,12 @@ class LiveSource:
         self._watcher.start()
 
     def _watch_node(self) -> None:
+        """Until close: flag the node as missing when the server no longer lists it.
+
+        Nothing ends this thread early: a failure to ask (pactl failed or timed out, no
+        file descriptor left) means 'unknown', not 'gone' (a server that died stalls the
+        stream, which _gone() notices); it is one rate-limited line and the next try.
+        """
         name = self.endpoint.pulse_name
         assert name is not None
         while not self._closed.wait(self.watch_s):
@@ -130,8 +138,10 @@ class LiveSource:
                 continue
             try:
                 present = pulse.has_source(name)
-            except DeviceError:  # pactl failed or timed out: unknown, not gone (a server
-                continue  # that died stalls the stream, which _gone() notices)
+            except Exception as e:
+                _problems.report(f"watch {type(e).__name__}", f"cannot check the input "
+                                 f"{name}: {e}", level=logging.INFO, exc=e)
+                continue
             if not present and self.state == "live":
                 self._node_missing.set()
 

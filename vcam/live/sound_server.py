@@ -46,6 +46,8 @@ def pactl(*args: str, timeout: float = 3.0) -> str:
     except subprocess.TimeoutExpired:
         raise DeviceError(f"pactl {' '.join(args)} timed out; is the sound server "
                           "responding?") from None
+    except OSError as e:  # e.g. EMFILE: no file descriptor left for its pipes
+        raise DeviceError(f"cannot run pactl {' '.join(args)}: {e.strerror or e}") from None
     if r.returncode != 0:
         msg = (r.stderr.strip() or r.stdout.strip() or f"exit code {r.returncode}")
         raise DeviceError(f"pactl {' '.join(args)} failed: {msg.splitlines()[0]}")
