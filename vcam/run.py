@@ -16,10 +16,13 @@ from rich.console import Console
 from rich.markup import escape
 
 from engine import Engine
+from engine.audio2motion import make_audio2motion
+from engine.audio2motion.timed import TimedAudio2Motion
 from engine.config import EngineConfig
 from engine.errors import EngineError
 
 from .control.status import StatusLine, status_fields
+from .live.inject import AudioInjector, MixedSource
 from .live.presenter import LiveStats, measure_render_s, run_live
 from .live.voice_out import VoiceOut, default_delay
 from .render_loop import RunStats, run
@@ -68,7 +71,9 @@ def _run(config: EngineConfig, opts: RunOptions, console: Console,
         from .control.api import refuse_second_daemon
 
         refuse_second_daemon()
-    engine = Engine(opts.avatar, config)
+    # TTS timings sent with streamed audio drive the mouth where they play (issue 21)
+    a2m = TimedAudio2Motion(make_audio2motion(config.a2m, lookahead_ms=config.lookahead_ms))
+    engine = Engine(opts.avatar, config, audio2motion=a2m)
     if opts.expression != "neutral":
         try:
             engine.set_expression(opts.expression, 0.0)
@@ -84,6 +89,12 @@ def _run(config: EngineConfig, opts: RunOptions, console: Console,
     realtime = opts.realtime or voice_spec is not None or watched
     source = parse_source(opts.source, realtime=realtime)
     live = bool(getattr(source, "live", False) or realtime)
+    injector = getattr(source, "injector", None)  # pipe: has its own
+    if live:  # programs may stream audio in over /v1/audio, mixed into the source's blocks
+        if injector is None:
+            injector = AudioInjector(source.sample_rate)
+            source = MixedSource(source, injector)
+        injector.timed = a2m
     with contextlib.ExitStack() as stack:
         stack.callback(engine.close)
         stack.callback(source.close)
@@ -108,10 +119,17 @@ def _run(config: EngineConfig, opts: RunOptions, console: Console,
             voice = VoiceOut(out, source.sample_rate, delay_s)
             stack.callback(voice.close)  # before open: a stop inside it still closes it
             voice.open()
+        if injector is not None:
+            injector.delay_s = delay_s  # /v1/audio clients are told when they are heard
         runtime = {"source": source, "voice": voice, "delay_s": delay_s, "config": config,
                    "sinks": opts.sinks, "renderer": engine.renderer.name}
         stats = LiveStats() if live else RunStats()
-        obs = _start_control(stack, engine, opts, lambda: status_fields(stats, runtime), console)
+        def extra_status() -> dict[str, Any]:
+            return {**status_fields(stats, runtime),
+                    **(injector.status() if injector is not None and live else {})}
+
+        obs = _start_control(stack, engine, opts, extra_status, console,
+                             audio_in=injector if live else None)
         console.print(_banner(engine, source, opts.sinks, voice, delay_s, config),
                       soft_wrap=True)
         should_stop = _stopper(stop.event, sinks)
@@ -223,11 +241,15 @@ def _stopper(event: threading.Event, sinks: list) -> Any:
 
 
 def _start_control(stack: contextlib.ExitStack, engine: Engine, opts: RunOptions,
-                   extra_status: Any, console: Console) -> Any:
-    """Control API (and OBS controller) for this run; returns the OBS controller or None."""
+                   extra_status: Any, console: Console, audio_in: Any = None) -> Any:
+    """Control API (and OBS controller) for this run; returns the OBS controller or None.
+
+    ``audio_in``: the live run's :class:`~.live.inject.AudioInjector`, which ``/v1/audio``
+    streams into (None: the route says this run takes no streamed audio)."""
     from .control.api import ControlServer, EngineTarget
 
     target = EngineTarget(engine, extra_status=extra_status)
+    target.audio_in = audio_in
     obs = None
     if opts.obs is not None:
         from .control.obs import ObsController

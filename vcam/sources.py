@@ -1,4 +1,6 @@
-"""Audio sources: ``demo``, ``file:PATH``, and live ``mic``, ``system``, ``device:NAME``.
+"""Audio sources: ``demo``, ``file:PATH``, live ``mic``, ``system``, ``device:NAME``, and
+for programs ``idle`` (silence on the clock; programs stream over ``/v1/audio``) and
+``pipe:FORMAT:RATE[:CHANNELS]`` (raw PCM on stdin), see :mod:`.live.program_sources`.
 
 A source yields :class:`AudioChunk` blocks whose pts come from its sample counter.
 File sources run as fast as the consumer takes them unless ``realtime`` paces them
@@ -11,6 +13,7 @@ import time
 from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from engine.audio.decode import decode_audio
 from engine.frames import AudioChunk
@@ -58,7 +61,7 @@ class FileSource:
 LIVE_KINDS = ("mic", "system", "device")
 
 
-def parse_source(spec: str, realtime: bool = False) -> FileSource | LiveSource:
+def parse_source(spec: str, realtime: bool = False) -> Any:
     """Build a source from its command-line form (live ones are opened by the caller)."""
     kind, _, arg = spec.partition(":")
     if spec == "demo":
@@ -71,5 +74,13 @@ def parse_source(spec: str, realtime: bool = False) -> FileSource | LiveSource:
         from .live.audio_devices import resolve_input
 
         return LiveSource(resolve_input(spec))
-    raise DeviceError(f"unknown source {spec!r}; use mic, system, device:NAME, demo or "
-                      "file:PATH")
+    if spec == "idle":
+        from .live.program_sources import ClockSource
+
+        return ClockSource()
+    if kind == "pipe":
+        from .live.program_sources import PipeSource
+
+        return PipeSource(spec, realtime=realtime)
+    raise DeviceError(f"unknown source {spec!r}; use mic, system, device:NAME, demo, "
+                      "file:PATH, idle or pipe:FORMAT:RATE[:CHANNELS]")

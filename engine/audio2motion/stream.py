@@ -28,6 +28,21 @@ _CH = {name: channel_index(name) for name in (
     "mouthStretchRight", "mouthRollLower")}
 
 
+def write_row(frame: MotionFrame, row: np.ndarray) -> MotionFrame:
+    """Put one mouth row (the layout above) into ``frame``'s channels and speaking flag."""
+    jaw = float(row[JAW])
+    v = frame.values
+    v[_CH["jawOpen"]] = jaw
+    v[_CH["mouthClose"]] = min(float(row[CLOSE]), jaw)
+    v[_CH["mouthFunnel"]] = row[FUNNEL]
+    v[_CH["mouthPucker"]] = row[PUCKER]
+    v[_CH["mouthStretchLeft"]] = row[STRETCH]
+    v[_CH["mouthStretchRight"]] = row[STRETCH]
+    v[_CH["mouthRollLower"]] = row[ROLL]
+    frame.speaking = bool(row[SPEAK] >= 0.5)
+    return frame
+
+
 class MouthStream:
     """Streaming frame of an Audio2Motion estimator (see the module docstring)."""
 
@@ -96,17 +111,7 @@ class MouthStream:
         row = self._hist[k0 % self._cap].astype(np.float64)
         if frac > 0 and k0 + 1 <= last:
             row = row + frac * (self._hist[(k0 + 1) % self._cap] - row)
-        jaw = float(row[JAW])
-        v = frame.values
-        v[_CH["jawOpen"]] = jaw
-        v[_CH["mouthClose"]] = min(float(row[CLOSE]), jaw)
-        v[_CH["mouthFunnel"]] = row[FUNNEL]
-        v[_CH["mouthPucker"]] = row[PUCKER]
-        v[_CH["mouthStretchLeft"]] = row[STRETCH]
-        v[_CH["mouthStretchRight"]] = row[STRETCH]
-        v[_CH["mouthRollLower"]] = row[ROLL]
-        frame.speaking = bool(row[SPEAK] >= 0.5)
-        return frame
+        return write_row(frame, row)
 
     # ---------------------------------------------------------------- buffer
     def _change_rate(self, sr: int) -> None:

@@ -33,6 +33,7 @@ from .live_setup import register as register_live_commands
 from .liveportrait import register as register_liveportrait_commands
 from .models import register as register_models_commands
 from .param_types import FiniteFloatRange
+from .say import register as register_say
 from .tables import stdout_console
 
 console = Console(stderr=True)
@@ -76,7 +77,8 @@ def default_sinks() -> list[str]:
 @click.option("--avatar", default="leo", show_default=True, help="Avatar name or package folder.")
 @click.option("--source", default="demo", show_default=True,
               help="Audio input: mic, system (what the computer plays), device:NAME, demo, "
-                   "file:PATH.")
+                   "file:PATH, pipe:FORMAT:RATE[:CHANNELS] (raw s16le/f32le PCM on stdin), "
+                   "or idle (only what programs stream in: avatar-vcam say, /v1/audio).")
 @click.option("--sink", "sinks", multiple=True,
               help="Output, repeatable: file:PATH.mp4, window, vcam, vcam:/dev/videoN. "
                    "Default: vcam if present, else window if a display exists, else an mp4.")
@@ -242,6 +244,7 @@ register_a2m(cli)
 
 register(cli)
 register_live_commands(cli)
+register_say(cli)
 
 
 def main() -> None:

@@ -8,6 +8,7 @@ overrides) and removes it on close. Clients send ``Authorization: Bearer <token>
     GET  /v1/expressions                  -> {"expressions": [...], "expression": current}
     POST /v1/expression {"name": "smile"} -> {"ok": true, "expression": "smile"}
     POST /v1/scene      {"name": "BRB"}   -> {"ok": true, "scene": "BRB"}
+    GET  /v1/audio  (WebSocket)           -> streamed PCM and TTS timings (.audio_ws)
 
 Connections are bounded so that no local process can hurt the stream: at most
 ``MAX_CONNECTIONS`` open at once (``MAX_PER_CLIENT`` from one address; more are answered
@@ -246,6 +247,10 @@ class _Handler(BaseHTTPRequestHandler):
         elif self.path == "/v1/expressions":
             self._call(lambda: {"expressions": list(target.expressions()),
                                 "expression": target.status().get("expression")})
+        elif self.path.partition("?")[0] == "/v1/audio":  # WebSocket: PCM and TTS timings
+            from .audio_ws import serve_audio
+
+            serve_audio(self)
         else:
             self._reply(404, {"error": f"no such endpoint: GET {self.path}"})
 
