@@ -11,8 +11,9 @@ How a batch is drawn (all torch, on the configured device, no per-pixel Python):
    region only; pixels outside it are the source, byte for byte;
 4. where an open jaw's chin covers the neck (the forward field folds there), that band is
    drawn again from the chin's side of the fold and blended by a per-pixel cut mask;
-5. where the lips part, a mouth interior (dark cavity, upper teeth, a hint of lower teeth
-   and tongue) is painted between the two warped copies of the lower inner lip, with
+5. where the lips part, a mouth interior (a cavity shaded from the lips back, upper teeth,
+   lower teeth and a tongue in wide openings, the lips' inner rim; colours measured in the
+   photo) is painted between the two warped copies of the lower inner lip, with
    anti-aliased edges; the lower lip stays on top because the interior ends at it;
 6. a blinking eye gets lid skin painted over it and, nearly shut, a lash line.
 
@@ -48,6 +49,7 @@ _JAW = BASIS_NAMES.index("jawOpen")
 _BLINK = [BASIS_NAMES.index("eyeBlinkRight"), BASIS_NAMES.index("eyeBlinkLeft")]  # image L, R
 JAW_EASE = 0.15  # jawOpen x -> x (1 + e (1 - x)): small openings show a little more
 LID_COVER = 0.8  # opacity of the painted lid over a fully closed eye
+TEETH_H = 0.055  # height of the painted upper teeth (face widths; 0 if the photo shows teeth)
 LIP_LINE = 0.45  # darkening of the line where a neutralised photo's lips meet
 
 
@@ -85,7 +87,7 @@ class WarpState:
     lid_gain: torch.Tensor  # (2, 3) colour of the painted lid relative to the skin it copies
     face_w: float
     teeth_h: float  # upper-teeth height to paint (pixels; 0 if the photo shows teeth)
-    colors: dict[str, torch.Tensor]  # cavity / edge / teeth / tongue RGB
+    colors: dict[str, torch.Tensor]  # mouth interior RGB (``_mouth_colors``), lash RGB
     rest: dict[str, float] = field(default_factory=dict)  # rest offset applied at prepare
 
 
@@ -169,7 +171,7 @@ class WarpRenderer:
         # colours of the mouth interior, from the photo
         F = face.F
         gap = float(np.linalg.norm(face.P[L.LIP_CENTER[2]] - face.P[L.LIP_CENTER[1]]))
-        teeth_h = max(0.0, 0.045 * F - gap)
+        teeth_h = TEETH_H * F * float(np.clip((0.045 * F - gap) / (0.02 * F), 0.0, 1.0))
         colors = _mouth_colors(img, face)
         lash = img[np.clip(face.P[list(L.RIGHT_EYE_UPPER + L.LEFT_EYE_UPPER)].round().astype(int)
                            [:, ::-1], 0, size - 1).T.tolist()].astype(np.float64)
@@ -372,9 +374,10 @@ class WarpRenderer:
         A, B = self.lip_lines(state, coef)
         gum = A - coef[:, _JAW, None, None] * state.lip_up[_JAW]
         gap = ((B - A) ** 2).sum(-1).sqrt().amax(1)
+        jaw = coef[:, _JAW].tolist()
         for i in (gap >= 0.35).nonzero().flatten().tolist():
             paint_mouth(roi[i], state.roi[:2], state.roi, A[i], B[i], state.colors,
-                        state.face_w, state.teeth_h, gum[i])
+                        state.face_w, state.teeth_h, gum[i], jaw[i])
 
     def _lids(self, state: WarpState, coef: torch.Tensor, roi: torch.Tensor) -> None:
         """Paint each blinking eye (``paint_eye``): lid skin over what was the eye, as far
@@ -481,28 +484,60 @@ def _border_fade(X: np.ndarray, size: int, margin: float = 0.22) -> np.ndarray:
 
 
 def _mouth_colors(img: np.ndarray, face: Face) -> dict[str, np.ndarray]:
-    """Cavity, edge, teeth and tongue colours adapted to the photo's lips and lighting."""
+    """Colours of the mouth interior, from the photo: the lips' median colour gives the
+    cavity (dark, warm), its lit walls, the lips' inner rim and the tongue; the teeth take
+    the brightness of the whites of the eyes, kept within reach of the skin's (a photo's
+    light on the face, not pure white), in a warm off-white; ``light`` (1,) is how the
+    light changes across the mouth (cheek to cheek, per half mouth width)."""
     P = face.P
     poly = np.concatenate([P[list(L.LIPS_OUTER_UPPER)], P[list(L.LIPS_OUTER_LOWER)][::-1]])
     inner = np.concatenate([P[list(L.LIPS_INNER_UPPER)], P[list(L.LIPS_INNER_LOWER)][::-1]])
+    lip_pix = _pixels_in(img, poly, inner)
+    lip = np.median(lip_pix, 0) if len(lip_pix) else np.array([170.0, 90.0, 90.0])
+    lip = np.maximum(lip, 1.0)
+    luma = np.array([0.299, 0.587, 0.114])
+    cheeks = []
+    for i in L.CHEEKS:
+        c = P[i].astype(int)
+        patch = img[max(c[1] - 6, 0):c[1] + 6, max(c[0] - 6, 0):c[0] + 6].reshape(-1, 3)
+        cheeks.append(np.median(patch.astype(np.float64), 0))
+    skin = 0.5 * (cheeks[0] + cheeks[1])
+    skin_l = max(float(skin @ luma), 1.0)
+    eyes = [_pixels_in(img, np.concatenate([P[list(up)], P[list(lo)][::-1]]))
+            for up, lo in ((L.RIGHT_EYE_UPPER, L.RIGHT_EYE_LOWER),
+                           (L.LEFT_EYE_UPPER, L.LEFT_EYE_LOWER))]
+    eye = np.concatenate(eyes) @ luma
+    sclera = float(np.quantile(eye, 0.95)) if len(eye) >= 8 else skin_l
+    teeth_l = float(min(np.clip(sclera, 1.15 * skin_l, 1.4 * skin_l), 232.0))
+    warm = np.array([1.0, 0.95, 0.85]) * 0.75 + 0.25 * skin / skin_l
+    warm = np.minimum.accumulate(warm)  # G <= R, B <= G: never green nor blue
+    cl = [float(c @ luma) for c in cheeks]
+    teeth = warm * teeth_l / float(warm @ luma)
+    teeth *= min(1.0, 235.0 / teeth.max())  # never pure white
+    wall = lip * np.array([0.42, 0.22, 0.23])
+    return {
+        "cavity": lip * np.array([0.15, 0.07, 0.075]),
+        "wall": wall,
+        "rim": lip * np.array([0.7, 0.55, 0.57]),
+        "teeth": teeth,
+        "teeth_low": 0.75 * teeth + 0.08 * lip,  # in the shadow of the lower lip
+        "tongue": lip * np.array([0.82, 0.5, 0.52]),
+        "light": np.array([np.clip((cl[1] - cl[0]) / max(cl[0] + cl[1], 1.0), -0.15, 0.15)]),
+    }
+
+
+def _pixels_in(img: np.ndarray, poly: np.ndarray,
+               hole: np.ndarray | None = None) -> np.ndarray:
+    """(M, 3) float pixels of ``img`` inside polygon ``poly`` and outside ``hole``."""
     x0, y0 = np.floor(poly.min(0)).astype(int)
     x1, y1 = np.ceil(poly.max(0)).astype(int) + 1
     yy, xx = np.mgrid[y0:y1, x0:x1]
     q = np.stack([xx.ravel() + 0.5, yy.ravel() + 0.5], 1)
-    in_lips = _inside(q, poly) & ~_inside(q, inner)
-    pix = img[yy.ravel()[in_lips].clip(0, img.shape[0] - 1),
-              xx.ravel()[in_lips].clip(0, img.shape[1] - 1)].astype(np.float64)
-    lip = np.median(pix, 0) if len(pix) else np.array([170.0, 90.0, 90.0])
-    c = P[L.CHEEKS[0]].astype(int)
-    skin = img[max(c[1] - 6, 0):c[1] + 6, max(c[0] - 6, 0):c[0] + 6].reshape(-1, 3)
-    lum = float(np.median(skin.astype(np.float64) @ [0.299, 0.587, 0.114]))
-    k = float(np.clip(lum / 165.0, 0.55, 1.1))
-    return {
-        "cavity": lip * np.array([0.2, 0.1, 0.11]),
-        "edge": lip * np.array([0.55, 0.38, 0.4]),
-        "teeth": np.array([228.0, 216.0, 192.0]) * k,
-        "tongue": lip * np.array([0.78, 0.5, 0.52]),
-    }
+    keep = _inside(q, poly)
+    if hole is not None:
+        keep &= ~_inside(q, hole)
+    return img[yy.ravel()[keep].clip(0, img.shape[0] - 1),
+               xx.ravel()[keep].clip(0, img.shape[1] - 1)].astype(np.float64)
 
 
 def _normals(line: np.ndarray, face: Face) -> np.ndarray:

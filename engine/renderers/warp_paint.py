@@ -82,14 +82,19 @@ def _box(pts: torch.Tensor, bounds: tuple[int, int, int, int], pad: int) -> tupl
 
 def paint_mouth(img: torch.Tensor, origin: tuple[int, int], bounds: tuple[int, int, int, int],
                 A: torch.Tensor, B: torch.Tensor, colors: dict[str, torch.Tensor], F: float,
-                teeth_h: float, gum: torch.Tensor | None = None) -> None:
+                teeth_h: float, gum: torch.Tensor | None = None, jaw: float = 0.0) -> None:
     """Mouth interior between the upper-side lip line A and the lower-side one B (11, 2).
 
-    Dark cavity shaded towards the corners and under the upper lip, upper teeth (when the
-    photo shows none) hanging from ``gum`` (A as it would be without the jaw: the teeth
-    are fixed to the skull, so where an open jaw pulls the lip corners down they end
-    above the opening instead of following the lip), a hint of lower teeth and tongue in
-    wide openings; the interior ends at B, so the lower lip stays in front of it.
+    Back to front: a cavity lit near the lips and dark towards the back and the corners;
+    a rounded tongue low in it once the jaw opens past ~0.25 (``jaw``: the eased jawOpen);
+    lower teeth rising from B in wide openings, shadowed; upper teeth of height
+    ``teeth_h`` hanging from ``gum`` (A as it would be without the jaw: the teeth are
+    fixed to the skull, so where an open jaw pulls the lip corners down they end above the
+    opening instead of following the lip), one tooth after another around the arch; and
+    the inner rim of both lips (lips have thickness), which joins the interior to the
+    lip's own colour so that no band shows where the lips barely part. The colours come
+    from the photo (``_mouth_colors``); ``colors["light"]`` tilts them like the light
+    across the face. The interior ends at B, so the lower lip stays in front of it.
     """
     bx0, by0, bx1, by1 = _box(torch.stack([A, B]), bounds, 2)
     if bx1 <= bx0 or by1 <= by0:
@@ -97,53 +102,81 @@ def paint_mouth(img: torch.Tensor, origin: tuple[int, int], bounds: tuple[int, i
     dev = img.device
     xs = torch.arange(bx0, bx1, device=dev, dtype=torch.float32)
     ys = torch.arange(by0, by1, device=dev, dtype=torch.float32)[:, None]
-    ab = smooth_line(torch.stack([A, B]))
-    ya, ca = column_curve(ab[0], xs, "max")
-    yb, cb = column_curve(ab[1], xs, "min")
-    sd_a = (ys - ya) * ca  # > 0 below A
-    sd_b = (yb - ys) * cb  # > 0 above B
+    up = torch.stack([A, A if gum is None else gum])
+    sm = smooth_line(torch.cat([up, B[None]]))
+    y_up, c_up = column_curve(sm[:2], xs.expand(2, -1), "max")
+    yb, cb = column_curve(sm[2], xs, "min")
+    va, vb = ys - y_up[0], yb - ys  # vertical offsets below A and above B: smooth across
+    sd_a, sd_b = va * c_up[0], vb * cb  # columns; with the cosine, distances at the edges
     near = torch.minimum(sd_a, sd_b)
     alpha = (near + 0.5).clamp(0, 1)
-    # mouth coordinates: u along the corners (-1..1), local opening height
-    c0, c1 = A[0], A[-1]
-    axis = c1 - c0
-    half = 0.5 * float(axis.norm().clamp_min(1.0))
-    mid = 0.5 * (c0 + c1)
-    u = ((xs - mid[0]) * axis[0] + (ys - mid[1]) * axis[1]) / (2 * half * half)
+    # mouth coordinates: u along the corners (-1..1)
+    c0, c1 = A[0].tolist(), A[-1].tolist()
+    ax, ay = c1[0] - c0[0], c1[1] - c0[1]
+    half = max(0.5 * (ax * ax + ay * ay) ** 0.5, 1.0)
+    mx, my = 0.5 * (c0[0] + c1[0]), 0.5 * (c0[1] + c1[1])
+    k = 1.0 / (2 * half * half)
+    u = (xs - mx) * (ax * k) + (ys - my) * (ay * k)
     u2 = (u * u).clamp(0, 1)
-    opening = (sd_a + sd_b).clamp_min(1e-3)
-    v = (sd_a / opening).clamp(0, 1)
-    cav, edge_c = colors["cavity"][:, None, None], colors["edge"][:, None, None]
-    edge = torch.exp(-near.clamp_min(0) / (0.012 * F))
-    shade = (1 - 0.35 * torch.exp(-sd_a.clamp_min(0) / (0.02 * F)) * (1 - edge)) * (1 - 0.3 * u2)
-    rgb = (cav + (edge_c - cav) * edge) * shade
-    # tongue: low and central, only when the mouth is well open
-    wide = smoothstep_t(0.04 * F, 0.1 * F, opening)
-    tongue = 0.8 * smoothstep_t(0.55, 0.9, v) * (1 - u2) * wide
-    rgb = rgb + (colors["tongue"][:, None, None] - rgb) * tongue
-    # lower teeth: a thin band above the lower lip in wide openings
-    low_t = (0.016 * F - sd_b + 0.5).clamp(0, 1) * smoothstep_t(0.6, 0.3, u.abs())
-    low_t = 0.45 * low_t * smoothstep_t(0.05 * F, 0.1 * F, opening)
-    rgb = rgb + (0.7 * colors["teeth"][:, None, None] - rgb) * low_t
-    # upper teeth hanging from the upper edge, faint gaps between teeth
+    open_c = float((B - A).norm(dim=-1).amax())
+    col = {n: c[:, None, None] for n, c in colors.items()}
+    # cavity: the walls near the lips catch some light, the back and the corners do not
+    lit = (0.5 * torch.exp(va.clamp_min(0) * (-1 / (0.015 * F)))
+           + torch.exp(vb.clamp_min(0) * (-1 / (0.03 * F)))).clamp(max=1) * (1 - 0.7 * u2)
+    rgb = col["cavity"] + (col["wall"] - col["cavity"]) * lit
+    # tongue: a rounded hump low in the cavity, darker where it curves away at the top
+    vis_t = _ramp(0.25, 0.5, jaw)
+    if vis_t > 0:
+        th = vis_t * 0.35 * open_c
+        top = th * (1 - u2 * (1 / 0.45)).clamp_min(0).sqrt()
+        a_t = ((top - vb) * (1 / 1.5) + 0.5).clamp(0, 1)
+        groove = torch.exp(-(u * (half / (0.02 * F))) ** 2)
+        shade = (0.55 + 0.45 * ((top - vb) * (1 / (0.5 * th + 1))).clamp(0, 1)) * (
+            1 - 0.15 * groove) * (1 - 0.5 * u2)
+        rgb = rgb + (col["tongue"] * shade - rgb) * a_t
+    # lower teeth: their tips above the lower lip in wide openings, in the lip's shadow
+    vis_l = _ramp(0.55, 0.85, jaw)
+    if vis_l > 0 and teeth_h > 0.5:
+        lh = (0.25 + 0.25 * vis_l) * teeth_h
+        gap = _gap_px(u, half, 0.16)
+        a_l = ((lh * (1 - u2 * (1 / 0.4)).clamp_min(0).sqrt() - vb) * (1 / 1.0) + 0.5
+               ).clamp(0, 1) * min(4 * vis_l, 1.0)
+        shade = (0.7 + 0.3 * (vb * (1 / lh)).clamp(0, 1)) * (
+            1 - 0.15 * torch.exp(-(gap * (1 / 0.5)) ** 2)) * (1 - 0.5 * u2)
+        rgb = rgb + (col["teeth_low"] * shade - rgb) * a_l
+    # upper teeth hanging from the gum line, around the arch: darker towards the corners
+    # and under the lip, gaps between teeth as faint darker lines
     if teeth_h > 0.5:
-        if gum is None:
-            sd_t = sd_a
-        else:
-            yg, cg = column_curve(smooth_line(gum), xs, "max")
-            sd_t = (ys - torch.minimum(yg, ya)) * cg
-        up_t = (teeth_h * (1 - u2) ** 0.7 - sd_t + 0.5).clamp(0, 1)
-        gaps = torch.zeros_like(u)
-        for c in (0.0, 0.33, -0.33, 0.56, -0.56, 0.73, -0.73, 0.86, -0.86):
-            gaps = gaps + torch.exp(-(((u - c) * half) / 0.6) ** 2)
-        open_c = float((B - A).norm(dim=-1).amax())
-        light = (0.55 + 0.45 * min(max(open_c / (0.07 * F), 0.0), 1.0)) * (
-            0.45 + 0.55 * (1 - u2)) * (1 - 0.12 * gaps.clamp(0, 1)) * (
-            0.82 + 0.18 * (sd_t / 3.0).clamp(0, 1))
-        rgb = rgb + (colors["teeth"][:, None, None] * light - rgb) * up_t
+        vt = ys - torch.minimum(y_up[1], y_up[0])
+        gap = _gap_px(u, half, 0.23)
+        tip = teeth_h * (1 - u2).sqrt() - 0.6 * torch.exp(-(gap * (1 / 2.0)) ** 2)
+        a_u = ((tip - vt) * (1 / 1.2) + 0.5).clamp(0, 1)
+        light = 0.7 + 0.3 * min(open_c / (0.06 * F), 1.0)  # a narrow gap is in shadow
+        shade = (1 - 0.12 * torch.exp(-(gap * (1 / 0.6)) ** 2)) * (1 - 0.45 * u2 * u2) * (
+            0.8 + 0.2 * (va * (1 / (0.012 * F))).clamp(0, 1))
+        teeth = col["teeth"] * (light * shade) + col["wall"] * (0.5 * (1 - light))
+        rgb = rgb + (teeth - rgb) * a_u
+    # the inner rim of both lips: the lip's colour, darker, over the first pixels
+    rim = torch.exp(near.clamp_min(0) * (-1 / (0.006 * F)))
+    rgb = rgb + (col["rim"] - rgb) * rim
+    rgb = rgb * (1 + colors["light"][0] * u)  # the light across the face
     ox, oy = origin
     box = img[:, by0 - oy:by1 - oy, bx0 - ox:bx1 - ox]
     box.add_((rgb.clamp(0, 255) + 0.5 - box) * alpha)
+
+
+def _ramp(e0: float, e1: float, x: float) -> float:
+    """``smoothstep_t`` on a Python float."""
+    t = min(max((x - e0) / (e1 - e0), 0.0), 1.0)
+    return t * t * (3 - 2 * t)
+
+
+def _gap_px(u: torch.Tensor, half: float, step: float) -> torch.Tensor:
+    """Distance in pixels to the nearest line between teeth, around a round arch seen from
+    the front: a tooth every ``step`` radians from the middle (u = sin of the angle), so
+    the teeth narrow towards the corners; ``half``: half the mouth width in pixels."""
+    s = torch.asin(u.clamp(-0.98, 0.98)) * (1 / step)
+    return (s - s.round()).abs() * (step * half) * (1 - u * u).clamp_min(0.04).sqrt()
 
 
 def paint_eyes(roi: torch.Tensor, origin: tuple[int, int], bounds: tuple[int, int, int, int],
