@@ -22,12 +22,14 @@ from engine.config import EngineConfig
 from engine.errors import EngineError
 
 from .control.status import StatusLine, status_fields
+from .errors import DeviceError
 from .live.inject import AudioInjector, MixedSource
 from .live.presenter import LiveStats, measure_render_s, run_live
 from .live.voice_out import VoiceOut, default_delay
 from .render_loop import RunStats, run
 from .sinks import Mp4Sink, parse_sink
 from .sinks.base import finish_or_abort
+from .sinks.supervise import SupervisedSink
 from .sources import parse_source
 from .stopping import StopSignals
 
@@ -81,14 +83,19 @@ def _run(config: EngineConfig, opts: RunOptions, console: Console,
             raise EngineError(str(e.args[0])) from None
     _check_obs_scenes(opts.obs, engine)
     voice_spec = None if opts.voice_out in (None, "", "none") else opts.voice_out
-    sinks = [parse_sink(s, title=f"avatar-vcam - {engine.avatar.display_name}")
-             for s in opts.sinks]
+    # each output supervised: a failing one is reported and stopped or retried, the
+    # others (and the voice) go on, and the run then ends with an error (exit status 1)
+    sinks = [SupervisedSink(parse_sink(s, title=f"avatar-vcam - {engine.avatar.display_name}"),
+                            s) for s in opts.sinks]
     # A camera or a window is watched as frames arrive: a file played there runs at the
     # pace of its audio, as --realtime does (unpaced, a clip flashed by in a blink).
     watched = any(getattr(s, "watched_live", False) for s in sinks)
     realtime = opts.realtime or voice_spec is not None or watched
     source = parse_source(opts.source, realtime=realtime)
     live = bool(getattr(source, "live", False) or realtime)
+    for s in sinks:
+        if isinstance(s.sink, Mp4Sink):  # a live recording keeps what was written if the
+            s.sink.fragmented = live  # disk fills up (a file render can be run again)
     injector = getattr(source, "injector", None)  # pipe: has its own
     if live:  # programs may stream audio in over /v1/audio, mixed into the source's blocks
         if injector is None:
@@ -122,7 +129,7 @@ def _run(config: EngineConfig, opts: RunOptions, console: Console,
         if injector is not None:
             injector.delay_s = delay_s  # /v1/audio clients are told when they are heard
         runtime = {"source": source, "voice": voice, "delay_s": delay_s, "config": config,
-                   "sinks": opts.sinks, "renderer": engine.renderer.name}
+                   "sinks": opts.sinks, "outputs": sinks, "renderer": engine.renderer.name}
         stats = LiveStats() if live else RunStats()
         def extra_status() -> dict[str, Any]:
             return {**status_fields(stats, runtime),
@@ -132,7 +139,7 @@ def _run(config: EngineConfig, opts: RunOptions, console: Console,
                              audio_in=injector if live else None)
         console.print(_banner(engine, source, opts.sinks, voice, delay_s, config),
                       soft_wrap=True)
-        should_stop = _stopper(stop.event, sinks)
+        should_stop = _stopper(stop.event, sinks, voice is not None)
         stop.running()  # start-up is over: a signal now ends the run between two frames
         if live:
             with StatusLine(console, lambda: status_fields(stats, runtime, engine)) as line:
@@ -160,7 +167,9 @@ def _run(config: EngineConfig, opts: RunOptions, console: Console,
                           + _early(stop, sinks, source, stats.audio_seconds, opts.duration),
                           soft_wrap=True)
     for s in sinks:
-        if isinstance(s, Mp4Sink):
+        if isinstance(s.sink, Mp4Sink):
+            if s.failed:  # said below, with what was kept
+                continue
             if s.frames == 0 and stop.stopped:  # the user's stop came before a frame
                 console.print(f"nothing written to {escape(str(s.path))}: stopped before the "
                               "first frame", soft_wrap=True)
@@ -169,7 +178,20 @@ def _run(config: EngineConfig, opts: RunOptions, console: Console,
                 raise EngineError(f"nothing written to {s.path}: not one frame was rendered "
                                   f"(give at least {config.frame_duration:g} s of audio)")
             console.print(f"wrote {escape(str(s.path))}", soft_wrap=True)
+    failed = [s for s in sinks if s.failed]
+    if failed:
+        raise DeviceError("; ".join(_failure_text(s) for s in failed))
     return stats
+
+
+def _failure_text(s: SupervisedSink) -> str:
+    """What happened to a sink that failed, for the run's last line."""
+    text = f"{s.spec} failed at {s.failed_at:.1f} s: {s.problem}"
+    if s.state == "ok":
+        text += f" (it came back; {s.failures} failure(s) in all)"
+    elif s.state == "retrying":
+        text += " (still failing at the end)"
+    return text
 
 
 def _banner(engine: Any, source: Any, sinks: list[str], voice: Any, delay_s: float,
@@ -233,9 +255,13 @@ def _early(stop: StopSignals, sinks: list, source: Any, done_s: float,
     return f"{sep} stopped early by {by} at {done_s:.2f} s{of}, before the input ended"
 
 
-def _stopper(event: threading.Event, sinks: list) -> Any:
+def _stopper(event: threading.Event, sinks: list, voice: bool = False) -> Any:
+    """Stop on a signal, a closed window, or when no output is left (every sink stopped
+    after a failure, and no voice output)."""
     def should_stop() -> bool:
-        return event.is_set() or any(getattr(s, "closed_by_user", False) for s in sinks)
+        return (event.is_set() or any(getattr(s, "closed_by_user", False) for s in sinks)
+                or (not voice and bool(sinks)
+                    and all(getattr(s, "state", "ok") == "stopped" for s in sinks)))
 
     return should_stop
 

@@ -42,6 +42,9 @@ def status_fields(stats: Any, runtime: dict[str, Any], engine: Any = None) -> di
         out["voice_drift_samples"] = voice.stats.drift_samples
         out["voice_resyncs"] = voice.stats.resyncs
     out["sinks"] = runtime.get("sinks")
+    from ..sinks.supervise import sink_states
+
+    out["sink_problems"] = sink_states(runtime.get("outputs") or [])
     if source is not None and getattr(source, "live", False) or voice is not None:
         from ..live.audio_devices import alsa_messages
 
@@ -53,7 +56,8 @@ def status_fields(stats: Any, runtime: dict[str, Any], engine: Any = None) -> di
 
 def format_line(f: dict[str, Any]) -> str:
     """One compact line of the fields a user watches."""
-    parts = [f"{f.get('fps', 0):4.1f} fps"]
+    parts = [f"{spec} {state}" for spec, state in (f.get("sink_problems") or {}).items()]
+    parts.append(f"{f.get('fps', 0):4.1f} fps")
     parts.append(f"late {f.get('late', 0)} skipped {f.get('skipped', 0)}")
     if f.get("level_db") is not None:
         parts.append(f"in {f['level_db']:5.1f} dB")

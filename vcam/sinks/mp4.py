@@ -15,12 +15,21 @@ The file is written under a temporary name beside ``path`` and renamed when it i
 complete, so a render that fails (disk full, an error, a second Ctrl-C) or is killed never
 replaces an existing file with a broken one: on a failure callers :meth:`Mp4Sink.abort`
 instead of closing (``sinks.base.writing`` does that).
+
+A live recording (``fragmented=True``, set by the run for live runs) is a fragmented mp4
+with a keyframe and a fragment each second, each playable on its own. When a write fails
+there (disk full, file size limit), the file is cut after its last whole fragment and put
+in place, so what fit is kept as a finished file, and the error says how much (or exactly
+why nothing could be kept). FFmpeg may report a failed write some seconds after it
+happened; the fragment cut at the failure is dropped, so the kept file is whole. A file
+render is not fragmented (run it again).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import struct
 import threading
 from collections.abc import Callable
 from fractions import Fraction
@@ -31,9 +40,15 @@ import numpy as np
 
 from engine.frames import AudioChunk, VideoFrame
 
+from ..errors import DeviceError
 from .output_path import check_output, unwritable
 
 _BT709, _SMPTE170M, _SRGB_TRC, _LIMITED = 1, 6, 13, 1  # FFmpeg's AVCOL_* numbers
+# delay_moov: the moov waits for the first fragment, so its edit list knows the AAC
+# priming (without it the voice plays ~20 ms off the lips); a fragment every second.
+_FRAGMENTED = {"movflags": "empty_moov+default_base_moof+delay_moov",
+               "frag_duration": "1000000"}
+_FRAGMENTABLE = (".mp4", ".m4v", ".mov")
 
 
 class Mp4Sink:
@@ -42,8 +57,11 @@ class Mp4Sink:
     name = "file"
     SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv")
 
-    def __init__(self, path: str | Path, audio_rate: int = 48000, crf: int = 20) -> None:
+    def __init__(self, path: str | Path, audio_rate: int = 48000, crf: int = 20,
+                 fragmented: bool = False) -> None:
         self.path = Path(path)
+        self.fragmented = fragmented
+        self.kept_s: float | None = None  # after a failed write: seconds kept at path
         self.audio_rate = audio_rate
         self.crf = crf
         self._container: av.container.OutputContainer | None = None
@@ -57,12 +75,16 @@ class Mp4Sink:
     def open(self, width: int, height: int, fps: int) -> None:
         check_output(self.path, self.SUFFIXES, trial=False)  # opening the partial file is one
         try:
-            self._container = av.open(str(self.partial), mode="w")
+            options = (_FRAGMENTED if self.fragmented
+                       and self.path.suffix.lower() in _FRAGMENTABLE else {})
+            self._container = av.open(str(self.partial), mode="w", options=dict(options))
         except (OSError, av.error.FFmpegError) as e:
             raise unwritable(self.path, e) from None
         v = self._container.add_stream("libx264", rate=fps)
         v.width, v.height, v.pix_fmt = width, height, "yuv420p"
         v.options = {"crf": str(self.crf), "preset": "veryfast"}
+        if self.fragmented:  # fragments are cut at keyframes: one a second
+            v.codec_context.gop_size = fps
         # Say what the frames are: sRGB (BT.709 primaries, sRGB transfer) turned into
         # limited-range YUV with the BT.601 matrix, swscale's default. Untagged, browsers
         # and QuickTime guess BT.709 for the matrix and skin tones shift.
@@ -100,9 +122,36 @@ class Mp4Sink:
         try:
             write()
         except (OSError, av.error.FFmpegError) as e:
-            self._discard()
             self._failed = True
+            if self.fragmented and self.frames:
+                raise DeviceError(self._keep_fragments(e)) from None
+            self._discard()
             raise unwritable(self.path, e) from None
+
+    def _keep_fragments(self, e: BaseException) -> str:
+        """After a failed write: cut the file after its last whole fragment and put it at
+        ``path``; the one-line message that says what was kept, or why nothing was."""
+        why = getattr(e, "strerror", None) or str(e) or type(e).__name__
+        if self._container is not None:
+            with contextlib.suppress(Exception):  # its trailer cannot be written either
+                self._container.close()
+            self._container = None
+        try:
+            end = complete_fragments_end(self.partial)
+            if end is None:
+                self.partial.unlink(missing_ok=True)
+                return (f"cannot write {self.path}: {why}; nothing playable was written "
+                        f"before that (the first fragment was not complete), so no file "
+                        f"was kept")
+            os.truncate(self.partial, end)
+            self.kept_s = _video_seconds(self.partial)
+            os.replace(self.partial, self.path)
+        except (OSError, av.error.FFmpegError) as e2:
+            self.partial.unlink(missing_ok=True)
+            return (f"cannot write {self.path}: {why}; the recording could not be kept "
+                    f"either ({getattr(e2, 'strerror', None) or e2})")
+        return (f"cannot write {self.path}: {why}; the first {self.kept_s:.1f} s (all "
+                f"that fit) are kept in {self.path}")
 
     def _audio_chunk(self, chunk: AudioChunk) -> None:
         if self._resampler is None or chunk.sample_rate != self._rate_in:
@@ -165,3 +214,39 @@ class Mp4Sink:
                 self._container.close()
             self._container = None
         self.partial.unlink(missing_ok=True)
+
+
+def complete_fragments_end(path: Path) -> int | None:
+    """Byte offset just after the last whole ``moof`` + ``mdat`` of a fragmented mp4 whose
+    writing stopped part-way (None when not even one fragment is whole)."""
+    size = path.stat().st_size
+    end, pos, moof = None, 0, False
+    with path.open("rb") as f:
+        while pos + 8 <= size:
+            f.seek(pos)
+            head = f.read(16)
+            n, kind = struct.unpack(">I4s", head[:8])
+            if n == 1 and len(head) == 16:
+                n = struct.unpack(">Q", head[8:16])[0]
+            if n < 8 or pos + n > size:  # 0 (to the end, unfinished) or cut short
+                break
+            if kind == b"moof":
+                moof = True
+            elif kind == b"mdat" and moof:
+                end, moof = pos + n, False
+            pos += n
+    return end
+
+
+def _video_seconds(path: Path) -> float:
+    """How long the video of ``path`` plays (last frame's end), read from its packets."""
+    with av.open(str(path)) as c:
+        v = c.streams.video[0]
+        last = None
+        for p in c.demux(v):
+            if p.pts is not None:
+                last = p.pts if last is None else max(last, p.pts)
+        if last is None or v.time_base is None:
+            return 0.0
+        step = 1 / float(v.average_rate or 25)
+        return float(last * v.time_base) + step
