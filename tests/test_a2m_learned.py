@@ -20,7 +20,7 @@ from engine.audio2motion.features import (
     windows,
 )
 from engine.audio2motion.learned import WEIGHTS, LearnedAudio2Motion
-from engine.audio2motion.stream import N_OUT, ROLL
+from engine.audio2motion.stream import N_OUT, ROLL, SPEAK
 from engine.audio2motion.tcn import export_onnx, torch_from_npz
 from engine.audio2motion.training.corpus import Clip, heldout_clips, resample
 from engine.audio2motion.training.espeak import Espeak
@@ -126,10 +126,16 @@ def test_streaming_equals_offline_network(speech: Clip) -> None:
             m.push(x[i : i + b], i / sr, sr)
             i += b
         ks = np.arange(m._hist_end - 300, m._hist_end)  # noqa: SLF001
-        got = m._hist[ks % m._cap][:, :5]  # noqa: SLF001
-        want = np.clip((ref[head, :5, ks + a] - m.dead_zone) / (1 - m.dead_zone), 0, 1)
-        jaw = (ref[head, 0, ks + a] - m.jaw_dead_zone) / (1 - m.jaw_dead_zone)  # the jaw's own
+        got = m._hist[ks % m._cap][:, [0, 1, 2, 3, 4, ROLL]]  # noqa: SLF001
+        net = ref[head][:, ks + a].T.copy()  # (frames, N_OUT)
+        lo, hi = m.speech_gate  # shapes open as far as the net's speech head allows
+        gate = np.clip((net[:, SPEAK] - lo) / (hi - lo), 0, 1)
+        shapes = [0, 2, 3, 4, ROLL]
+        net[:, shapes] *= gate[:, None]
+        want = np.clip((net[:, [0, 1, 2, 3, 4, ROLL]] - m.dead_zone) / (1 - m.dead_zone), 0, 1)
+        jaw = (net[:, 0] - m.jaw_dead_zone) / (1 - m.jaw_dead_zone)  # the jaw's own
         want[:, 0] = np.minimum(np.clip(jaw, 0, 1) * m.jaw_gain, 1.0)
+        assert gate.min() < 0.5 < gate.max()  # the clip has speech and pauses
         np.testing.assert_allclose(got, want, atol=2e-5)
 
 

@@ -15,12 +15,14 @@ from engine.audio2motion.training.alignment import to_clip
 from engine.audio2motion.training.evaluation import Scores, stream_clip
 
 LOOKAHEAD_MS = 40.0
-#: the default's figures on eval-small on 2026-12-07 (r 0.692, silence 0.790, release 0.80,
-#: p/b/m AUC 0.81, round/spread AUC 0.89, other speech shut 0.229, worst speaker r 0.62),
-#: less a margin for platform noise
-GUARD = {"r_jaw": 0.65, "silence_closed_all": 0.74, "closed_after_80ms": 0.7,
-         "bilabial_auc": 0.76, "rounded_auc": 0.84}
-GUARD_SPEAKER_R = 0.55
+#: the default's figures on eval-small on 2026-12-07 with the v3 model (r 0.755, silence
+#: 0.924, release 1.00, p/b/m AUC 0.82, round/spread AUC 0.88, f/v AUC 0.585, other
+#: speech shut 0.217, worst speaker r 0.63), less a margin for platform noise; the
+#: model before v3 had r 0.692, silence 0.790, release 0.80 here
+GUARD = {"r_jaw": 0.72, "silence_closed_all": 0.88, "closed_after_80ms": 0.85,
+         "bilabial_auc": 0.78, "rounded_auc": 0.84}
+GUARD = {**GUARD, "labiodental_auc": 0.54}  # f/v rolls the lower lip more than chance
+GUARD_SPEAKER_R = 0.58
 GUARD_OTHER_SHUT = 0.30  # lips shut on other speech: at most this share
 
 
@@ -40,6 +42,7 @@ def test_the_default_model_reads_real_voices(eval_small, sphinx, real_speech_cac
         assert s[key] >= low, f"{key} {s[key]:.3f} < {low} ({report})"
     assert s["other_shut"] <= GUARD_OTHER_SHUT, report
     by_speaker = {k: v.summary()["r_jaw"] for k, v in per.items()}
+    print(f"r by speaker: {by_speaker}")
     assert len(by_speaker) == 4 and min(by_speaker.values()) >= GUARD_SPEAKER_R, by_speaker
     assert s["jaw_open_vowels"] > s["jaw_consonants"] + 0.2, report
     assert np.isfinite(s["onset_lag_ms"]) and abs(s["onset_lag_ms"]) <= 60, report
