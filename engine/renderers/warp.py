@@ -49,7 +49,7 @@ _JAW = BASIS_NAMES.index("jawOpen")
 _BLINK = [BASIS_NAMES.index("eyeBlinkRight"), BASIS_NAMES.index("eyeBlinkLeft")]  # image L, R
 JAW_EASE = 0.15  # jawOpen x -> x (1 + e (1 - x)): small openings show a little more
 LID_COVER = 0.8  # opacity of the painted lid over a fully closed eye
-TEETH_H = 0.055  # height of the painted upper teeth (face widths; 0 if the photo shows teeth)
+TEETH_H = 0.05  # height of the painted upper teeth (face widths; 0 if the photo shows teeth)
 LIP_LINE = 0.45  # darkening of the line where a neutralised photo's lips meet
 
 
@@ -508,7 +508,8 @@ def _mouth_colors(img: np.ndarray, face: Face) -> dict[str, np.ndarray]:
                            (L.LEFT_EYE_UPPER, L.LEFT_EYE_LOWER))]
     eye = np.concatenate(eyes) @ luma
     sclera = float(np.quantile(eye, 0.95)) if len(eye) >= 8 else skin_l
-    teeth_l = float(min(np.clip(sclera, 1.15 * skin_l, 1.4 * skin_l), 232.0))
+    lo = 1.25 * max(skin_l, float(lip @ luma))  # brighter than the skin and the lips
+    teeth_l = float(min(np.clip(sclera, lo, max(1.45 * skin_l, lo)), 232.0))
     warm = np.array([1.0, 0.95, 0.85]) * 0.75 + 0.25 * skin / skin_l
     warm = np.minimum.accumulate(warm)  # G <= R, B <= G: never green nor blue
     cl = [float(c @ luma) for c in cheeks]

@@ -151,9 +151,9 @@ def paint_mouth(img: torch.Tensor, origin: tuple[int, int], bounds: tuple[int, i
         gap = _gap_px(u, half, 0.23)
         tip = teeth_h * (1 - u2).sqrt() - 0.6 * torch.exp(-(gap * (1 / 2.0)) ** 2)
         a_u = ((tip - vt) * (1 / 1.2) + 0.5).clamp(0, 1)
-        light = 0.7 + 0.3 * min(open_c / (0.06 * F), 1.0)  # a narrow gap is in shadow
+        light = 0.75 + 0.25 * min(open_c / (0.06 * F), 1.0)  # a narrow gap is in shadow
         shade = (1 - 0.12 * torch.exp(-(gap * (1 / 0.6)) ** 2)) * (1 - 0.45 * u2 * u2) * (
-            0.8 + 0.2 * (va * (1 / (0.012 * F))).clamp(0, 1))
+            0.85 + 0.15 * (va * (1 / (0.012 * F))).clamp(0, 1))
         teeth = col["teeth"] * (light * shade) + col["wall"] * (0.5 * (1 - light))
         rgb = rgb + (teeth - rgb) * a_u
     # the inner rim of both lips: the lip's colour, darker, over the first pixels
