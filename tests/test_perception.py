@@ -57,29 +57,33 @@ AVATARS = Path(__file__).resolve().parents[1] / "avatars"
 #   browDown than the old, barely moving ones.
 # - pitch_gain (leo, 0.75 -> 0.63): the same pitch warp, read off the calm rest instead of
 #   the grin; mediapipe's pitch of leo's closed-mouth face swings less (r stays 1.00).
+# - jaw_full / surprised (obama2-open 0.65 -> 0.59, biden-closed 0.56 -> 0.52, grace
+#   0.85 -> 0.82): the painted interior with teeth one by one, a tongue and lower teeth
+#   (tests/test_warp_mouth.py); leo 0.79 -> 0.85, obama-smile 0.73 -> 0.77. mediapipe's
+#   jawOpen moves by +-0.03 between interior variants of the same lip geometry.
 MEASURED: dict[str, dict[str, float]] = {
-    "leo": {"jaw_r": 1.00, "jaw_full": 0.79, "blink": 0.50, "smile_d": 0.59,
-            "surprised_brow_d": 0.80, "surprised_jaw_d": 0.51, "sad_frown_d": 0.00,
+    "leo": {"jaw_r": 1.00, "jaw_full": 0.85, "blink": 0.50, "smile_d": 0.59,
+            "surprised_brow_d": 0.81, "surprised_jaw_d": 0.53, "sad_frown_d": 0.00,
             "sad_browdown_d": -0.02, "rest_jaw": 0.01, "rest_smile": 0.00, "yaw_r": 1.00,
             "pitch_r": 1.00, "yaw_gain": 0.55, "pitch_gain": 0.63, "roll_r": 1.00,
             "roll_gain": 0.93},
-    "grace": {"jaw_r": 1.00, "jaw_full": 0.85, "blink": 0.40, "smile_d": 0.64,
-              "surprised_brow_d": 0.15, "surprised_jaw_d": 0.48, "sad_frown_d": 0.04,
+    "grace": {"jaw_r": 0.99, "jaw_full": 0.82, "blink": 0.40, "smile_d": 0.64,
+              "surprised_brow_d": 0.10, "surprised_jaw_d": 0.45, "sad_frown_d": 0.04,
               "sad_browdown_d": 0.01, "rest_jaw": 0.00, "rest_smile": 0.00, "yaw_r": 1.00,
               "pitch_r": 1.00, "yaw_gain": 0.53, "pitch_gain": 0.76, "roll_r": 1.00,
               "roll_gain": 0.96},
-    "obama2-open": {"jaw_r": 0.99, "jaw_full": 0.65, "blink": 0.47, "smile_d": 0.76,
-                    "surprised_brow_d": 0.25, "surprised_jaw_d": 0.36, "sad_frown_d": 0.06,
+    "obama2-open": {"jaw_r": 0.98, "jaw_full": 0.59, "blink": 0.47, "smile_d": 0.76,
+                    "surprised_brow_d": 0.21, "surprised_jaw_d": 0.35, "sad_frown_d": 0.06,
                     "sad_browdown_d": -0.35, "rest_jaw": 0.01, "rest_smile": 0.01,
                     "yaw_r": 1.00, "pitch_r": 1.00, "yaw_gain": 0.55, "pitch_gain": 0.59,
                     "roll_r": 1.00, "roll_gain": 0.95},
-    "obama-smile": {"jaw_r": 0.99, "jaw_full": 0.73, "blink": 0.56, "smile_d": 0.70,
-                    "surprised_brow_d": 0.44, "surprised_jaw_d": 0.45, "sad_frown_d": 0.02,
+    "obama-smile": {"jaw_r": 1.00, "jaw_full": 0.77, "blink": 0.56, "smile_d": 0.70,
+                    "surprised_brow_d": 0.43, "surprised_jaw_d": 0.44, "sad_frown_d": 0.02,
                     "sad_browdown_d": -0.08, "rest_jaw": 0.06, "rest_smile": 0.10,
                     "yaw_r": 1.00, "pitch_r": 1.00, "yaw_gain": 0.56, "pitch_gain": 0.63,
                     "roll_r": 1.00, "roll_gain": 0.97},
-    "biden-closed": {"jaw_r": 0.99, "jaw_full": 0.56, "blink": 0.63, "smile_d": 0.78,
-                     "surprised_brow_d": 0.58, "surprised_jaw_d": 0.34, "sad_frown_d": 0.01,
+    "biden-closed": {"jaw_r": 0.99, "jaw_full": 0.52, "blink": 0.63, "smile_d": 0.78,
+                     "surprised_brow_d": 0.60, "surprised_jaw_d": 0.32, "sad_frown_d": 0.01,
                      "sad_browdown_d": -0.37, "rest_jaw": 0.02, "rest_smile": 0.01,
                      "yaw_r": 1.00, "pitch_r": 0.99, "yaw_gain": 0.68, "pitch_gain": 0.74,
                      "roll_r": 1.00, "roll_gain": 1.00},
