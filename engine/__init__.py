@@ -6,8 +6,9 @@ from .engine import Engine
 from .errors import AudioError, AvatarError, EngineError
 from .frames import AudioChunk, VideoFrame
 from .motion import CHANNELS, MotionFrame
+from .session import Session
 
 __all__ = [
     "CHANNELS", "AudioChunk", "AudioError", "Avatar", "AvatarError", "Engine", "EngineConfig",
-    "EngineError", "MotionFrame", "VideoFrame", "load_avatar",
+    "EngineError", "MotionFrame", "Session", "VideoFrame", "load_avatar",
 ]

@@ -168,3 +168,7 @@ class Engine:
     def frame_at(self, pts: float) -> VideoFrame:
         """The frame at ``pts``."""
         return self.frames_at([pts])[0]
+
+    def pull_frame(self, pts: float) -> VideoFrame:
+        """The frame at ``pts`` (same as :meth:`frame_at`; the name the C ABI uses)."""
+        return self.frame_at(pts)

@@ -19,7 +19,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA_FILES = ("avatars/leo/avatar.json", "avatars/leo/source.png", "avatars/grace/avatar.json",
-              "vcam/assets/demo_speech.wav", "engine/audio2motion/weights/tcn_a2m.npz")
+              "vcam/assets/demo_speech.wav", "engine/audio2motion/weights/tcn_a2m.npz",
+              "engine/capi/avatar_engine.h")
 
 
 @pytest.fixture(scope="module")
