@@ -61,12 +61,12 @@ class Session:
 
         ValueError when more than ``max_queued_s`` seconds would wait unpulled; nothing is
         appended then."""
-        x = as_float_pcm(pcm)
-        if x.ndim != 1:
-            raise ValueError(f"pcm must be mono, got shape {x.shape}")
-        if (self._queued + len(x)) / self.sample_rate > self.max_queued_s:
+        a = np.asarray(pcm)
+        n = max(a.shape, default=0)  # checked before any copy: a huge block costs nothing
+        if (self._queued + n) / self.sample_rate > self.max_queued_s:
             raise ValueError(f"more than {self.max_queued_s:g} s of audio pushed ahead of the "
                              "frames pulled; pull frames while pushing")
+        x = as_float_pcm(a)
         if len(x):
             self._queue.append(x.copy())
             self._queued += len(x)

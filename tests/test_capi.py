@@ -190,3 +190,52 @@ def test_frames_follow_the_sample_clock(cengine):
         assert cengine.session.next_pts == 0.0 and cengine.session.samples_pushed == 0
     finally:
         cengine.stop()
+
+
+def test_two_c_threads_push_and_pull_at_once(built, tmp_path):
+    """One thread pushes 2 s of audio while another pulls: every frame arrives once, and
+    last_error belongs to the thread that made the call."""
+    src = tmp_path / "threads.c"
+    src.write_text(r"""
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include "avatar_engine.h"
+static float block[320];
+static volatile int pushed_all = 0;
+static void* pusher(void* arg) {
+    (void)arg;
+    for (int i = 0; i < 100; i++) push_audio(block, 320);   /* 100 x 20 ms */
+    push_audio(NULL, 5);                                      /* fails in this thread */
+    pushed_all = 1;
+    return strstr(last_error(), "push_audio") ? (void*)1 : NULL;
+}
+int main(void) {
+    static uint8_t px[128 * 128 * 4];
+    if (init_avatar_engine("leo") || start_session()) { puts(last_error()); return 1; }
+    pthread_t t;
+    pthread_create(&t, NULL, pusher, NULL);
+    int frames = 0, rc;
+    for (;;) {
+        rc = pull_frame(px, 128, 128);
+        if (rc == AVATAR_ENGINE_OK) frames++;
+        else if (rc == AVATAR_ENGINE_NO_FRAME) { if (pushed_all) break; }
+        else { puts(last_error()); return 1; }
+    }
+    while ((rc = pull_frame(px, 128, 128)) == AVATAR_ENGINE_OK) frames++;
+    void* own_error;
+    pthread_join(t, &own_error);
+    printf("%d %d %d\n", frames, own_error != NULL, last_error()[0] == 0);
+    return stop_session();
+}
+""")
+    exe = tmp_path / "threads"
+    cc = subprocess.run(["cc", "-pthread", "-o", str(exe), str(src), f"-I{built}", f"-L{built}",
+                         "-lavatar_engine", f"-Wl,-rpath,{built}"], capture_output=True,
+                        text=True, timeout=120)
+    assert cc.returncode == 0, cc.stderr
+    run = subprocess.run([str(exe)], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
+    frames, pusher_saw_its_error, main_error_clear = (int(v) for v in run.stdout.split())
+    assert abs(frames - 2.0 * 25) <= 2  # 2 s less the look-ahead, every frame once
+    assert pusher_saw_its_error and main_error_clear
