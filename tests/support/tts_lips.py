@@ -32,7 +32,10 @@ def find_in_recording(utt: np.ndarray, utt_rate: int, rec: np.ndarray, rec_rate:
     """(sample of ``rec`` where ``utt`` starts, normalised correlation there)."""
     g = np.gcd(utt_rate, rec_rate)
     u = resample_poly(utt, rec_rate // g, utt_rate // g).astype(np.float32)
-    r = rec[after:]
+    r = rec[after:after + len(u) + 10 * rec_rate]
+    if len(r) < len(u):
+        raise ValueError(f"the recording ({len(rec) / rec_rate:.1f} s) ends before the "
+                         f"utterance could ({after / rec_rate:.1f} s + {len(u) / rec_rate:.1f} s)")
     c = correlate(r, u, mode="valid", method="fft")
     i = int(np.argmax(c))
     seg = r[i:i + len(u)]

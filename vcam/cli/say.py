@@ -64,8 +64,9 @@ def say_cmd(text: str, voice: str, wpm: int, timings: bool, as_json: bool) -> No
             "t_done": time.monotonic()}))
         return
     lips = "lips from espeak-ng's phone timings" if timings else "lips from the audio"
-    click.echo(f"said {audio_s:.2f} s of speech ({len(phones)} phones, {lips}); the virtual "
-               f"mic hears it {ready.get('delay_ms') or 0:.0f} ms later")
+    heard = (f"; the virtual mic hears it {ready['delay_ms']:.0f} ms later"
+             if ready.get("delay_ms") else "")
+    click.echo(f"said {audio_s:.2f} s of speech ({len(phones)} phones, {lips}){heard}")
 
 
 def register(cli_group: click.Group) -> None:

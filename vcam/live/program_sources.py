@@ -43,6 +43,7 @@ class ClockSource:
         self.problem: str | None = None
         self.level_db = -120.0
         self.losses = 0
+        self.input_latency = 0.0  # no device between the sound and the clock
         self._closed = threading.Event()
         self._t0: float | None = None
 
