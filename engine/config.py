@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from .audio2motion import A2M_MODELS, DEFAULT_A2M, DEFAULT_LOOKAHEAD_MS, is_weights_file
 from .framing import Framing, check_background, parse_framing, parse_size
+from .onnx import BACKENDS
 
 #: What moves the head: speech gestures + idle sway, idle sway only, or nothing.
 HEAD_MOTIONS = ("speech", "idle", "off")
@@ -26,6 +27,9 @@ class EngineConfig:
         ``"warp"`` (embedded, no weights) or ``"liveportrait"``.
     device: torch device for rendering: ``"auto"`` (the CUDA GPU if any, else the CPU),
         ``"cpu"``, ``"cuda"``, ``"cuda:N"``.
+    backend: ``"torch"`` (networks in PyTorch, the learned Audio2Motion in numpy) or
+        ``"onnx"`` (LivePortrait and the learned Audio2Motion on onnxruntime from their ONNX
+        exports; needs the ``onnx`` extra). The warp renderer runs in torch either way.
     lookahead_ms: Audio2Motion may use audio up to ``pts + lookahead`` for the motion at pts.
     a2m: Audio2Motion model, ``"learned"`` (causal TCN), ``"dsp"`` (signal features) or a
         weights file (``.npz``) of the learned model from ``avatar-vcam train-a2m``.
@@ -51,6 +55,7 @@ class EngineConfig:
     head_motion: str = "speech"
     seed: int | None = None
     expression_blend_ms: float = 200.0
+    backend: str = "torch"
 
     def __post_init__(self) -> None:
         if not 1 <= self.fps <= 120:
@@ -65,6 +70,9 @@ class EngineConfig:
             raise ValueError(f"lookahead_ms must be in 0..500, got {self.lookahead_ms}")
         if self.seed is not None and not 0 <= self.seed < 2**31:
             raise ValueError(f"seed must be in 0..{2**31 - 1}, got {self.seed}")
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got "
+                             f"{self.backend!r}")
         if self.head_motion not in HEAD_MOTIONS:
             raise ValueError(f"head_motion must be one of {', '.join(HEAD_MOTIONS)}, got "
                              f"{self.head_motion!r}")

@@ -46,6 +46,17 @@ def _load(avatar: Avatar | str | Path) -> Avatar:
     return load(avatar)
 
 
+def _make_a2m(config: EngineConfig) -> Audio2Motion:
+    """The configured Audio2Motion; with the onnx backend, the learned model's network runs
+    on onnxruntime (the dsp model has no network)."""
+    if config.backend == "onnx" and config.a2m != "dsp":
+        from .onnx.a2m import OnnxLearnedAudio2Motion
+
+        weights = None if config.a2m == "learned" else config.a2m
+        return OnnxLearnedAudio2Motion(lookahead_ms=config.lookahead_ms, weights=weights)
+    return make_audio2motion(config.a2m, lookahead_ms=config.lookahead_ms)
+
+
 class Engine:
     """Turns streaming audio and commands into frames of one avatar."""
 
@@ -59,9 +70,9 @@ class Engine:
     ) -> None:
         self.config = config or EngineConfig()
         self.avatar = _load(avatar)
-        self.renderer = renderer or make_renderer(self.config.renderer, self.config.device)
-        self.a2m = audio2motion or make_audio2motion(self.config.a2m,
-                                                     lookahead_ms=self.config.lookahead_ms)
+        self.renderer = renderer or make_renderer(self.config.renderer, self.config.device,
+                                                  backend=self.config.backend)
+        self.a2m = audio2motion or _make_a2m(self.config)
         idle_settings = IdleSettings.from_dict(self.avatar.idle)
         idle_settings.enabled = idle_settings.enabled and self.config.idle
         if self.config.head_motion == "off":  # blinks and gaze stay, the head holds still

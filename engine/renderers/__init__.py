@@ -72,15 +72,21 @@ def check_device(device: str, need_present: bool = True) -> str:
     return device
 
 
-def make_renderer(name: str, device: str = "auto") -> Renderer:
+def make_renderer(name: str, device: str = "auto", backend: str = "torch") -> Renderer:
     """Build the renderer called ``name`` on torch ``device``.
 
     liveportrait/auto run on CUDA when the device is ``cpu`` or ``auto`` and a GPU exists;
     the warp renderer runs on ``device`` (``auto``: the GPU when there is one).
+    ``backend="onnx"``: LivePortrait's networks run on onnxruntime (see :mod:`engine.onnx`);
+    the warp renderer has no trained network and runs in torch either way.
     """
     if name not in RENDERERS:
         raise EngineError(f"unknown renderer {name!r}; available: {', '.join(RENDERERS)}")
     check_device(device, need_present=False)
+    if backend == "onnx":
+        return _make_onnx_renderer(name, device)
+    if backend != "torch":
+        raise EngineError(f"unknown backend {backend!r}; use torch or onnx")
     device = resolve_device(device)
     if name in ("liveportrait", "auto"):
         lp_device = "cuda" if device == "cpu" else device
@@ -95,6 +101,28 @@ def make_renderer(name: str, device: str = "auto") -> Renderer:
     from .warp import WarpRenderer
 
     return WarpRenderer(device=check_device(device))
+
+
+def _make_onnx_renderer(name: str, device: str) -> Renderer:
+    """``make_renderer`` for the onnx backend: LivePortrait on onnxruntime when its weights
+    are installed (``auto``: and onnxruntime has the CUDA provider; ``liveportrait`` also
+    on onnxruntime's CPU provider), else the warp renderer."""
+    from ..onnx.session import providers_for, require_onnxruntime
+
+    require_onnxruntime()
+    providers = providers_for(device)
+    missing = liveportrait_weights_missing()
+    on_gpu = "CUDAExecutionProvider" in providers
+    if name == "liveportrait" or (name == "auto" and on_gpu):
+        if missing is None:
+            from ..onnx.liveportrait import make_onnx_renderer
+
+            return make_onnx_renderer(device=device)
+        if name == "liveportrait":
+            log.warning("%s; falling back to the warp renderer", missing)
+    from .warp import WarpRenderer
+
+    return WarpRenderer(device=check_device(resolve_device(device)))
 
 
 __all__ = ["RENDERERS", "Renderer", "check_device", "liveportrait_unavailable",

@@ -21,6 +21,7 @@ from engine.audio2motion import (
     is_weights_file,
 )
 from engine.config import EngineConfig
+from engine.onnx import BACKENDS
 from engine.renderers import RENDERERS
 
 from .. import __version__
@@ -32,6 +33,7 @@ from .errors import user_errors
 from .live_setup import register as register_live_commands
 from .liveportrait import register as register_liveportrait_commands
 from .models import register as register_models_commands
+from .onnx import register as register_onnx_commands
 from .param_types import FiniteFloatRange
 from .say import register as register_say
 from .tables import stdout_console
@@ -107,6 +109,9 @@ def default_sinks() -> list[str]:
               help="auto: LivePortrait when its weights and a GPU are there, else warp.")
 @click.option("--device", default="auto", show_default=True,
               help="Torch device for rendering: auto (the GPU if any), cpu, cuda, cuda:N.")
+@click.option("--backend", default="torch", show_default=True, type=click.Choice(BACKENDS),
+              help="Run the networks in torch, or on onnxruntime from their ONNX exports "
+                   "(needs: pip install 'avatar-vcam[onnx]').")
 @click.option("--realtime", is_flag=True, help="Pace file sources like a live input.")
 @click.option("--lookahead-ms", default=DEFAULT_LOOKAHEAD_MS, show_default=True,
               type=flag_type("lookahead_ms"), help="Audio look-ahead of the lip motion.")
@@ -174,7 +179,8 @@ def _main_job(ctx: click.Context, params: dict[str, Any], stop: Any,
                           framing=v.get("framing") or (1.0, 0.0, 0.0),
                           background=v.get("background") or "photo",
                           device=v["device"], lookahead_ms=v["lookahead_ms"], a2m=v["a2m"],
-                          head_motion=v["head_motion"], seed=params["seed"])
+                          head_motion=v["head_motion"], seed=params["seed"],
+                          backend=params["backend"])
     if not v.get("obs.url"):
         ignored = [flag for key, flag in (("obs.scenes", "--obs-scene"),
                                           ("obs.talking_scene", "--obs-talking-scene"),
@@ -238,6 +244,7 @@ def _display_name(folder: Path, name: str) -> tuple[str, str]:
 
 register_avatar_commands(cli)
 register_models_commands(cli)
+register_onnx_commands(cli)
 register_liveportrait_commands(cli)
 register_a2m(cli)
 

@@ -64,7 +64,10 @@ class LivePortraitRenderer:
 
     def __init__(self, device: str | torch.device = "cuda", weights: str | Path | None = None,
                  nets: LivePortraitNetworks | None = None, input_size: int = 256,
-                 options: RuntimeOptions | None = None) -> None:
+                 options: RuntimeOptions | None = None,
+                 runtime: Callable[[Tensor, Tensor, Tensor], Tensor] | None = None) -> None:
+        """``runtime``: the warp + decode to use instead of building a
+        :class:`WarpDecodeRuntime` (the onnx backend's, :mod:`engine.onnx.liveportrait`)."""
         self.device = torch.device(device)
         if nets is None:
             from .weights import default_dir
@@ -74,7 +77,9 @@ class LivePortraitRenderer:
         self.input_size = input_size
         for net in (nets.appearance, nets.motion, nets.retargeting):
             net.to(self.device)
-        if options is None and self.device.type == "cuda":
+        if runtime is not None:
+            self.runtime = runtime
+        elif options is None and self.device.type == "cuda":
             from .weights import models_root
 
             # channels_last: compiled W+G b1 3.21 -> 3.09-3.13 ms on an H100
@@ -82,8 +87,9 @@ class LivePortraitRenderer:
             # compiles get ~1 ms slower
             options = RuntimeOptions(channels_last=True, compile=True, background_compile=True,
                                      cache_dir=models_root() / "compile-cache")
-        self.runtime = WarpDecodeRuntime(nets.warping, nets.spade, input_size // 4,
-                                         self.device, options)
+        if runtime is None:
+            self.runtime = WarpDecodeRuntime(nets.warping, nets.spade, input_size // 4,
+                                             self.device, options)
         # mapping and paste captured per state and batch size, like the runtime's W+G
         self.use_graphs = self.device.type == "cuda" and self.runtime.opts.cuda_graphs
 
