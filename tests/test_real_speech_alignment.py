@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from engine.audio2motion.stream import N_OUT
 from engine.audio2motion.training import alignment
 from engine.audio2motion.training.alignment import ARPA_TO_ESPEAK, align, aligned, to_clip
 from engine.audio2motion.training.corpus import HELDOUT_SENTENCES, resample
@@ -218,5 +219,5 @@ def test_alignments_are_cached(eval_small, sphinx, real_speech_cache) -> None:
     clip = to_clip(rec, real_speech_cache)
     assert time.perf_counter() - t0 < 0.05
     assert clip.phones == first and clip.sr == SR and clip.voice == rec.speaker
-    assert clip.targets().shape[1] == 6
+    assert clip.targets().shape[1] == N_OUT
     assert alignment.ALIGNER_VERSION

@@ -104,7 +104,8 @@ class Clip:
     text: str = ""
 
     def targets(self) -> np.ndarray:
-        """(frames, 6) target mouth curves at 100 frames/s covering the clip."""
+        """(frames, N_OUT) target mouth curves at 100 frames/s covering the clip (jaw,
+        close, funnel, pucker, stretch, speaking, roll)."""
         n = int(np.floor(len(self.pcm) / self.sr * 100)) + 1
         return target_curves(self.phones, n)
 
