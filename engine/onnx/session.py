@@ -65,7 +65,8 @@ class OnnxNet:
                  inputs: Mapping[str, Sequence[int]] | None = None, threads: int = 0) -> None:
         ort = require_onnxruntime()
         self.path = Path(path)
-        redo = "re-export it with `avatar-vcam export-onnx` (or delete it: it is re-made)"
+        redo = ("re-export it with `avatar-vcam models export-onnx` (or delete it: it is "
+                "re-made)")
         if not self.path.is_file():
             raise EngineError(f"ONNX model not found: {self.path}; {redo}")
         opts = ort.SessionOptions()
