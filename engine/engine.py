@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import secrets
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +37,7 @@ from .mixer import MotionMixer
 from .motion import CHANNELS, MotionFrame, finite_pts, stack
 from .renderers import make_renderer
 from .renderers.base import Renderer
+from .switch import PreparedAvatar
 
 
 def _load(avatar: Avatar | str | Path) -> Avatar:
@@ -98,6 +100,7 @@ class Engine:
         self._state = self.renderer.prepare(self.avatar, render_px)
         self._lock = threading.Lock()  # control commands may come from other threads
         self.last_pts = 0.0
+        self._pending: PreparedAvatar | None = None  # next avatar, taken at a frame boundary
 
     # -- context manager, pyvirtualcam-style -------------------------------------------
     def __enter__(self) -> Engine:
@@ -133,6 +136,44 @@ class Engine:
         with self._lock:
             self.mixer.expressions.set(name, self.last_pts if at is None else at)
 
+    def prepare_avatar(self, avatar: Avatar | str | Path) -> PreparedAvatar:
+        """Load and prepare another avatar for :meth:`use_avatar`; changes nothing here and
+        may run on any thread (see :mod:`engine.switch`)."""
+        from .switch import prepare_avatar
+
+        return prepare_avatar(self, avatar)
+
+    def use_avatar(self, prepared: PreparedAvatar) -> None:
+        """Show ``prepared`` from the next frame on (taken at the start of the next
+        :meth:`motion_at`); a later call before then replaces it."""
+        if prepared.renderer and prepared.renderer != getattr(self.renderer, "name", ""):
+            raise ValueError(f"avatar prepared by {prepared.renderer!r}, not by this "
+                             f"engine's {self.renderer.name!r}")
+        with self._lock:
+            self._pending = prepared
+
+    @property
+    def pending_avatar(self) -> PreparedAvatar | None:
+        """The avatar handed to :meth:`use_avatar` and not yet shown, if any."""
+        return self._pending
+
+    def _take_pending(self, pts: float) -> None:
+        """Switch to the pending avatar (under the lock, on the render thread)."""
+        from .idle import IdleLife
+
+        p, self._pending = self._pending, None
+        self.avatar, self._state, self.framer = p.avatar, p.state, p.framer
+        if "matte" in p.extra:
+            self.matte = p.extra["matte"]
+        if self.mixer.idle is None or self.mixer.idle.settings != p.idle:
+            self.mixer.idle = IdleLife(p.idle, seed=self.seed)
+        blender = self.mixer.expressions
+        blender.presets = p.presets
+        name = blender.name if blender.name in p.presets else "neutral"
+        if name in p.presets:  # blend from the face shown now to this avatar's preset
+            blender.set(name, min(self.last_pts, pts))
+        p.applied_pts, p.applied_at = pts, time.monotonic()
+
     @property
     def expression(self) -> str:
         return self.mixer.expressions.name
@@ -146,6 +187,8 @@ class Engine:
         """All motion layers mixed at ``pts``."""
         pts = finite_pts(pts)
         with self._lock:
+            if self._pending is not None:  # a frame boundary: the next avatar takes over
+                self._take_pending(pts)
             return self.mixer.mix(self.a2m.motion_at(pts))
 
     def render(self, motions: list[MotionFrame]) -> list[VideoFrame]:

@@ -276,6 +276,7 @@ def _start_control(stack: contextlib.ExitStack, engine: Engine, opts: RunOptions
 
     target = EngineTarget(engine, extra_status=extra_status)
     target.audio_in = audio_in
+    target.switcher = _start_switcher(stack, engine, opts, console)
     obs = None
     if opts.obs is not None:
         from .control.obs import ObsController
@@ -284,7 +285,8 @@ def _start_control(stack: contextlib.ExitStack, engine: Engine, opts: RunOptions
         obs = ObsController(o.url, o.password, target, scene_expressions=o.scenes,
                             talking_scene=o.talking_scene, idle_scene=o.idle_scene,
                             hold_s=o.hold_s, timeout=o.timeout,
-                            notify=_obs_notify(console))
+                            notify=_obs_notify(console),
+                            scene_avatars=getattr(o, "scene_avatars", None))
         target.obs = obs
         stack.callback(obs.close)
         obs.start()
@@ -294,3 +296,22 @@ def _start_control(stack: contextlib.ExitStack, engine: Engine, opts: RunOptions
         server.start()
     return obs
 
+
+
+def _start_switcher(stack: contextlib.ExitStack, engine: Engine, opts: RunOptions,
+                    console: Console) -> Any:
+    """Live avatar switching (``avatar-vcam avatar use``, OBS scenes and hotkeys): the worker
+    that prepares the next avatar off the render thread; checks --obs-scene-avatar names."""
+    from .control.obs_avatars import check_scene_avatars
+    from .live.avatar_switch import AvatarSwitcher
+
+    def notify(msg: str) -> None:
+        console.print(escape(msg), soft_wrap=True)
+
+    switcher = AvatarSwitcher(engine, notify=notify)
+    try:
+        check_scene_avatars(getattr(opts.obs, "scene_avatars", None) or {}, switcher.names())
+    except KeyError as e:
+        raise EngineError(str(e.args[0])) from None
+    stack.callback(switcher.close)
+    return switcher.start()

@@ -1,6 +1,6 @@
 """The ``avatar`` command group: show, create and preview avatar packages.
 
-    register(cli)   # adds `avatar show|create|preview` to the main group
+    register(cli)   # adds `avatar show|create|preview|use` to the main group
 """
 
 from __future__ import annotations
@@ -159,6 +159,35 @@ def avatar_preview(name: str, out: Path | None, video: Path | None, no_video: bo
         console.print(f"idle clip ({frames} frames at {fps} fps): {escape(str(video))}",
                       soft_wrap=True)
         click.echo(str(video))
+
+
+@avatar_group.command("use")
+@click.argument("name")
+@click.option("--wait/--no-wait", default=True, show_default=True,
+              help="Wait until the new face is on the outputs.")
+@click.option("--timeout", default=60.0, show_default=True, type=click.FloatRange(0.1, 600),
+              help="Seconds to wait for the switch.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@user_errors
+def avatar_use(name: str, wait: bool, timeout: float, as_json: bool) -> None:
+    """Switch the running daemon to avatar NAME, live (no restart, no gap in the video).
+
+    The avatar is prepared in the background; the switch happens between two frames and
+    the voice delay does not change. A request made while another is loading replaces it.
+    """
+    from .switch_client import use_avatar
+
+    reply = use_avatar(name, wait=wait, timeout=timeout)
+    if as_json:
+        click.echo(json.dumps(reply))
+    elif reply.get("state") == "current":
+        click.echo(f"avatar: {name} (already shown)")
+    elif not wait:
+        click.echo(f"avatar: {name} (loading)")
+    else:
+        last = reply.get("last_switch") or {}
+        click.echo(f"avatar: {name} (shown {last.get('switch_ms', '?')} ms after the "
+                   f"request, prepared in {last.get('prepare_ms', '?')} ms)")
 
 
 def register(cli: click.Group) -> None:

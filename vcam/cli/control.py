@@ -121,6 +121,9 @@ _OPTIONS = [
                  help="Environment variable holding the obs-websocket password."),
     click.option("--obs-scene", "obs_scenes", metavar="SCENE=EXPRESSION", multiple=True,
                  help="While SCENE is on program, show EXPRESSION (repeatable)."),
+    click.option("--obs-scene-avatar", "obs_scene_avatars", metavar="SCENE=AVATAR",
+                 multiple=True, help="While SCENE is on program, show AVATAR (switched "
+                                     "live; repeatable)."),
     click.option("--obs-talking-scene", metavar="SCENE", default="",
                  help="Switch OBS to SCENE while the avatar speaks."),
     click.option("--obs-idle-scene", metavar="SCENE", default="",

@@ -8,6 +8,8 @@ overrides) and removes it on close. Clients send ``Authorization: Bearer <token>
     GET  /v1/expressions                  -> {"expressions": [...], "expression": current}
     POST /v1/expression {"name": "smile"} -> {"ok": true, "expression": "smile"}
     POST /v1/scene      {"name": "BRB"}   -> {"ok": true, "scene": "BRB"}
+    GET  /v1/avatars                      -> {"avatars": [...], "avatar": shown, ...}
+    POST /v1/avatar     {"name": "grace"} -> {"ok": true, "avatar": "grace", "state": ...}
     GET  /v1/audio  (WebSocket)           -> streamed PCM and TTS timings (.audio_ws)
 
 Connections are bounded so that no local process can hurt the stream: at most
@@ -247,6 +249,8 @@ class _Handler(BaseHTTPRequestHandler):
         elif self.path == "/v1/expressions":
             self._call(lambda: {"expressions": list(target.expressions()),
                                 "expression": target.status().get("expression")})
+        elif self.path == "/v1/avatars":  # live avatar switching (..live.avatar_switch)
+            self._call(lambda: _switcher(target).listing())
         elif self.path.partition("?")[0] == "/v1/audio":  # WebSocket: PCM and TTS timings
             from .audio_ws import serve_audio
 
@@ -262,13 +266,16 @@ class _Handler(BaseHTTPRequestHandler):
         if body is None:
             return
         name = body.get("name")
-        if self.path not in ("/v1/expression", "/v1/scene"):
+        if self.path not in ("/v1/expression", "/v1/scene", "/v1/avatar"):
             self._reply(404, {"error": f"no such endpoint: POST {self.path}"})
             return
         if not isinstance(name, str) or not name:
             self._reply(400, {"error": 'body must be {"name": "<name>"}'})
             return
         target = self.server.target
+        if self.path == "/v1/avatar":
+            self._call(lambda: _switcher(target).request(name))
+            return
         if self.path == "/v1/expression":
             self._call(lambda: (target.set_expression(name),
                                 {"ok": True, "expression": name})[1])
@@ -294,6 +301,14 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(500, {"error": f"{type(e).__name__}: {e}"})
         else:
             self._reply(200, body)
+
+
+def _switcher(target: Any) -> Any:
+    """The target's avatar switcher; ValueError (409) when this run has none."""
+    switcher = getattr(target, "switcher", None)
+    if switcher is None:
+        raise ValueError("this run cannot switch avatars")
+    return switcher
 
 
 @dataclass
@@ -614,6 +629,14 @@ class ControlClient:
     def set_scene(self, name: str) -> dict[str, Any]:
         return self.request("POST", "/v1/scene", {"name": name})
 
+    def avatars(self) -> dict[str, Any]:
+        """{"avatars": [...], "avatar": shown, "pending", "state", "last_switch"...}."""
+        return self.request("GET", "/v1/avatars")
+
+    def use_avatar(self, name: str) -> dict[str, Any]:
+        """Ask the daemon to switch to avatar ``name`` (it answers before the switch)."""
+        return self.request("POST", "/v1/avatar", {"name": name})
+
 
 class EngineTarget:
     """The daemon's control target: an Engine, plus an optional OBS controller.
@@ -625,6 +648,7 @@ class EngineTarget:
         self.engine = engine
         self.obs = obs
         self.extra_status = extra_status
+        self.switcher: Any = None  # ..live.avatar_switch.AvatarSwitcher, set by the daemon
 
     def set_expression(self, name: str) -> None:
         self.engine.set_expression(name)
@@ -638,6 +662,8 @@ class EngineTarget:
                                "expression": self.engine.expression,
                                "expressions": self.expressions(),
                                "obs": self.obs.status() if self.obs is not None else None}
+        if self.switcher is not None:
+            out["avatar_switch"] = self.switcher.status()
         if self.extra_status is not None:
             out.update(self.extra_status())
         return out

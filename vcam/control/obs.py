@@ -6,6 +6,8 @@
   ``hold_s`` of silence. Only switches while the program scene is one of those two, so a
   "BRB" or "Starting soon" scene is never taken away from the streamer.
 - CustomEvent ``{"avatar-vcam": {"expression": NAME}}`` sets an expression (obs_scripts/).
+- OBS scene -> avatar and CustomEvent ``{"avatar-vcam": {"avatar": NAME}}``: the target's
+  ``use_avatar`` (live switch, see .obs_avatars).
 - Survives OBS going away: keepalive ``GetVersion`` with a timeout (a frozen OBS counts as
   gone), reconnect with backoff capped at ``max_backoff_s``; ``status()`` tells the state.
 """
@@ -161,7 +163,8 @@ class ObsController:
                  talking_scene: str | None = None, idle_scene: str | None = None,
                  hold_s: float = 1.0, timeout: float = 2.0, *, keepalive_s: float = 1.0,
                  max_backoff_s: float = 1.0,
-                 notify: Callable[[str], None] | None = None) -> None:
+                 notify: Callable[[str], None] | None = None,
+                 scene_avatars: dict[str, str] | None = None) -> None:
         from .settings import parse_ws_url
 
         self.url = url
@@ -179,6 +182,10 @@ class ObsController:
                 raise ObsError(f"scene {scene!r} maps to unknown expression {expr!r}; "
                                f"known: {', '.join(sorted(known))}")
         self.scenes = SceneExpressions(mapping, self._set_expression, self._expression)
+        from .obs_avatars import SceneAvatars
+
+        self.scene_avatars = SceneAvatars(scene_avatars or {}, self._use_avatar,
+                                          self._avatar, self.notify)
         self.speaking = SpeakingSwitch(talking_scene, idle_scene, hold_s)
         self._speak_lock = threading.Lock()
         self._applied_seq = 0
@@ -277,12 +284,27 @@ class ObsController:
             self.last_event_error = str(e.args[0]) if e.args else f"unknown expression {name!r}"
             self.notify(f"OBS asked for {self.last_event_error}")
 
+    def _avatar(self) -> str | None:
+        switcher = getattr(self.target, "switcher", None)
+        if switcher is None:
+            return None
+        st = switcher.status()
+        return st.get("pending") or st.get("avatar")
+
+    def _use_avatar(self, name: str) -> None:
+        switcher = getattr(self.target, "switcher", None)
+        if switcher is None:
+            self.notify(f"OBS asked for avatar {name!r}, but this run cannot switch avatars")
+            return
+        switcher.request(name)
+
     # -- event handlers (run in obsws-python's event thread) ----------------------------------
     def on_current_program_scene_changed(self, data: Any) -> None:
         scene = getattr(data, "scene_name", None)
         self._scene = scene
         try:
             self.scenes.scene_changed(scene)
+            self.scene_avatars.scene_changed(scene)
         except Exception as e:  # never let the event thread die
             log.warning("scene %r: %s", scene, e)
         self._wake.set()
@@ -291,6 +313,15 @@ class ObsController:
         payload = getattr(data, EVENT_KEY, None)
         if not isinstance(payload, dict):
             return
+        avatar = payload.get("avatar")
+        if isinstance(avatar, str) and avatar:
+            try:
+                self._use_avatar(avatar)
+            except KeyError as e:
+                self.last_event_error = str(e)
+                self.notify(f"OBS asked for {self.last_event_error}")
+            except Exception as e:
+                log.warning("CustomEvent %r: %s", payload, e)
         expr = payload.get("expression")
         if isinstance(expr, str) and expr:
             try:
@@ -367,9 +398,11 @@ class ObsController:
         self._scene = scene
         self._connects += 1
         self.scenes.scene_changed(scene)
+        self.scene_avatars.scene_changed(scene)
 
     def _warn_missing_scenes(self) -> None:
-        wanted = [*self.scenes.mapping, self.speaking.talking, self.speaking.idle]
+        wanted = [*self.scenes.mapping, *self.scene_avatars.mapping, self.speaking.talking,
+                  self.speaking.idle]
         for scene in dict.fromkeys(s for s in wanted if s):
             if self._scene_list and scene not in self._scene_list:
                 self.notify(f"OBS has no scene {scene!r} (configured for avatar-vcam); "

@@ -151,6 +151,7 @@ KEYS: dict[str, Key] = {k.name: k for k in [
     Key("obs.url", "obs", _str),
     Key("obs.password_env", "obs_password_env", _str),
     Key("obs.scenes", "obs_scenes", _str_map),
+    Key("obs.scene_avatars", "obs_scene_avatars", _str_map),
     Key("obs.talking_scene", "obs_talking_scene", _str),
     Key("obs.idle_scene", "obs_idle_scene", _str),
     Key("obs.hold_s", "obs_hold", Span(False, 0, 3600)),
@@ -171,8 +172,8 @@ def flag_type(name: str) -> click.ParamType:
 
 DEFAULTS: dict[str, Any] = {
     "control.enabled": True, "control.port": 0, "obs.url": "", "obs.password_env": "",
-    "obs.scenes": {}, "obs.talking_scene": "", "obs.idle_scene": "", "obs.hold_s": 1.0,
-    "obs.timeout": 2.0,
+    "obs.scenes": {}, "obs.scene_avatars": {}, "obs.talking_scene": "", "obs.idle_scene": "",
+    "obs.hold_s": 1.0, "obs.timeout": 2.0,
 }
 
 
@@ -241,13 +242,14 @@ def load_config(path: Path | None = None) -> dict[str, Any]:
     return validate(_flatten(table), str(path))
 
 
-def parse_scene_flags(items: tuple[str, ...] | list[str]) -> dict[str, str]:
-    """``--obs-scene BRB=sad`` values as a mapping."""
+def parse_scene_flags(items: tuple[str, ...] | list[str], flag: str = "--obs-scene",
+                      what: str = "EXPRESSION") -> dict[str, str]:
+    """``--obs-scene BRB=sad`` (or ``--obs-scene-avatar Chat=grace``) values as a mapping."""
     out: dict[str, str] = {}
     for item in items:
         scene, sep, expr = item.rpartition("=")
         if not sep or not scene or not expr:
-            raise ConfigError(f"--obs-scene wants SCENE=EXPRESSION, got {item!r}")
+            raise ConfigError(f"{flag} wants SCENE={what}, got {item!r}")
         out[scene] = expr
     return out
 
@@ -259,8 +261,9 @@ def merge(config: Mapping[str, Any], flags: Mapping[str, Any]) -> dict[str, Any]
     """
     given = validate(flags, "command line")
     out = {**DEFAULTS, **config, **given}
-    if "obs.scenes" in given:  # --obs-scene adds to (or overrides) the file's table
-        out["obs.scenes"] = {**config.get("obs.scenes", {}), **given["obs.scenes"]}
+    for key in ("obs.scenes", "obs.scene_avatars"):  # flags add to (or override) the table
+        if key in given:
+            out[key] = {**config.get(key, {}), **given[key]}
     return out
 
 
@@ -276,6 +279,8 @@ def explicit_flags(ctx: Any) -> dict[str, Any]:
             continue
         if name == "obs.scenes":
             value = parse_scene_flags(value)
+        elif name == "obs.scene_avatars":
+            value = parse_scene_flags(value, "--obs-scene-avatar", "AVATAR")
         elif isinstance(value, tuple):
             value = list(value)
         out[name] = value
@@ -291,6 +296,7 @@ class ObsSettings:
     port: int
     password: str = ""
     scenes: dict[str, str] = field(default_factory=dict)
+    scene_avatars: dict[str, str] = field(default_factory=dict)
     talking_scene: str | None = None
     idle_scene: str | None = None
     hold_s: float = 1.0
@@ -318,6 +324,7 @@ class ObsSettings:
             validate({name: value})  # values built in code (not merged) get the same check
         return cls(url=url, host=host, port=port, password=password,
                    scenes=dict(values.get("obs.scenes") or {}),
+                   scene_avatars=dict(values.get("obs.scene_avatars") or {}),
                    talking_scene=values.get("obs.talking_scene") or None,
                    idle_scene=values.get("obs.idle_scene") or None,
                    hold_s=hold, timeout=timeout)
