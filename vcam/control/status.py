@@ -41,6 +41,20 @@ def status_fields(stats: Any, runtime: dict[str, Any], engine: Any = None) -> di
     if voice is not None:
         out["voice_drift_samples"] = voice.stats.drift_samples
         out["voice_resyncs"] = voice.stats.resyncs
+        out["voice_state"] = getattr(voice, "state", "live")
+        out["voice_problem"] = getattr(voice, "problem", None)
+        out["voice_losses"] = getattr(voice, "losses", 0)
+        known = getattr(voice, "latency_measured", True)
+        out["voice_latency_ms"] = (round(1000 * voice.output_latency, 1) if known
+                                   and out["voice_state"] == "live" else None)
+        if not getattr(voice, "av_known", True):  # never a figure from before the loss
+            out["av_offset_ms"] = out["av_offset_sd_ms"] = None
+    if source is not None and getattr(source, "live", False):
+        if out.get("input") != "live" or not getattr(source, "latency_measured", True):
+            out["e2e_delay_ms"] = None  # where the input is cannot be known now
+        out["input_latency_ms"] = (round(1000 * source.input_latency, 1)
+                                   if out.get("input") == "live"
+                                   and getattr(source, "latency_measured", True) else None)
     out["sinks"] = runtime.get("sinks")
     from ..sinks.supervise import sink_states
 
@@ -63,12 +77,17 @@ def format_line(f: dict[str, Any]) -> str:
         parts.append(f"in {f['level_db']:5.1f} dB")
     if f.get("input") == "lost":
         parts.append(f"INPUT LOST ({f.get('input_problem')}) - idling")
+    if f.get("voice_state") == "lost":
+        parts.append(f"VOICE OUT LOST ({f.get('voice_problem')}) - camera goes on")
     if f.get("delay_ms") is not None:
         parts.append(f"D {f['delay_ms']:.0f} ms")
-    if f.get("av_offset_ms") is not None:
-        parts.append(f"A/V {f['av_offset_ms']:+.1f} ms")
+        # measured or unknown: never the intended offset or one from before a loss
+        av = f.get("av_offset_ms")
+        parts.append("A/V ?" if av is None else f"A/V {av:+.1f} ms")
     if f.get("e2e_delay_ms") is not None:
         parts.append(f"in->cam {f['e2e_delay_ms']:.0f} ms")
+    elif f.get("input") in ("live", "lost"):
+        parts.append("in->cam ?")
     if f.get("audio_xruns"):
         parts.append(f"xruns {f['audio_xruns']}")
     if f.get("render_ms") is not None:

@@ -7,6 +7,7 @@ that picks a server node by its own name (see :mod:`.pulse`).
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass, field
 from typing import Any
@@ -76,11 +77,22 @@ def quiet_alsa() -> None:
 
 
 def open_stream(endpoint: Endpoint, kind: str, rate: int, block: int, callback: Any,
-                fix: str) -> Any:
+                fix: str, on_lost: Any = None) -> Any:
     """Open and start a mono float32 low-latency stream on ``endpoint``.
 
-    ``kind`` is "input" or "output"; DeviceError names the endpoint and ``fix``.
+    ``kind`` is "input" or "output"; DeviceError names the endpoint and ``fix``. A sound
+    server node is opened through libpulse, never movable by the server (``on_lost(why)``
+    is called when it goes); other devices through PortAudio.
     """
+    if endpoint.pulse_name is not None and native_pulse():
+        from .pulse_stream import open_pulse_stream
+
+        try:
+            return open_pulse_stream(kind, endpoint.pulse_name, rate, block, callback,
+                                     on_lost=on_lost)
+        except DeviceError as e:
+            raise DeviceError(f"cannot open audio {kind} {endpoint.label}: {e}; {fix}"
+                              ) from None
     sd = sounddevice()
     quiet_alsa()
     cls = sd.InputStream if kind == "input" else sd.OutputStream
@@ -93,6 +105,15 @@ def open_stream(endpoint: Endpoint, kind: str, rate: int, block: int, callback: 
     except (sd.PortAudioError, ValueError) as e:
         raise DeviceError(f"cannot open audio {kind} {endpoint.label}: {e}; {fix}") from None
     return stream
+
+
+def native_pulse() -> bool:
+    """Sound-server nodes through libpulse (unless AVATAR_VCAM_PULSE_VIA_PORTAUDIO=1)."""
+    if os.environ.get("AVATAR_VCAM_PULSE_VIA_PORTAUDIO") == "1":
+        return False
+    from .pulse_stream import available
+
+    return available()
 
 
 def _devices(kind: str) -> list[tuple[int, str]]:

@@ -50,6 +50,9 @@ class LiveSource:
         self.level_db = -120.0
         self.losses = 0
         self.input_latency = 0.0
+        self.latency_measured = False  # input_latency was reported by the device
+        self._native = False
+        self._why_missing: str | None = None
         self._stream = None
         self._data = threading.Event()
         self._closed = threading.Event()
@@ -64,6 +67,11 @@ class LiveSource:
     # -- the stream ------------------------------------------------------------------------
     def _callback(self, indata: np.ndarray, frames: int, time_info: object,
                   status: object) -> None:
+        measured = getattr(time_info, "latency", False)  # libpulse: this read's latency
+        if measured is None:
+            self.latency_measured = False
+        elif measured is not False:
+            self.input_latency, self.latency_measured = max(0.0, measured), True
         mono = indata[:, 0] if indata.shape[1] == 1 else indata.mean(axis=1)
         self.ring.write(mono)
         self._last_callback = (time.monotonic(), self.ring.written)
@@ -71,15 +79,27 @@ class LiveSource:
 
     def open(self) -> None:
         """Open and start the input stream; DeviceError with the fix when it cannot."""
+        self.latency_measured = False
         stream = open_stream(self.endpoint, "input", self.sample_rate, self.block,
-                             self._callback, "check `avatar-vcam devices`")
+                             self._callback, "check `avatar-vcam devices`",
+                             on_lost=self._on_lost)
         self._stream = stream
-        self.input_latency = float(stream.latency)
+        self._native = hasattr(stream, "device_name")  # libpulse: it says when it is lost
+        reported = stream.latency
+        if reported is not None and not self._native:  # PortAudio's own report
+            self.input_latency, self.latency_measured = float(reported), True
         self._opened_at = time.monotonic()
         self._callbacks_at_open = self.ring.written
         self._last_callback = (self._opened_at, self.ring.written)
         self._node_missing.clear()
+        self._why_missing = None
         self.state, self.problem = "live", None
+
+    def _on_lost(self, why: str) -> None:
+        """From the sound server's thread: the source went; chunks() reports it."""
+        if self.state == "live":
+            self._why_missing = why
+            self._node_missing.set()
 
     def _close_stream(self) -> None:
         stream, self._stream = self._stream, None
@@ -118,7 +138,7 @@ class LiveSource:
         """Watch the PulseAudio/PipeWire node from a thread of its own: ``pactl`` takes
         milliseconds (seconds when the server is busy), which the engine thread, which
         reads and renders, cannot spare."""
-        if self.endpoint.pulse_name is None or self._watcher is not None:
+        if self.endpoint.pulse_name is None or self._watcher is not None or self._native:
             return
         self._watcher = threading.Thread(target=self._watch_node, daemon=True,
                                          name="avatar-vcam-input-watch")
@@ -167,7 +187,7 @@ class LiveSource:
     # -- chunks ----------------------------------------------------------------------------
     def capture_time(self, pts: float) -> float | None:
         """Monotonic wall time at which the sample at ``pts`` entered the input, if known."""
-        if self._anchor is None:
+        if self._anchor is None or self.state != "live" or not self.latency_measured:
             return None
         wall, clock = self._anchor
         return wall - self.input_latency + (pts * self.sample_rate - clock) / self.sample_rate
@@ -209,7 +229,7 @@ class LiveSource:
                     filler = (self._last_callback[0], clock)  # the device stalled
                 why = self._gone()
                 if why is None and self._node_missing.is_set():
-                    why = f"{self.endpoint.pulse_name} disappeared"
+                    why = self._why_missing or f"{self.endpoint.pulse_name} disappeared"
                 if why is not None:
                     self._lose(why)
                     filler = filler or (now, clock)

@@ -208,11 +208,15 @@ class Presenter(threading.Thread):
         st.frames += 1
         st.sent_at.append(now)
         # Audio ahead of the picture (> 0) as the camera got it: after the send returned.
-        after = self.voice.heard_pts()
-        st.av_offset_ms.append(1000 * ((after if after is not None else heard) - frame.pts))
-        captured = self.capture_time(frame.pts)
-        if captured is not None:
-            st.delay_ms.append(1000 * (now - captured))
+        # Only while the voice plays with a latency the device reported; otherwise the
+        # offset is unknown and older figures are dropped (never shown as if current).
+        if getattr(self.voice, "av_known", True):
+            after = self.voice.heard_pts()
+            st.av_offset_ms.append(1000 * ((after if after is not None else heard)
+                                           - frame.pts))
+        else:
+            st.av_offset_ms.clear()
+        _note_delay(st, self.capture_time(frame.pts), now)
 
 
 def measure_render_s(engine: Engine, frames: int = 6) -> float:
@@ -330,7 +334,13 @@ def _send_now(frame: VideoFrame, sinks: list[Sink], stats: LiveStats,
         s.send(frame)
     stats.frames += 1
     stats.sent_at.append(now)
-    captured = capture_time(frame.pts)
-    if captured is not None:
+    _note_delay(stats, capture_time(frame.pts), now)
+
+
+def _note_delay(stats: LiveStats, captured: float | None, now: float) -> None:
+    """Input -> camera delay of a frame sent at ``now``; unknown drops older figures."""
+    if captured is None:
+        stats.delay_ms.clear()
+    else:
         stats.delay_ms.append(1000 * (now - captured))
 

@@ -81,10 +81,17 @@ class VoiceStats:
 
 
 class VoiceOut:
-    """Play the captured voice ``delay_s`` late into ``endpoint``."""
+    """Play the captured voice ``delay_s`` late into ``endpoint``.
+
+    A sound-server sink is watched: when it disappears the stream is gone at once (the
+    server may not move it elsewhere), :attr:`state` is "lost", the pts clock runs on
+    from the wall so the camera goes on, and every ``retry_s`` the sink is tried again;
+    once back, the voice restarts ``D`` behind the input (A/V realigned).
+    """
 
     def __init__(self, endpoint: Endpoint, rate: int, delay_s: float, block: int = 480,
-                 resync_s: float = 0.25, tolerance_s: float = 0.0015) -> None:
+                 resync_s: float = 0.25, tolerance_s: float = 0.0015,
+                 retry_s: float = 0.25) -> None:
         self.endpoint = endpoint
         self.rate = rate
         self.delay_s = delay_s
@@ -93,7 +100,17 @@ class VoiceOut:
         self.tolerance = tolerance_s * rate
         self.line = DelayLine(rate * 10)
         self.stats = VoiceStats()
-        self.output_latency = 0.0
+        self.output_latency = 0.0  # seconds; the last one the device reported
+        self.latency_measured = False  # the device has reported it (else a guess)
+        self.state = "closed"  # live | lost | closed
+        self.problem: str | None = None
+        self.losses = 0
+        self.lost_at: float | None = None  # monotonic time of the last loss
+        self.back_after_s: list[float] = []  # loss -> re-attached, each time
+        self.retry_s = retry_s
+        self._lost = threading.Event()
+        self._closed = threading.Event()
+        self._watcher: threading.Thread | None = None
         self._read: int | None = None  # absolute index of the next sample to play
         self._err = 0.0
         self._heard: tuple[float, int] | None = None  # (wall of callback, index at its start)
@@ -101,13 +118,67 @@ class VoiceOut:
         self._stream = None
 
     def open(self) -> None:
+        """Open the device (DeviceError with the fix when it cannot) and watch it."""
+        self._open_stream()
+        if self.endpoint.pulse_name is not None and self._watcher is None:
+            self._watcher = threading.Thread(target=self._watch, daemon=True,
+                                             name="avatar-vcam-voice-watch")
+            self._watcher.start()
+
+    def _open_stream(self) -> None:
+        with self._lock:
+            self._read = None  # the first callback starts D behind the newest input
+            self.latency_measured = False
         stream = open_stream(self.endpoint, "output", self.rate, self.block, self._callback,
                              "check `avatar-vcam devices` or run `avatar-vcam "
-                             "setup-virtual-mic`")
+                             "setup-virtual-mic`", on_lost=self._on_lost)
         self._stream = stream
-        self.output_latency = float(stream.latency)
+        reported = stream.latency
+        if reported is not None:  # PortAudio's figure is its own report: taken as known
+            self.output_latency = float(reported)
+            self.latency_measured = not hasattr(stream, "device_name")
+        else:
+            self.output_latency = 2 * self.block / self.rate  # what was asked for
+        self._lost.clear()
+        self.state, self.problem = "live", None
+
+    def _on_lost(self, why: str) -> None:
+        """From the sound server's thread: the sink went (or the stream was moved)."""
+        if self.state != "live" or self._closed.is_set():
+            return
+        self.state, self.problem = "lost", why
+        self.losses += 1
+        self.lost_at = time.monotonic()
+        self.latency_measured = False
+        log.warning("VOICE OUT LOST: %s; not playing it anywhere else, the camera goes on",
+                    why)
+        self._lost.set()
+
+    def _watch(self) -> None:
+        """Until close: after a loss, close the dead stream and re-open the sink when the
+        server has it again (an open of a missing sink fails in a few ms)."""
+        while not self._closed.is_set():
+            if not self._lost.wait(0.5):
+                continue
+            self._close_stream()
+            while not self._closed.wait(self.retry_s):
+                try:
+                    self._open_stream()
+                except DeviceError as e:
+                    self.problem = f"{self.endpoint.pulse_name} is gone ({e})"
+                    continue
+                took = time.monotonic() - (self.lost_at or time.monotonic())
+                self.back_after_s.append(took)
+                log.warning("voice out back: %s re-attached %.2f s after the loss, D %.0f ms",
+                            self.endpoint.label, took, 1000 * self.delay_s)
+                break
 
     def close(self) -> None:
+        self._closed.set()
+        self._close_stream()
+        self.state = "closed"
+
+    def _close_stream(self) -> None:
         stream, self._stream = self._stream, None
         if stream is not None:
             try:
@@ -128,6 +199,11 @@ class VoiceOut:
     def _callback(self, outdata: np.ndarray, frames: int, time_info: object,
                   status: object) -> None:
         now = time.monotonic()
+        measured = getattr(time_info, "latency", False)
+        if measured is None:  # the server cannot tell yet (a stream just started)
+            self.latency_measured = False
+        elif measured is not False:
+            self.output_latency, self.latency_measured = measured, True
         with self._lock:
             end = self.line.end
             if self._read is None:
@@ -163,9 +239,15 @@ class VoiceOut:
             pcm = np.interp(np.linspace(0, take - 1, frames), np.arange(take), pcm)
         outdata[:, 0] = pcm
         self.stats.fill_error_ms = 1000 * self._err / self.rate
-        # PortAudio's stream latency, not the per-callback DAC time: through the ALSA pulse
-        # plugin the latter read ~10 ms late against a recording of the sink's monitor.
+        # The sound server's latency of this very write (libpulse); through PortAudio its
+        # stream latency, not the per-callback DAC time: through the ALSA pulse plugin the
+        # latter read ~10 ms late against a recording of the sink's monitor.
         self._heard = (now + self.output_latency, start)
+
+    @property
+    def av_known(self) -> bool:
+        """Whether when the voice is heard is known now: playing, latency measured."""
+        return self.state == "live" and self.latency_measured
 
     def raise_delay(self, by_s: float, max_s: float = 0.3) -> bool:
         """Play ``by_s`` later from now on (the last ``by_s`` of voice repeats once).
