@@ -157,7 +157,8 @@ def test_a_wide_open_mouth_has_teeth_a_tongue_and_a_dark_cavity(renderer, states
 
 @pytest.mark.parametrize("name", BUNDLED + REAL)
 def test_upper_teeth_are_separate_teeth(renderer, states, name):
-    """Along a row through the upper teeth, the lines between teeth are darker dips."""
+    """Along a row through the upper teeth, the lines between teeth are darker dips (soft
+    ones: tests/test_warp_look.py bounds their contrast)."""
     state = states(name)
     m = _probe("jaw 0.6")[None].astype(np.float32)
     frame = lum(renderer.render(state, m)[0].astype(np.float64))
@@ -167,8 +168,8 @@ def test_upper_teeth_are_separate_teeth(renderer, states, name):
     ys = np.interp(xs, A[:, 0], A[:, 1]) + 0.5 * state.teeth_h
     row = frame[np.round(ys).astype(int), xs]
     dips = [i for i in range(2, len(row) - 2)
-            if row[i] < min(row[i - 2], row[i + 2]) - 3 and row[i] <= row[i - 1:i + 2].min()]
-    assert len(dips) >= 4, row.round()
+            if row[i] < min(row[i - 2], row[i + 2]) - 1.5 and row[i] <= row[i - 1:i + 2].min()]
+    assert len(dips) >= 2, row.round()
 
 
 @pytest.mark.parametrize("name", BUNDLED + REAL)

@@ -27,6 +27,7 @@ of the rest (jawOpen 0 is a closed mouth) and the per-frame cost is unchanged.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 import torch
@@ -50,7 +51,7 @@ _BLINK = [BASIS_NAMES.index("eyeBlinkRight"), BASIS_NAMES.index("eyeBlinkLeft")]
 JAW_EASE = 0.15  # jawOpen x -> x (1 + e (1 - x)): small openings show a little more
 LID_COVER = 0.8  # opacity of the painted lid over a fully closed eye
 TEETH_H = 0.05  # height of the painted upper teeth (face widths; 0 if the photo shows teeth)
-LIP_LINE = 0.45  # darkening of the line where a neutralised photo's lips meet
+LIP_LINE = 0.35  # darkening of the line where a neutralised photo's lips meet
 
 
 @dataclass
@@ -230,18 +231,24 @@ class WarpRenderer:
         return self.render_tensor(state, motions).cpu().numpy()
 
     @torch.inference_mode()
-    def render_tensor(self, state: WarpState, motions: np.ndarray | torch.Tensor) -> torch.Tensor:
-        """Like ``render`` but returns a (N, S, S, 3) uint8 tensor on the device."""
+    def render_tensor(self, state: WarpState, motions: np.ndarray | torch.Tensor,
+                      planes: torch.Tensor | None = None) -> Any:
+        """Like ``render`` but returns a (N, S, S, 3) uint8 tensor on the device.
+
+        ``planes`` (1, C, S, S) float: more source planes (a matte, edge colours) warped
+        with the same field as the photo; then returns (frames, warped) where ``warped``
+        is (N, C, h, w) over ``state.roi`` (elsewhere they are the source), or None when
+        nothing moved."""
         m = torch.as_tensor(motions, dtype=torch.float32, device=state.device)
         if m.ndim != 2 or m.shape[1] != N_CHANNELS:
             raise ValueError(f"motions must be (N, {N_CHANNELS}), got {tuple(m.shape)}")
         n = m.shape[0]
         out = state.src_u8.expand(n, -1, -1, -1).clone()
         if n == 0:
-            return out
+            return out if planes is None else (out, None)
         coef = self.coefficients(m)
         if not bool((coef.abs() > 1e-6).any()):
-            return out
+            return out if planes is None else (out, None)
         gh, gw = state.grid_hw
         fwd = (coef @ state.bases).view(n, 2, gh, gw)
         bwd = self._invert(state, fwd, coef)
@@ -261,6 +268,10 @@ class WarpRenderer:
         self._mouth(state, coef, roi)
         self._lids(state, coef, roi)
         out[:, y0:y1, x0:x1].copy_(roi.permute(0, 2, 3, 1))
+        if planes is not None:  # the same lookup as the photo's, over the same region
+            return out, TF.grid_sample(planes.expand(n, -1, -1, -1), grid.permute(0, 2, 3, 1),
+                                       mode="bilinear", padding_mode="border",
+                                       align_corners=False)
         return out
 
     def _invert(self, state: WarpState, fwd: torch.Tensor,
@@ -303,7 +314,7 @@ class WarpRenderer:
         # how far the drop crosses each point of the outline (along the steep sides the
         # chin slides down its own edge and nothing folds)
         fold = jaw[:, None] * (state.jaw_mov[_JAW] * state.jaw_normal).sum(-1)  # (N, J)
-        sel = (fold > 1.0) & (fold > 0.3 * fold.amax(1, keepdim=True))
+        sel = fold > 1.0
         for i in sel.any(1).nonzero().flatten().tolist():
             self._chin_band(state, coef[i], fwd[i:i + 1], roi[i], sel[i])
 
@@ -464,13 +475,61 @@ def neutralise(img: np.ndarray, face: Face, rest: dict[str, float],
     out = TF.grid_sample(src, grid, mode="bicubic", padding_mode="border", align_corners=False)
     # where the lips now meet, the shadowed line of a closed mouth (the upper branch moves
     # rigidly there, so ``seam`` is the distance to the meeting line in rest pixels)
-    line = LIP_LINE * np.exp(-(seam / (0.004 * face.F)) ** 2) * smoothstep(
-        0.0, 0.01 * face.F, gap)
-    out = out * torch.from_numpy(1.0 - line.reshape(1, 1, h, w)).float()
+    out = _lip_line(out, seam.reshape(h, w), gap.reshape(h, w), face.F)
     new = np.array(img, dtype=np.uint8, copy=True)
     new[y0:y1, x0:x1] = out[0].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy()
     moved = face.P + rig.rest_field(face.P, rest) * _border_fade(face.P, size)
     return new, replace(face, P=moved)
+
+
+def _lip_line(out: torch.Tensor, seam: np.ndarray, gap: np.ndarray, F: float) -> torch.Tensor:
+    """The line where a neutralised photo's lips meet, on the rest image ``out`` (1, 3, h,
+    w): smooth and soft, like the shadow between closed lips.
+
+    ``seam`` (h, w) is each pixel's signed distance below the meeting line; it follows
+    the landmarks' lip polyline, whose small kinks would show as a wavy, stitched thread,
+    so the line is taken per column where ``seam`` crosses 0 and smoothed along the mouth
+    (Gaussian over 0.02 face widths). The pixels within ~0.01 face widths of it are
+    replaced by a blend of the lips just above and below (the photo's teeth or gap
+    squeezed there would show as a grey thread), then darkened with a soft profile,
+    fading out towards the corners with the photo's lip ``gap`` (h, w)."""
+    h, w = seam.shape
+    ok = (seam[:-1] >= 0) & (seam[1:] < 0)  # the crossing, per column
+    has = ok.any(0) & (gap.max(0) > 0.5)
+    if has.sum() < 3:
+        return out
+    i = ok.argmax(0)
+    cols = np.arange(w)
+    s0, s1 = seam[i, cols], seam[i + 1, cols]
+    y_raw = i + s0 / np.maximum(s0 - s1, 1e-6)
+    g = gap[np.clip(np.round(y_raw).astype(int), 0, h - 1), cols] * has
+    sig = 0.02 * F
+    k = np.exp(-0.5 * (np.arange(-int(3 * sig) - 1, int(3 * sig) + 2) / sig) ** 2)
+    wts = has.astype(np.float64)
+    y_line = np.convolve(np.where(has, y_raw, 0.0), k, "same") / np.maximum(
+        np.convolve(wts, k, "same"), 1e-9)
+    strength = smoothstep(0.0, 0.01 * F, np.convolve(g, k, "same") / k.sum())
+    ys = np.arange(h, dtype=np.float64)[:, None]
+    d = ys - y_line[None]  # rows below the smooth line
+    hw = max(0.01 * F, 1.5)
+    src = out[0].double().numpy()
+    yy_a = np.clip(y_line - hw, 0, h - 1)
+    yy_b = np.clip(y_line + hw, 0, h - 1)
+
+    def at(yy: np.ndarray) -> np.ndarray:
+        i0 = np.floor(yy).astype(int)
+        i1 = np.minimum(i0 + 1, h - 1)
+        t = yy - i0
+        return src[:, i0, cols] * (1 - t) + src[:, i1, cols] * t  # (3, w)
+
+    ca, cb = at(yy_a), at(yy_b)
+    t = np.clip((d + hw) / (2 * hw), 0.0, 1.0)
+    fill = ca[:, None] * (1 - t)[None] + cb[:, None] * t[None]
+    wb = (np.exp(-(d / hw) ** 4) * strength[None])[None]
+    res = src * (1 - wb) + fill * wb
+    dark = LIP_LINE * np.exp(-(d / (0.005 * F)) ** 2) * strength[None]
+    res = res * (1.0 - np.array([0.85, 1.0, 1.0])[:, None, None] * dark[None])  # warm
+    return torch.from_numpy(res[None]).float()
 
 
 def _border_fade(X: np.ndarray, size: int, margin: float = 0.22) -> np.ndarray:

@@ -138,22 +138,17 @@ def paint_mouth(img: torch.Tensor, origin: tuple[int, int], bounds: tuple[int, i
     vis_l = _ramp(0.55, 0.85, jaw)
     if vis_l > 0 and teeth_h > 0.5:
         lh = (0.25 + 0.25 * vis_l) * teeth_h
-        gap = _gap_px(u, half, 0.16)
+        gap = _gap_px(u, half, 0.2)
         a_l = ((lh * (1 - u2 * (1 / 0.4)).clamp_min(0).sqrt() - vb) * (1 / 1.0) + 0.5
                ).clamp(0, 1) * min(4 * vis_l, 1.0)
         shade = (0.7 + 0.3 * (vb * (1 / lh)).clamp(0, 1)) * (
-            1 - 0.15 * torch.exp(-(gap * (1 / 0.5)) ** 2)) * (1 - 0.5 * u2)
+            1 - 0.06 * torch.exp(-(gap * (1 / 0.8)) ** 2)) * (1 - 0.6 * u2)
         rgb = rgb + (col["teeth_low"] * shade - rgb) * a_l
-    # upper teeth hanging from the gum line, around the arch: darker towards the corners
-    # and under the lip, gaps between teeth as faint darker lines
+    # upper teeth hanging from the gum line, around the arch (``_upper_teeth``)
     if teeth_h > 0.5:
         vt = ys - torch.minimum(y_up[1], y_up[0])
-        gap = _gap_px(u, half, 0.23)
-        tip = teeth_h * (1 - u2).sqrt() - 0.6 * torch.exp(-(gap * (1 / 2.0)) ** 2)
-        a_u = ((tip - vt) * (1 / 1.2) + 0.5).clamp(0, 1)
+        a_u, shade = _upper_teeth(u, vt, va, half, teeth_h, F)
         light = 0.75 + 0.25 * min(open_c / (0.06 * F), 1.0)  # a narrow gap is in shadow
-        shade = (1 - 0.12 * torch.exp(-(gap * (1 / 0.6)) ** 2)) * (1 - 0.45 * u2 * u2) * (
-            0.85 + 0.15 * (va * (1 / (0.012 * F))).clamp(0, 1))
         teeth = col["teeth"] * (light * shade) + col["wall"] * (0.5 * (1 - light))
         rgb = rgb + (teeth - rgb) * a_u
     # the inner rim of both lips: the lip's colour, darker, over the first pixels
@@ -177,6 +172,63 @@ def _gap_px(u: torch.Tensor, half: float, step: float) -> torch.Tensor:
     the teeth narrow towards the corners; ``half``: half the mouth width in pixels."""
     s = torch.asin(u.clamp(-0.98, 0.98)) * (1 / step)
     return (s - s.round()).abs() * (step * half) * (1 - u * u).clamp_min(0.04).sqrt()
+
+
+
+#: Upper teeth from the midline out, as angles around the arch (radians; u = sin of the
+#: angle): central and lateral incisors, canine, two premolars. The cumulative edges.
+_TOOTH_EDGES = (0.0, 0.34, 0.62, 0.9, 1.16, 1.42)
+#: Per tooth: length (x teeth_h), how much the incisal edge rounds off towards the
+#: tooth's sides (a canine's is a blunt cusp), a slight unevenness of the edge (x
+#: teeth_h; left and right teeth differ a little too) and brightness.
+_TOOTH_LEN = (1.0, 0.9, 0.86, 0.7, 0.62)
+_TOOTH_ROUND = (0.1, 0.16, 0.4, 0.3, 0.3)
+_TOOTH_EDGE = ((0.0, 0.015), (-0.035, -0.01), (0.02, -0.02), (0.0, 0.0), (0.0, 0.0))
+_TOOTH_LIGHT = (1.0, 0.97, 0.93, 0.85, 0.8)
+
+
+def _upper_teeth(u: torch.Tensor, vt: torch.Tensor, va: torch.Tensor, half: float,
+                 teeth_h: float, F: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Coverage and shading of the upper teeth at mouth coordinate ``u`` (-1..1), ``vt``
+    pixels below the gum line and ``va`` below the upper lip.
+
+    Real front teeth at a call's scale: two central incisors meeting at the midline, the
+    laterals a little shorter, the canines shorter still with a rounded cusp, then
+    premolars; the incisal edge slightly uneven, rounded at each tooth's sides (that
+    rounding is what shows the separations, as small notches); the lines between teeth
+    soft and faint; the arch turning away into the shadow of the cheeks towards the
+    corners, so that only the front four to six read.
+    """
+    ang = torch.asin(u.clamp(-0.98, 0.98))
+    a = ang.abs()
+    e = _TOOTH_EDGES
+    k = sum(((a > e[i]).float() for i in range(1, len(e) - 1)), torch.zeros_like(a))
+    ki = k.long()
+    lo = _table(e[:-1], a)[ki]
+    width = _table([e[i + 1] - e[i] for i in range(len(e) - 1)], a)[ki]
+    f = ((a - lo) / width).clamp(0, 1)  # 0..1 across the tooth, from the midline out
+    side = (ang > 0).long()
+    edge = _table(_TOOTH_EDGE, a)[ki, side]
+    c = 2 * f - 1
+    length = (_table(_TOOTH_LEN, a)[ki] + edge) * (1 - _table(_TOOTH_ROUND, a)[ki] * c * c * c * c)
+    tip = teeth_h * length * (1 - u * u).clamp_min(0).sqrt()
+    alpha = ((tip - vt) * (1 / 1.2) + 0.5).clamp(0, 1)
+    # the separations: px to the nearest tooth edge, darker only over ~1 px and faint
+    d = torch.minimum(f, 1 - f) * width * half * (1 - u * u).clamp_min(0.04).sqrt()
+    gap = torch.exp(-(d * (1 / 0.8)) ** 2)
+    near_tip = (vt * (1 / teeth_h)).clamp(0, 1)
+    shade = _table(_TOOTH_LIGHT, a)[ki] * (1 - (0.025 + 0.03 * near_tip) * gap)
+    # into the shadow of the cheeks beyond the laterals; under the upper lip's shadow
+    shade = shade * (1 - 0.75 * smoothstep_t(0.55, 1.2, a)) * (
+        0.82 + 0.18 * (va * (1 / (0.012 * F))).clamp(0, 1))
+    # the incisal third is a little translucent (greyer, darker)
+    shade = shade * (1 - 0.08 * smoothstep_t(0.7, 1.0, vt / tip.clamp_min(1.0)))
+    return alpha, shade
+
+
+def _table(values, like: torch.Tensor) -> torch.Tensor:
+    """A small constant table as a tensor on ``like``'s device (float32)."""
+    return torch.tensor(values, dtype=torch.float32, device=like.device)
 
 
 def paint_eyes(roi: torch.Tensor, origin: tuple[int, int], bounds: tuple[int, int, int, int],
