@@ -36,6 +36,7 @@ JAW_NECK = 0.3  # share of the drop the skin under the chin keeps (the rest is c
 BROW_INNER_UP = 0.08  # inner-brow raise at browInnerUp = 1, face widths
 BROW_OUTER_UP = 0.06  # outer-brow raise at browOuterUp = 1, face widths
 FROWN_DROP = 0.07  # lip-corner drop at mouthFrown = 1, face widths
+FROWN_OUT = 0.08  # lip corners out at mouthFrown = 1, face widths (as mouthStretch)
 DEPTH_FADE = 1.45  # head radii where the depth of the head has fallen to 0
 DEPTH_SLOPE = 1.6  # steepest depth change per pixel that head rotation may see
 REST_SMILE = 1.65  # rest offset: corner motion per unit of smile relaxed (x the smile field)
@@ -385,8 +386,12 @@ class Rig:
         if name.startswith("mouthStretch"):
             return sgn * 0.06 * F * g * fall, 0.012 * F * g * fall
         if name.startswith("mouthFrown"):
+            # the corner goes down and out (depressor anguli oris pulls it towards the
+            # jaw and sideways): without the outward part a tracker reads the arch as a
+            # shrug of the lower lip, not a frown
             arch = self._frown_weight(X, sgn)
-            return sgn * 0.08 * FROWN_DROP * F * arch, FROWN_DROP * F * arch
+            return (sgn * (0.08 * FROWN_DROP * F * arch + FROWN_OUT * F * g * fall),
+                    FROWN_DROP * F * arch + 0.2 * FROWN_OUT * F * g * fall)
         if name.startswith("mouthDimple"):
             return -sgn * 0.02 * F * g * fall, -0.006 * F * g * fall
         if name in ("mouthLeft", "mouthRight"):
@@ -500,7 +505,7 @@ class Rig:
         inward = -1.0 if side == "Left" else 1.0
         zero = np.zeros(len(X))
         if name == "browInnerUp":  # the inner ends rise and draw together a little
-            return (inward * 0.01 * F * (1 - tc) * w,
+            return (inward * 0.02 * F * (1 - tc) * w,
                     -BROW_INNER_UP * F * (1 - 0.8 * tc) * w)
         if name.startswith("browDown"):
             return inward * 0.01 * F * (1 - tc) * w, 0.03 * F * (1 - 0.3 * tc) * w
