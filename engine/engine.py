@@ -99,8 +99,20 @@ class Engine:
             self.framer = Framer(self.avatar, framing)
         self._state = self.renderer.prepare(self.avatar, render_px)
         self._lock = threading.Lock()  # control commands may come from other threads
+        self.matte = None  # engine.matte.Matte: the person's matte, warped with the head
+        if (self.framer is not None and framing.background != "photo"
+                and hasattr(self.renderer, "render_tensor")):
+            self.enable_matte(overlay=False)  # a new background follows the moving head
         self.last_pts = 0.0
         self._pending: PreparedAvatar | None = None  # next avatar, taken at a frame boundary
+
+    def enable_matte(self, overlay: bool = True) -> None:
+        """Warp the avatar's matte with the head; with ``overlay`` every frame also carries
+        the avatar over transparency (``VideoFrame.rgba``), for the browser source."""
+        from .matte import Matte
+
+        if self.matte is None or (overlay and not self.matte.overlay):
+            self.matte = Matte(self.avatar, self.renderer, self._state, self.framer, overlay)
 
     # -- context manager, pyvirtualcam-style -------------------------------------------
     def __enter__(self) -> Engine:
@@ -206,12 +218,22 @@ class Engine:
                              f"{motions[i].pts!r}) must be finite, got {batch[i, c]!r}")
         for m in motions:
             finite_pts(m.pts, "motion frame pts")
-        images = self.renderer.render(self._state, batch)
-        if self.framer is not None:
-            images = self.framer.compose(images)
+        if self.matte is not None:
+            if self.matte.state is not self._state:  # another avatar since: its own matte
+                self.matte = type(self.matte)(self.avatar, self.renderer, self._state,
+                                              self.framer, self.matte.overlay)
+            made = self.matte.render(batch)
+            images, cutouts, box = made.images, made.rgba, made.box
+        else:
+            images, cutouts, box = self.renderer.render(self._state, batch), None, (0, 0, 0)
+            if self.framer is not None:
+                images = self.framer.compose(images)
         fps = self.config.fps
         if motions:
             self.last_pts = max(self.last_pts, motions[-1].pts)
+        if cutouts is not None:
+            return [VideoFrame(m.pts, round(m.pts * fps), img, c, box)
+                    for m, img, c in zip(motions, images, cutouts, strict=True)]
         pairs = zip(motions, images, strict=True)
         return [VideoFrame(m.pts, round(m.pts * fps), img) for m, img in pairs]
 

@@ -31,3 +31,7 @@ class VideoFrame:
     pts: float
     index: int
     image: np.ndarray
+    #: the avatar over transparency (s, s, 4) uint8, straight alpha, for outputs that take
+    #: alpha (the browser source); None unless the engine was asked for it
+    rgba: np.ndarray | None = None
+    rgba_box: tuple[int, int, int] = (0, 0, 0)  # where ``rgba`` goes in the frame: x, y, side
