@@ -10,6 +10,10 @@ Settings -> Hotkeys. A press reaches the avatar-vcam daemon by one of two routes
 
 "auto" (the default) tries http first, then websocket. Only the standard library is used:
 OBS runs this file with its own Python.
+
+Avatars too: one hotkey per avatar ("Avatar: use grace", ``avatar_vcam.avatar.grace``)
+switches the daemon live (POST /v1/avatar, or the CustomEvent ``{"avatar": NAME}``). The
+list comes from the daemon (GET /v1/avatars), else from the user's avatars folder.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ except ImportError:  # imported outside OBS (tests)
 
 DEFAULT_EXPRESSIONS = "neutral, smile, laugh, surprised, sad, angry, wink, thinking, skeptical"
 HOTKEY_PREFIX = "avatar_vcam.expr."
+AVATAR_HOTKEY_PREFIX = "avatar_vcam.avatar."
 EVENT_KEY = "avatar-vcam"
 METHODS = ("auto", "http", "websocket")
 HTTP_TIMEOUT_S = 1.5
@@ -39,6 +44,8 @@ HTTP_TIMEOUT_S = 1.5
 _settings = None
 _hotkeys: dict[str, int] = {}
 _callbacks: dict[str, object] = {}
+_avatar_hotkeys: dict[str, int] = {}
+_avatar_callbacks: dict[str, object] = {}
 _config = {"method": "auto", "daemon_url": "", "control_file": ""}
 
 
@@ -234,6 +241,121 @@ def deliver(name: str) -> str | None:
     return None
 
 
+# -- avatars -------------------------------------------------------------------------------
+def avatars_folder() -> Path:
+    """The user's avatars folder, as the daemon finds it (``AVATAR_VCAM_AVATARS``, else
+    platformdirs' user data folder for "avatar-vcam" on each system)."""
+    env = os.environ.get("AVATAR_VCAM_AVATARS")
+    if env:
+        return Path(env).expanduser()
+    if sys.platform == "win32":
+        base = Path(os.environ.get("LOCALAPPDATA", "~/AppData/Local")).expanduser()
+        return base / "avatar-vcam" / "avatar-vcam" / "avatars"
+    if sys.platform == "darwin":
+        return Path("~/Library/Application Support/avatar-vcam/avatars").expanduser()
+    data = os.environ.get("XDG_DATA_HOME") or "~/.local/share"
+    return Path(data).expanduser() / "avatar-vcam" / "avatars"
+
+
+def folder_avatars(folder: Path | None = None) -> list[str]:
+    """Names of the avatar packages in the user's avatars folder (bundled ones are known
+    to the daemon only)."""
+    folder = folder or avatars_folder()
+    if not folder.is_dir():
+        return []
+    return sorted(p.name for p in folder.iterdir()
+                  if not p.name.startswith(".") and (p / "avatar.json").is_file())
+
+
+def list_avatars() -> list[str]:
+    """The avatars the daemon can switch to; the avatars folder's when it is not running."""
+    try:
+        return list(http_request("GET", "/v1/avatars")["avatars"])
+    except (OSError, ValueError, KeyError) as e:
+        log(f"cannot list avatars from the daemon ({e}); using {avatars_folder()}")
+        return folder_avatars()
+
+
+def send_avatar_http(name: str) -> None:
+    http_request("POST", "/v1/avatar", {"name": name})
+
+
+def send_avatar_event(name: str) -> None:
+    code, comment = ws_call("BroadcastCustomEvent",
+                            {"eventData": {EVENT_KEY: {"avatar": name}}})
+    if code != 100:
+        raise OSError(f"BroadcastCustomEvent returned {code}: {comment}")
+
+
+def deliver_avatar(name: str) -> str | None:
+    """Ask the daemon to switch to avatar ``name``; the route used, or None."""
+    method = _config["method"] if _config["method"] in METHODS else "auto"
+    routes = {"http": [("http", send_avatar_http)],
+              "websocket": [("websocket", send_avatar_event)],
+              "auto": [("http", send_avatar_http), ("websocket", send_avatar_event)]}[method]
+    errors = []
+    for route, send in routes:
+        try:
+            send(name)
+            log(f"avatar {name} -> daemon ({route})")
+            return route
+        except (OSError, ValueError, KeyError) as e:
+            errors.append(f"{route}: {e}")
+    log(f"avatar {name} not delivered: {'; '.join(errors)}")
+    return None
+
+
+def _make_avatar_callback(name: str):
+    def on_hotkey(pressed: bool) -> None:
+        if pressed:
+            threading.Thread(target=deliver_avatar, args=(name,), daemon=True).start()
+
+    return on_hotkey
+
+
+def register_avatar_hotkeys(settings, names: list[str]) -> None:
+    """(Re-)register one frontend hotkey per avatar, keeping saved bindings."""
+    if list(_avatar_hotkeys) == names:
+        return
+    if _avatar_hotkeys:
+        _save_avatar_bindings(settings)
+        unregister_avatar_hotkeys()
+    for name in names:
+        cb = _make_avatar_callback(name)
+        hk = obs.obs_hotkey_register_frontend(AVATAR_HOTKEY_PREFIX + name,
+                                              f"Avatar: use {name}", cb)
+        arr = obs.obs_data_get_array(settings, AVATAR_HOTKEY_PREFIX + name)
+        obs.obs_hotkey_load(hk, arr)
+        obs.obs_data_array_release(arr)
+        _avatar_hotkeys[name], _avatar_callbacks[name] = hk, cb
+
+
+def _save_avatar_bindings(settings) -> None:
+    for name, hk in _avatar_hotkeys.items():
+        arr = obs.obs_hotkey_save(hk)
+        obs.obs_data_set_array(settings, AVATAR_HOTKEY_PREFIX + name, arr)
+        obs.obs_data_array_release(arr)
+
+
+def unregister_avatar_hotkeys() -> None:
+    for hk in _avatar_hotkeys.values():
+        try:
+            obs.obs_hotkey_unregister(hk)
+        except (AttributeError, TypeError) as e:
+            log(f"cannot unregister hotkey: {e}")
+    _avatar_hotkeys.clear()
+    _avatar_callbacks.clear()
+
+
+def _on_refresh_avatars(props, prop) -> bool:
+    names = list_avatars()
+    if _settings is not None:
+        obs.obs_data_set_string(_settings, "avatars", ", ".join(names))
+        register_avatar_hotkeys(_settings, names)
+    log(f"avatars: {', '.join(names) or '(none)'}")
+    return True
+
+
 # -- hotkeys -------------------------------------------------------------------------------
 def _make_callback(name: str):
     def on_hotkey(pressed: bool) -> None:
@@ -287,6 +409,7 @@ def script_defaults(settings) -> None:
     obs.obs_data_set_default_string(settings, "method", "auto")
     obs.obs_data_set_default_string(settings, "daemon_url", "")
     obs.obs_data_set_default_string(settings, "control_file", "")
+    obs.obs_data_set_default_string(settings, "avatars", "")
 
 
 def _on_refresh(props, prop) -> bool:
@@ -313,6 +436,10 @@ def script_properties():
                                 obs.OBS_TEXT_DEFAULT)
     obs.obs_properties_add_button(props, "refresh", "Load expressions from the daemon",
                                   _on_refresh)
+    obs.obs_properties_add_text(props, "avatars", "Avatars (comma-separated, one hotkey "
+                                "each)", obs.OBS_TEXT_DEFAULT)
+    obs.obs_properties_add_button(props, "refresh_avatars", "Load avatars from the daemon",
+                                  _on_refresh_avatars)
     methods = obs.obs_properties_add_list(props, "method", "Send presses by",
                                           obs.OBS_COMBO_TYPE_LIST,
                                           obs.OBS_COMBO_FORMAT_STRING)
@@ -336,6 +463,8 @@ def script_update(settings) -> None:
         _config[key] = obs.obs_data_get_string(settings, key).strip()
     register_hotkeys(settings, parse_expressions(obs.obs_data_get_string(settings,
                                                                          "expressions")))
+    avatars = parse_expressions(obs.obs_data_get_string(settings, "avatars"))
+    register_avatar_hotkeys(settings, avatars or folder_avatars())
 
 
 def script_load(settings) -> None:
@@ -345,7 +474,9 @@ def script_load(settings) -> None:
 
 def script_save(settings) -> None:
     _save_bindings(settings)
+    _save_avatar_bindings(settings)
 
 
 def script_unload() -> None:
     unregister_hotkeys()
+    unregister_avatar_hotkeys()
