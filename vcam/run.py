@@ -90,6 +90,12 @@ def _run(config: EngineConfig, opts: RunOptions, console: Console,
     # A camera or a window is watched as frames arrive: a file played there runs at the
     # pace of its audio, as --realtime does (unpaced, a clip flashed by in a blink).
     watched = any(getattr(s, "watched_live", False) for s in sinks)
+    browser = next((s.sink for s in sinks if getattr(s.sink, "wants_alpha", False)), None)
+    if browser is not None:  # --sink obs: frames carry the avatar over transparency
+        if not opts.control:
+            raise EngineError("--sink obs is served on the control API's port; drop "
+                              "--no-control")
+        engine.enable_matte()
     realtime = opts.realtime or voice_spec is not None or watched
     source = parse_source(opts.source, realtime=realtime)
     live = bool(getattr(source, "live", False) or realtime)
@@ -133,10 +139,11 @@ def _run(config: EngineConfig, opts: RunOptions, console: Console,
         stats = LiveStats() if live else RunStats()
         def extra_status() -> dict[str, Any]:
             return {**status_fields(stats, runtime),
+                    **({"browser": browser.status()} if browser is not None else {}),
                     **(injector.status() if injector is not None and live else {})}
 
         obs = _start_control(stack, engine, opts, extra_status, console,
-                             audio_in=injector if live else None)
+                             audio_in=injector if live else None, browser=browser)
         console.print(_banner(engine, source, opts.sinks, voice, delay_s, config),
                       soft_wrap=True)
         should_stop = _stopper(stop.event, sinks, voice is not None)
@@ -267,7 +274,8 @@ def _stopper(event: threading.Event, sinks: list, voice: bool = False) -> Any:
 
 
 def _start_control(stack: contextlib.ExitStack, engine: Engine, opts: RunOptions,
-                   extra_status: Any, console: Console, audio_in: Any = None) -> Any:
+                   extra_status: Any, console: Console, audio_in: Any = None,
+                   browser: Any = None) -> Any:
     """Control API (and OBS controller) for this run; returns the OBS controller or None.
 
     ``audio_in``: the live run's :class:`~.live.inject.AudioInjector`, which ``/v1/audio``
@@ -290,10 +298,23 @@ def _start_control(stack: contextlib.ExitStack, engine: Engine, opts: RunOptions
         target.obs = obs
         stack.callback(obs.close)
         obs.start()
+    port = opts.control_port
+    if browser is not None:  # the page's URL (port, token) outlives a restart
+        from .control.api import control_dir
+        from .sinks.browser import DEFAULT_PORT, page_token
+
+        browser.token = page_token(control_dir())
+        target.browser = browser
+        port = port or DEFAULT_PORT
     if opts.control:
-        server = ControlServer(target, port=opts.control_port)
+        server = ControlServer(target, port=port)
         stack.callback(server.close)  # before start: control.json goes even if stopped in it
         server.start()
+        if browser is not None:
+            from .control.page import page_url
+
+            console.print(f"OBS browser source: {escape(page_url(server.port, browser.token))}"
+                          , soft_wrap=True)
     return obs
 
 

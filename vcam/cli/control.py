@@ -99,8 +99,10 @@ def scene_cmd(name: str) -> None:
 
 
 def register(cli_group: click.Group) -> None:
-    """Add `expr`, `status` and `scene` to the main group."""
-    for cmd in (expr_cmd, status_cmd, scene_cmd):
+    """Add `expr`, `status`, `scene` and `obs-url` to the main group."""
+    from .obs_url import obs_url_cmd
+
+    for cmd in (expr_cmd, status_cmd, scene_cmd, obs_url_cmd):
         cli_group.add_command(cmd)
 
 

@@ -11,6 +11,8 @@ overrides) and removes it on close. Clients send ``Authorization: Bearer <token>
     GET  /v1/avatars                      -> {"avatars": [...], "avatar": shown, ...}
     POST /v1/avatar     {"name": "grace"} -> {"ok": true, "avatar": "grace", "state": ...}
     GET  /v1/audio  (WebSocket)           -> streamed PCM and TTS timings (.audio_ws)
+    GET  /v1/obs-url                      -> {"url": the browser source page} (--sink obs)
+    GET  /obs?k=PAGE_TOKEN, /obs/ws       -> that page and its frames (.page)
 
 Connections are bounded so that no local process can hurt the stream: at most
 ``MAX_CONNECTIONS`` open at once (``MAX_PER_CLIENT`` from one address; more are answered
@@ -241,6 +243,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802 - stdlib name
         self._body_consumed = False
+        from . import page
+
+        if page.handles(self.path):  # the browser source: its own token (.page)
+            page.serve(self)
+            return
         if not self._authorized():
             return
         target = self.server.target
@@ -251,6 +258,8 @@ class _Handler(BaseHTTPRequestHandler):
                                 "expression": target.status().get("expression")})
         elif self.path == "/v1/avatars":  # live avatar switching (..live.avatar_switch)
             self._call(lambda: _switcher(target).listing())
+        elif self.path == "/v1/obs-url":  # the browser source's URL (--sink obs)
+            self._call(lambda: page.url_of(self.server))
         elif self.path.partition("?")[0] == "/v1/audio":  # WebSocket: PCM and TTS timings
             from .audio_ws import serve_audio
 
@@ -326,7 +335,9 @@ class _Server(ThreadingHTTPServer):
 
     daemon_threads = True
     block_on_close = False
-    allow_reuse_address = False
+    # a restarted daemon takes its port back at once (Linux: only over TIME_WAIT leftovers
+    # of the browser page's connections, never beside a live listener)
+    allow_reuse_address = True
     request_queue_size = 64
 
     def __init__(self, addr: tuple[str, int], target: Target, token: str) -> None:

@@ -19,7 +19,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -165,7 +165,7 @@ class Presenter(threading.Thread):
                         self._maybe_raise_delay()
                     elif self.adapt:
                         self._maybe_lower_delay(k)
-                    self._send(VideoFrame(k / self.fps, k, frame.image), frame, heard, now)
+                    self._send(replace(frame, pts=k / self.fps, index=k), frame, heard, now)
                     shown = frame
                 last_tick = k
             due = self.voice.wall_time_of((last_tick + 1) / self.fps)

@@ -1,4 +1,5 @@
-"""Frame sinks: ``file:PATH`` (mp4), ``window``, ``vcam`` / ``vcam:/dev/videoN``."""
+"""Frame sinks: ``file:PATH`` (mp4), ``window``, ``vcam`` / ``vcam:/dev/videoN``, ``obs``
+(alias ``browser``: a page for an OBS Browser Source, with alpha)."""
 
 from __future__ import annotations
 
@@ -20,8 +21,12 @@ def parse_sink(spec: str, title: str = "avatar-vcam") -> Sink:
         return WindowSink(title)
     if kind == "vcam":
         return VirtualCameraSink(arg or None)
-    raise DeviceError(f"unknown sink {spec!r}; use file:PATH.mp4, window, vcam or "
-                      "vcam:/dev/videoN")
+    if kind in ("obs", "browser") and not arg:
+        from .browser import BrowserSink
+
+        return BrowserSink()
+    raise DeviceError(f"unknown sink {spec!r}; use file:PATH.mp4, window, vcam, "
+                      "vcam:/dev/videoN or obs (a transparent OBS browser source)")
 
 
 __all__ = ["Mp4Sink", "Sink", "VirtualCameraSink", "WindowSink", "display_available",
