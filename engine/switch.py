@@ -94,7 +94,9 @@ def prepare_avatar(engine: Engine, avatar: Avatar | str | Path,
     extra: dict[str, Any] = {}
     matte = getattr(engine, "matte", None)  # transparent output / new background: the
     if matte is not None:  # new avatar's matte is made here too, not on the render thread
-        extra["matte"] = type(matte)(av, engine.renderer, state, framer, matte.overlay)
+        from .matte import Matte
+
+        extra["matte"] = Matte(av, engine.renderer, state, framer, matte.overlay)
     return PreparedAvatar(avatar=av, state=state, framer=framer, render_px=px,
                           idle=idle_settings(av, config),
                           presets=preset_table(av.expressions),

@@ -86,12 +86,15 @@ def frame_times(path: Path) -> np.ndarray:
     return np.array([float(r[0]) for r in rows])
 
 
-def luma_frames(path: Path, size: int) -> np.ndarray:
-    """Y planes of the camera's I420 frames, (N, size, size) float32."""
-    raw = np.fromfile(path, np.uint8)
-    n = len(raw) // (size * size * 3 // 2)
-    frames = raw[: n * size * size * 3 // 2].reshape(n, -1)[:, : size * size]
-    return frames.reshape(n, size, size).astype(np.float32)
+def luma_frames(path: Path, width: int, height: int) -> np.ndarray:
+    """Y planes of the camera's I420 frames, (N, h, w) float32, every ``step``-th pixel
+    (at most ~192 across), read through a memory map (a 720p run is gigabytes)."""
+    frame = width * height * 3 // 2
+    n = path.stat().st_size // frame
+    raw = np.memmap(path, np.uint8, "r", shape=(n, frame))
+    step = max(1, width // 192)
+    y = raw[:, : width * height].reshape(n, height, width)[:, ::step, ::step]
+    return np.ascontiguousarray(y, np.float32)
 
 
 def max_gap(t: np.ndarray, start: float, end: float) -> float:
@@ -137,8 +140,8 @@ def wait_shown(runtime: Path, name: str, timeout: float = 60) -> dict:
 
 
 def run_switches(pulse_env: dict[str, str], shim_env: Callable[..., dict[str, str]],
-                 folder: Path, plan: list[tuple[str, str]], size: int = 192,
-                 settle_s: float = 3.0, between_s: float = 2.5,
+                 folder: Path, plan: list[tuple[str, str]], size: str = "192",
+                 settle_s: float = 4.5, between_s: float = 2.5,
                  extra: list[str] | None = None) -> dict:
     """Start the daemon, switch avatars as ``plan`` says ([(name, "api"|"cli")...]), stop.
 
@@ -183,7 +186,8 @@ def run_switches(pulse_env: dict[str, str], shim_env: Callable[..., dict[str, st
     finally:
         rc = d.stop()
     t = frame_times(times)
-    y = luma_frames(cam, size)
+    w, _, h = size.partition("x")
+    y = luma_frames(cam, int(w), int(h or w))
     n = min(len(t), len(y))
     t, y = t[:n], y[:n]
     for s in switches:

@@ -6,6 +6,10 @@ and hands it to the engine, which takes it at its next frame boundary: the camer
 other sink go on getting one frame per tick, the old face up to the switch and the new one
 from it, and the voice and its delay D are not touched.
 
+With a renderer on the CPU the preparing runs in a helper process
+(:mod:`.prepare_process`, started with the daemon at niceness 10), so its many small numpy
+steps never hold this process's GIL while frames are rendered.
+
 A request while another is loading **replaces** it: the newest request wins (the one being
 loaded finishes, is kept in the small cache, and the newest is loaded next). Asking for the
 avatar already shown cancels a pending switch. The last few avatars prepared are cached, so
@@ -55,10 +59,14 @@ class AvatarSwitcher:
     ``available``: where names are looked up (default: the user's and the bundled
     avatars, read afresh at each request so a newly created avatar can be used at once).
     ``notify``: one line per finished or failed switch (the daemon's console).
+    ``helper``: with a renderer on the CPU, prepare in a helper process
+    (:mod:`.prepare_process`; the GIL stays free for the render thread), else on the
+    worker thread with a short GIL switch interval.
     """
 
     def __init__(self, engine: Any, available: Callable[[], dict[str, Path]] | None = None,
-                 notify: Callable[[str], None] | None = None, cache: int = CACHE) -> None:
+                 notify: Callable[[str], None] | None = None, cache: int = CACHE,
+                 helper: bool = True) -> None:
         self.engine = engine
         self.available = available or available_avatars
         self.notify = notify or (lambda msg: log.info("%s", msg))
@@ -75,6 +83,12 @@ class AvatarSwitcher:
         self.last_error: str | None = None
         self.last_switch: dict[str, Any] | None = None
         self._thread: threading.Thread | None = None
+        self._helper: Any = None
+        device = str(getattr(engine.renderer, "device", "cpu"))
+        if helper and not device.startswith("cuda"):
+            from .prepare_process import PrepareProcess
+
+            self._helper = PrepareProcess(engine.config, engine.renderer.name)
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> AvatarSwitcher:
@@ -88,6 +102,8 @@ class AvatarSwitcher:
             self._cond.notify_all()
         if self._thread is not None:
             self._thread.join(10.0)
+        if self._helper is not None:
+            self._helper.close()
 
     # -- requests --------------------------------------------------------------------------
     @property
@@ -152,6 +168,12 @@ class AvatarSwitcher:
     # -- worker ----------------------------------------------------------------------------
     def _run(self) -> None:
         _lower_priority()
+        if self._helper is not None:
+            try:
+                self._helper.start()
+            except OSError as e:  # prepared on this thread instead
+                log.warning("avatar switch: no helper process (%s)", e)
+                self._helper = None
         while True:
             with self._cond:
                 while not self._stop and self._wanted is None:
@@ -187,6 +209,9 @@ class AvatarSwitcher:
         if hit is not None:
             hit.applied_at = hit.applied_pts = None
             prepared = hit
+        elif self._helper is not None:  # CPU renderer: in the helper process (no GIL here)
+            matte = getattr(self.engine, "matte", None)
+            prepared = self._helper.prepare(folder, None if matte is None else matte.overlay)
         else:
             old = sys.getswitchinterval()
             sys.setswitchinterval(min(old, PREPARE_SWITCH_INTERVAL_S))

@@ -68,6 +68,7 @@ def test_switches_cost_the_camera_no_gap_and_keep_the_voice_delay(pulse, fake_v4
     assert r["black_frames"] == 0
     # the voice delay and the lips' place against the voice are not touched by a switch
     assert end["delay_ms"] == before["delay_ms"]
+    assert end["av_offset_ms"] is not None, f"A/V offset unknown at the end: {end}"
     assert abs(end["av_offset_ms"] - before["av_offset_ms"]) <= 1000 / FPS
     assert end["late"] - before["late"] <= 3 and end["skipped"] == before["skipped"]
     sw = end["avatar_switch"]
