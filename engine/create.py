@@ -7,8 +7,12 @@ see ``engine.landmarker.FaceLandmarker.find_faces``); rotate so the eyes are lev
 crop a square with room for head motion (face = half the width, eyes 40 % down, edges
 replicated where the crop leaves the photo), sampled from the full-resolution photo;
 run the landmarker again on the crop for the 478 landmarks at the working resolution;
-write source.png, landmarks.json, mask.png (from the photo's alpha, when it has one) and
-avatar.json into a temporary folder, validate it, then move it into place.
+write source.png, landmarks.json, mask.png and avatar.json into a temporary folder,
+validate it, then move it into place. mask.png is the photo's own alpha when it has
+transparency, else a person matte computed once here (``engine.matte.segment_person``:
+mediapipe's selfie segmentation refined on the photo, so hair edges stay soft); without
+the segmentation model the avatar is still written, with one warning, and falls back to
+the landmark matte at run time.
 
 The photo's own blendshapes go into avatar.json (``face.neutral_blendshapes``); the
 renderer makes a calm rest from them (``engine.neutral``) unless ``keep_expression`` is
@@ -56,7 +60,7 @@ MAX_FACES = 12  # faces one landmarker call returns (a tile, or the whole photo)
 BACKGROUND_RATIO = 0.5
 
 STEPS = ("read photo", "load face model", "find the face", "align and crop",
-         "landmarks", "write package")
+         "landmarks", "person matte", "write package")
 
 
 @dataclass
@@ -72,6 +76,8 @@ class CreateOptions:
     force: bool = False
     credits: str = ""
     keep_expression: bool = False  # render the photo's expression as is (no calm rest)
+    matte: bool = True  # compute mask.png when the photo has no transparency of its own
+    segmenter: Path | None = None  # selfie_segmentation.tflite (default: fetched, cached)
 
 
 def search_floor(photo: Photo) -> float:
@@ -252,6 +258,9 @@ def create_avatar(photo_path: str | Path, opts: CreateOptions,
         if line:
             (warn or log.warning)(line)
     step(STEPS[5])
+    if matte is None and opts.matte:
+        matte = person_matte(crop, opts.segmenter, warn)
+    step(STEPS[6])
     try:
         root.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=root))
@@ -273,6 +282,23 @@ def create_avatar(photo_path: str | Path, opts: CreateOptions,
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return dest
+
+
+def person_matte(crop: np.ndarray, segmenter: Path | None = None,
+                 warn: Callable[[str], None] | None = None) -> np.ndarray | None:
+    """(res, res) uint8 person matte of the aligned crop (``engine.matte.segment_person``);
+    None, with one warning, when the segmentation model cannot be had (offline)."""
+    from .matte import MatteError, segment_person, segmenter_model
+
+    try:
+        alpha = segment_person(crop, segmenter_model(segmenter))
+    except MatteError as e:
+        if segmenter is not None:  # asked for by name: that is an error, not a fallback
+            raise AvatarError(str(e)) from None
+        (warn or log.warning)(f"no mask.png: {e}; the avatar's outline will be estimated "
+                              "from its landmarks")
+        return None
+    return (np.clip(alpha, 0.0, 1.0) * 255 + 0.5).astype(np.uint8)
 
 
 def _replace(dest: Path, new: Path) -> None:

