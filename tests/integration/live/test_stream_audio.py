@@ -136,3 +136,42 @@ def test_say_lips_match_espeak_phone_timings(pulse_server, fake_v4l2, tmp_path):
           f"heard {1000 * (sync.heard_at - said['t_start']):.0f} ms after say started")
     assert sync.corr > 0.6, "lips do not follow the phones"
     assert abs(sync.lag_s) <= 1.0 / FPS, f"lips off the phones by {1000 * sync.lag_s:+.0f} ms"
+
+
+def test_say_with_another_tts_program(pulse_server, fake_v4l2, tmp_path):
+    """`say --tts COMMAND`: a third program's audio and phone timings (here a small program
+    over espeak-ng's library, tests/support/fake_tts.py) drive the lips as espeak-ng's do."""
+    require("espeak-ng", "the test TTS program's voice")
+    import shlex
+
+    from engine.tts.espeak import Espeak
+
+    tts = (f"{shlex.quote(sys.executable)} {shlex.quote(str(SUPPORT / 'fake_tts.py'))} "
+           "{wav} {timings}")
+    mic = Recorder(pulse_server, "avatar_mic.monitor")
+    d, runtime, cam, times = _daemon(pulse_server, fake_v4l2, tmp_path, 10)
+    try:
+        time.sleep(2.0)
+        r = subprocess.run([EXE, "say", "--json", "--tts", tts, SAY], env=pulse_server.env,
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        said = json.loads(r.stdout)
+        bad = subprocess.run([EXE, "say", "--tts", "no-such-tts -w {wav}", SAY],
+                             env=pulse_server.env, capture_output=True, text=True, timeout=60)
+        assert d.wait(60) == 0, d.text
+    finally:
+        if d.proc.poll() is None:
+            d.proc.kill()
+        voice, t_voice = mic.stop()
+    assert bad.returncode == 1 and bad.stderr.startswith("Error:") and "not found" in bad.stderr
+    assert said["timings"] and len(said["phones"]) > 20
+    utt = Espeak.get().synth(SAY, rate=170)
+    at, match = find_in_recording(utt.pcm, utt.sr, voice, RATE)
+    assert match > 0.15, f"the voice on the virtual mic is not the utterance ({match:.2f})"
+    frames, t_frames = camera_frames(cam, times, SIZE)
+    sync = phone_sync(lips(frames, SIZE), t_frames, t_voice + at / RATE,
+                      [tuple(p) for p in said["phones"]], said["audio_s"])
+    print(f"\n[say --tts] lips vs the program's phones as heard {1000 * sync.lag_s:+.0f} ms "
+          f"(corr {sync.corr:.2f})")
+    assert sync.corr > 0.6, "lips do not follow the phones"
+    assert abs(sync.lag_s) <= 1.0 / FPS, f"lips off the phones by {1000 * sync.lag_s:+.0f} ms"
