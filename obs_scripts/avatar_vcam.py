@@ -14,6 +14,10 @@ OBS runs this file with its own Python.
 Avatars too: one hotkey per avatar ("Avatar: use grace", ``avatar_vcam.avatar.grace``)
 switches the daemon live (POST /v1/avatar, or the CustomEvent ``{"avatar": NAME}``). The
 list comes from the daemon (GET /v1/avatars), else from the user's avatars folder.
+
+"Add the avatar to this scene" (a button, and the hotkey ``avatar_vcam.add_browser_source``)
+creates the transparent Browser Source of a daemon run with ``--sink obs``: its URL and
+size come from GET /v1/obs-url, and it is added to the current scene.
 """
 
 from __future__ import annotations
@@ -47,6 +51,10 @@ _callbacks: dict[str, object] = {}
 _avatar_hotkeys: dict[str, int] = {}
 _avatar_callbacks: dict[str, object] = {}
 _config = {"method": "auto", "daemon_url": "", "control_file": ""}
+SOURCE_NAME = "avatar-vcam"  # the Browser Source the button creates
+BROWSER_KIND = "browser_source"
+ADD_SOURCE_HOTKEY = "avatar_vcam.add_browser_source"
+_add_source_hotkey: list[int] = []
 
 
 def log(msg: str) -> None:
@@ -356,6 +364,104 @@ def _on_refresh_avatars(props, prop) -> bool:
     return True
 
 
+# -- the transparent browser source (--sink obs) ---------------------------------------------
+def page_info() -> dict:
+    """The daemon's page: {"url", "width", "height"}; ValueError with a readable reason when
+    there is no daemon, it does not answer, or it runs without ``--sink obs``."""
+    try:
+        info = http_request("GET", "/v1/obs-url")
+    except FileNotFoundError as e:
+        raise ValueError(f"the avatar-vcam daemon is not running ({e}); start it with "
+                         "'avatar-vcam --sink obs'") from None
+    except OSError as e:
+        reason = getattr(e, "reason", None) or e
+        raise ValueError(f"the avatar-vcam daemon does not answer ({reason}); is it "
+                         "running? start it with 'avatar-vcam --sink obs'") from None
+    if not isinstance(info.get("url"), str):
+        raise ValueError(f"the daemon gave no page URL: {info}")
+    return info
+
+
+def add_browser_source(name: str = SOURCE_NAME) -> bool:
+    """Create (or update) the Browser Source ``name`` showing the daemon's transparent page
+    and add it to the current scene; one line in the script log either way."""
+    try:
+        info = page_info()
+    except ValueError as e:
+        log(f"cannot add the browser source: {e}")
+        return False
+    width, height = int(info.get("width") or 0), int(info.get("height") or 0)
+    settings = obs.obs_data_create()
+    obs.obs_data_set_string(settings, "url", info["url"])
+    if width > 0 and height > 0:
+        obs.obs_data_set_int(settings, "width", width)
+        obs.obs_data_set_int(settings, "height", height)
+    obs.obs_data_set_bool(settings, "reroute_audio", False)
+    source = obs.obs_get_source_by_name(name)
+    scene_source = None
+    try:
+        if source is None:
+            source = obs.obs_source_create(BROWSER_KIND, name, settings, None)
+            what = "created"
+        elif obs.obs_source_get_id(source) != BROWSER_KIND:
+            log(f"cannot add the browser source: a {obs.obs_source_get_id(source)} source is "
+                f"already named {name!r}; rename it")
+            return False
+        else:
+            obs.obs_source_update(source, settings)
+            what = "updated"
+        if source is None:
+            log(f"cannot add the browser source: OBS could not create a {BROWSER_KIND}")
+            return False
+        scene_source = obs.obs_frontend_get_current_scene()
+        scene = obs.obs_scene_from_source(scene_source) if scene_source else None
+        if scene is None:
+            log("cannot add the browser source: OBS has no current scene")
+            return False
+        scene_name = obs.obs_source_get_name(scene_source)
+        if obs.obs_scene_find_source(scene, name) is None:
+            obs.obs_scene_add(scene, source)
+            where = f"added to scene {scene_name!r}"
+        else:
+            where = f"already in scene {scene_name!r}"
+        log(f"browser source {name!r} {what} ({info['url'].split('?')[0]}, "
+            f"{width}x{height}), {where}")
+        if not obs.obs_source_get_display_name(BROWSER_KIND):
+            log("this OBS has no Browser Source plugin (obs-browser): the source stays empty "
+                "until it is installed; use the avatar-vcam camera meanwhile")
+        return True
+    finally:
+        obs.obs_data_release(settings)
+        if source is not None:
+            obs.obs_source_release(source)
+        if scene_source is not None:
+            obs.obs_source_release(scene_source)
+
+
+def _on_add_source(props, prop) -> bool:
+    add_browser_source()
+    return False
+
+
+def _on_add_source_hotkey(pressed: bool) -> None:
+    if pressed:
+        threading.Thread(target=add_browser_source, daemon=True).start()
+
+
+def register_add_source_hotkey(settings) -> None:
+    """One frontend hotkey that does what the button does (bindable; websocket clients can
+    trigger it by name)."""
+    if _add_source_hotkey:
+        return
+    hk = obs.obs_hotkey_register_frontend(ADD_SOURCE_HOTKEY,
+                                          "Avatar: add the browser source to this scene",
+                                          _on_add_source_hotkey)
+    arr = obs.obs_data_get_array(settings, ADD_SOURCE_HOTKEY)
+    obs.obs_hotkey_load(hk, arr)
+    obs.obs_data_array_release(arr)
+    _add_source_hotkey.append(hk)
+
+
 # -- hotkeys -------------------------------------------------------------------------------
 def _make_callback(name: str):
     def on_hotkey(pressed: bool) -> None:
@@ -453,6 +559,9 @@ def script_properties():
     obs.obs_properties_add_path(props, "control_file", "control.json (empty: auto)",
                                 obs.OBS_PATH_FILE, "control.json (control.json)", None)
     obs.obs_properties_add_button(props, "test", "Test: send 'neutral'", _on_test)
+    obs.obs_properties_add_button(props, "add_source",
+                                  "Add the avatar to this scene (Browser Source, --sink obs)",
+                                  _on_add_source)
     return props
 
 
@@ -465,6 +574,7 @@ def script_update(settings) -> None:
                                                                          "expressions")))
     avatars = parse_expressions(obs.obs_data_get_string(settings, "avatars"))
     register_avatar_hotkeys(settings, avatars or folder_avatars())
+    register_add_source_hotkey(settings)
 
 
 def script_load(settings) -> None:
@@ -475,8 +585,15 @@ def script_load(settings) -> None:
 def script_save(settings) -> None:
     _save_bindings(settings)
     _save_avatar_bindings(settings)
+    for hk in _add_source_hotkey:
+        arr = obs.obs_hotkey_save(hk)
+        obs.obs_data_set_array(settings, ADD_SOURCE_HOTKEY, arr)
+        obs.obs_data_array_release(arr)
 
 
 def script_unload() -> None:
     unregister_hotkeys()
     unregister_avatar_hotkeys()
+    for hk in _add_source_hotkey:
+        obs.obs_hotkey_unregister(hk)
+    _add_source_hotkey.clear()

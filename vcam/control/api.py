@@ -11,7 +11,8 @@ overrides) and removes it on close. Clients send ``Authorization: Bearer <token>
     GET  /v1/avatars                      -> {"avatars": [...], "avatar": shown, ...}
     POST /v1/avatar     {"name": "grace"} -> {"ok": true, "avatar": "grace", "state": ...}
     GET  /v1/audio  (WebSocket)           -> streamed PCM and TTS timings (.audio_ws)
-    GET  /v1/obs-url                      -> {"url": the browser source page} (--sink obs)
+    GET  /v1/obs-url                      -> {"url": the browser source page, "width",
+                                              "height": the frame size} (--sink obs)
     GET  /obs?k=PAGE_TOKEN, /obs/ws       -> that page and its frames (.page)
 
 Connections are bounded so that no local process can hurt the stream: at most

@@ -152,10 +152,13 @@ class _Notes:
 
 
 def url_of(server: Any) -> dict[str, Any]:
-    """``/v1/obs-url``'s reply: the page's URL; ValueError when this run has no page."""
+    """``/v1/obs-url``'s reply: the page's URL and the frame size; ValueError when this run
+    has no page."""
     sink = getattr(server.target, "browser", None)
     if sink is None:
         raise ValueError("this run has no browser source; start the daemon with --sink obs")
     host = server.server_address[0]
+    width, height = getattr(sink, "size", (0, 0))
     return {"url": page_url(server.server_address[1], sink.token,
-                            f"[{host}]" if ":" in host else host)}
+                            f"[{host}]" if ":" in host else host),
+            "width": int(width), "height": int(height)}  # the frame size (OBS's source size)
