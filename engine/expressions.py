@@ -18,7 +18,7 @@ PRESETS: dict[str, dict[str, float]] = {
     "laugh": {"mouthSmileLeft": 1.0, "mouthSmileRight": 1.0, "jawOpen": 0.35,
               "cheekSquintLeft": 0.7, "cheekSquintRight": 0.7, "eyeSquintLeft": 0.5,
               "eyeSquintRight": 0.5, "browInnerUp": 0.2, "pitch": 4.0},
-    "surprised": {"browInnerUp": 0.9, "browOuterUpLeft": 0.8, "browOuterUpRight": 0.8,
+    "surprised": {"browInnerUp": 1.0, "browOuterUpLeft": 1.0, "browOuterUpRight": 1.0,
                   "eyeWideLeft": 0.8, "eyeWideRight": 0.8, "jawOpen": 0.5, "mouthFunnel": 0.3},
     "sad": {"browInnerUp": 1.0, "mouthFrownLeft": 0.6, "mouthFrownRight": 0.6,
             "eyeSquintLeft": 0.1, "eyeSquintRight": 0.1, "pitch": -1.5},

@@ -33,8 +33,9 @@ BASIS_NAMES: tuple[str, ...] = BLENDSHAPES + POSE_BASES
 JAW_DROP = 0.24  # drop of the lower lip and chin at jawOpen = 1, in face widths
 JAW_CORNER = 0.45  # share of the drop at the lip corners
 JAW_NECK = 0.3  # share of the drop the skin under the chin keeps (the rest is covered)
-BROW_INNER_UP = 0.08  # inner-brow raise at browInnerUp = 1, face widths
-BROW_OUTER_UP = 0.06  # outer-brow raise at browOuterUp = 1, face widths
+BROW_INNER_UP = 0.09  # inner-brow raise at browInnerUp = 1, face widths
+BROW_OUTER_UP = 0.07  # outer-brow raise at browOuterUp = 1, face widths
+EYE_WIDE = 0.35  # upper-lid raise at eyeWide = 1, x the eye's opening
 FROWN_DROP = 0.07  # lip-corner drop at mouthFrown = 1, face widths
 FROWN_OUT = 0.08  # lip corners out at mouthFrown = 1, face widths (as mouthStretch)
 DEPTH_FADE = 1.45  # head radii where the depth of the head has fallen to 0
@@ -43,7 +44,8 @@ REST_SMILE = 1.65  # rest offset: corner motion per unit of smile relaxed (x the
 REST_CLOSE_FULL = 0.2  # rest offset: lip readings from here on close the whole lip gap
 REST_CHEEK = 0.03  # rest offset: cheek let down per unit of smile relaxed (face widths)
 REST_LIP_OVERLAP = 0.005  # rest offset: each lip past the meeting line (face widths)
-REST_LID = 1.5  # rest offset: lid raise per unit of blink relaxed (x the eyeWide field)
+REST_LID = 0.375 / EYE_WIDE  # rest offset: lid raise per unit of blink relaxed (x the eyeWide
+# field: 0.375 of the eye's opening)
 
 
 def smoothstep(e0: float | np.ndarray, e1: float | np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -461,7 +463,7 @@ class Rig:
             dv = dv + np.where(v > y_lo, -k * np.exp(-below_d / (0.04 * F)), 0.0)
             return zero, dv * lat
         if name.startswith("eyeWide"):
-            k = 0.25 * h
+            k = EYE_WIDE * h
             dv = np.where(between, -k * (y_lo - v) / np.maximum(h, 1e-6), 0.0)
             dv = dv + np.where(v < y_up, -k * np.exp(-above_d / (0.03 * F)) * browcut, 0.0)
             return zero, dv * lat
