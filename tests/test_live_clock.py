@@ -173,9 +173,9 @@ def test_presenter_sends_one_frame_per_tick_of_the_audio_clock_and_replaces_late
     lateness = [t - (voice.t0 + i / 25) for t, i, _ in cam.sent]
     assert max(lateness) < 1 / 25, f"a frame went out {1000 * max(lateness):.0f} ms late"
     assert sorted(lateness)[len(lateness) // 2] < 0.01, "frames go out late as a rule"
-    # More than 5 late ticks in the last 50: the presenter asks for a longer delay.
-    assert voice.raised and voice.raised[0] == pytest.approx(0.02)
-    assert stats.delay_raised_ms == pytest.approx(20 * len(voice.raised))
+    # More than 5 late ticks in the last 50: the presenter asks for half rate first (the
+    # render loop's part); only late ticks at half rate ask for a longer delay.
+    assert stats.want_half_rate and not voice.raised
 
 
 def test_frames_rendered_far_ahead_of_their_tick_are_all_shown():
@@ -273,8 +273,8 @@ def test_raising_the_delay_replays_a_little_and_moves_the_heard_clock():
 
 
 def test_presenter_gives_a_raised_delay_back_once_frames_have_slack():
-    """Late frames raise D; frames a few ticks early for ``quiet_s`` lower it again, back to
-    where it started and not below; lateness after a lowering doubles the quiet window."""
+    """Late frames first ask for half rate, then (at half rate) raise D; frames a few ticks
+    early for ``quiet_s`` lower it again at once, back to where it started and not below."""
     cam, stats = _Camera(), LiveStats()
     voice = _Voice()
     voice.delay_s = 0.1
@@ -294,23 +294,23 @@ def test_presenter_gives_a_raised_delay_back_once_frames_have_slack():
 
     p.start()
     try:
-        feed(1.0, lead=-2)  # every frame two ticks late
+        feed(0.5, lead=-2)  # every frame two ticks late: degrade first, D untouched
+        assert stats.want_half_rate and voice.delay_s == 0.1
+        stats.half_rate = True  # what the render loop does when asked
+        feed(1.0, lead=-2)  # still late at half rate: D goes up
         raised = voice.delay_s
         assert raised > 0.1 + 0.03 and stats.delay_raised_ms > 30
-        feed(2.5, lead=3)  # frames ready three ticks early
+        feed(0.6, lead=3)  # frames ready three ticks early: one window gives it all back
         assert voice.delay_s == pytest.approx(0.1), "D should be back where it started"
         assert stats.delay_lowered_ms == pytest.approx(stats.delay_raised_ms)
-        window = p._lead.maxlen
-        feed(0.6, lead=-2)  # late again right after lowering: wait longer next time
-        assert p._lead.maxlen == 2 * window
     finally:
         p.stop.set()
         p.join(1)
 
 
 def test_lowering_the_delay_drifts_there_without_skipping_voice():
-    """lower_delay() leaves the read point alone; the drift control plays slightly fast
-    until it sits D_new behind the input: no jump (resync), no sample skipped."""
+    """lower_delay() leaves the read point alone; through voice the callback plays up to
+    2 % fast until it sits D_new behind the input: no jump (resync), no sample skipped."""
     d0, d1 = 0.1, 0.08
     voice = VoiceOut(Endpoint("sim", None), RATE, d0)
     out = np.zeros((480, 1), np.float32)
@@ -327,7 +327,25 @@ def test_lowering_the_delay_drifts_there_without_skipping_voice():
     assert lag == pytest.approx(d1, abs=0.002)
     assert voice.stats.resyncs == 0
     steps = np.diff(firsts[100:])
-    assert steps.min() >= 480 and steps.max() <= 481.01, "each block moves on by 480 or 481"
+    assert steps.min() >= 480 and steps.max() <= 489.01, "each block moves on by 480..489"
+    assert voice.stats.skipped_silence_ms == 0
+
+
+def test_lowering_the_delay_skips_silence_at_once():
+    """Silence between D_new and D_old is skipped in one step: D is back at once."""
+    voice = VoiceOut(Endpoint("sim", None), RATE, 0.25)
+    out = np.zeros((480, 1), np.float32)
+    quiet = np.full(480, 1e-4, np.float32)
+    for k in range(200):
+        voice.write(AudioChunk(k * 0.01, quiet, RATE))
+        voice._callback(out, 480, SimpleNamespace(), None)
+        if k == 100:
+            assert voice.lower_delay(0.2, min_s=0.05)
+        if k == 130:
+            lag = (voice.line.end - voice._read + 480) / RATE
+            assert lag == pytest.approx(0.05, abs=0.002)
+    assert voice.stats.skipped_silence_ms == pytest.approx(200, abs=10)
+    assert voice.stats.resyncs == 0
 
 
 def test_a_sink_failing_after_the_input_ended_fails_the_run():

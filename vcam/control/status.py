@@ -63,6 +63,9 @@ def status_fields(stats: Any, runtime: dict[str, Any], engine: Any = None) -> di
         from ..live.audio_devices import alsa_messages
 
         out["audio_xruns"] = alsa_messages()
+        from ..live.priority import summary as priorities
+
+        out["priority"] = priorities()  # what the OS granted each live thread
     if engine is not None:
         out["expression"] = engine.expression
     return out
@@ -91,7 +94,8 @@ def format_line(f: dict[str, Any]) -> str:
     if f.get("audio_xruns"):
         parts.append(f"xruns {f['audio_xruns']}")
     if f.get("render_ms") is not None:
-        parts.append(f"render {f['render_ms']:.1f} ms")
+        parts.append(f"render {f['render_ms']:.1f} ms"
+                     + (" HALF RATE" if f.get("half_rate") else ""))
     parts.append(f"{f.get('renderer', '?')}")
     if f.get("expression"):
         parts.append(f"expr {f['expression']}")

@@ -22,6 +22,7 @@ from ..errors import DeviceError
 from ..problems import Problems
 from . import sound_server as pulse
 from .audio_devices import Endpoint, open_stream
+from .priority import promote_audio_thread
 from .ring_buffer import RingBuffer
 
 log = logging.getLogger(__name__)
@@ -63,10 +64,14 @@ class LiveSource:
         self.watch_s = 1.0  # how often the watcher asks the sound server for the node
         self._node_missing = threading.Event()
         self._watcher: threading.Thread | None = None
+        self._tid = 0  # native id of the thread the callbacks last came on
 
     # -- the stream ------------------------------------------------------------------------
     def _callback(self, indata: np.ndarray, frames: int, time_info: object,
                   status: object) -> None:
+        if threading.get_native_id() != self._tid:  # a new stream thread: real time for it
+            self._tid = threading.get_native_id()
+            promote_audio_thread("capture")
         measured = getattr(time_info, "latency", False)  # libpulse: this read's latency
         if measured is None:
             self.latency_measured = False

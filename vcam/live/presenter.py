@@ -12,9 +12,11 @@ leave together and latency cannot accumulate.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import statistics
+import sys
 import threading
 import time
 from collections import deque
@@ -29,6 +31,7 @@ from engine.frames import AudioChunk, VideoFrame
 from engine.motion import MotionFrame
 
 from ..sinks.base import Sink
+from .priority import promote_audio_thread, promote_render_thread
 from .voice_out import VoiceOut
 
 log = logging.getLogger(__name__)
@@ -50,6 +53,9 @@ class LiveStats:
     speaking: bool = False
     delay_raised_ms: float = 0.0  # how much D grew because frames were late
     delay_lowered_ms: float = 0.0  # how much of that was given back once frames had slack
+    half_rate: bool = False  # rendering every other frame (each shown twice): CPU is short
+    want_half_rate: bool = False  # the presenter saw late frames: degrade before raising D
+    repeated: int = 0  # frames shown twice instead of rendered (half rate)
 
     def fps(self) -> float:
         """Frames sent per second over the last ~4 s."""
@@ -74,18 +80,20 @@ class LiveStats:
             "skipped": self.skipped, "render_ms": med(self.render_ms),
             "av_offset_ms": med(self.av_offset_ms), "av_offset_sd_ms": spread(self.av_offset_ms),
             "e2e_delay_ms": med(self.delay_ms), "audio_seconds": round(self.audio_seconds, 2),
-            "speaking": self.speaking,
+            "speaking": self.speaking, "half_rate": self.half_rate, "repeated": self.repeated,
         }
 
 
 class Presenter(threading.Thread):
     """Sends one frame per tick of the voice output's clock.
 
-    With ``adapt``, D follows the renderer: more than 5 of the last 50 ticks late raise it
-    by half a frame (at once); once frames have been ready at least one whole frame early
-    for ``quiet_s`` it is lowered by half a frame again, never below the D it started
-    with. A lowering that is followed by lateness doubles the wait before the next one,
-    so a renderer at the edge settles instead of see-sawing.
+    With ``adapt``, D follows the renderer. More than 5 of the last 50 ticks late first
+    make the render loop degrade (every other frame rendered, each shown twice); if ticks
+    are still late at half rate, D is raised by half a frame (at once). Each frame's slack
+    (its tick's time less the time it was ready) is kept for ``quiet_s``: when 98 % of the
+    frames of that window had more than three quarters of a frame, D is lowered by that
+    slack less a quarter frame (at most 200 ms at a time), never below the D it started
+    with: back at its start value ``quiet_s`` after the load went.
     """
 
     def __init__(self, voice: VoiceOut, sinks: list[Sink], fps: int, stats: LiveStats,
@@ -96,9 +104,9 @@ class Presenter(threading.Thread):
         self.adapt = adapt
         self._recent_late: deque[bool] = deque(maxlen=50)
         self.quiet_s = quiet_s
-        self._lead: deque[int] = deque(maxlen=max(1, round(quiet_s * fps)))
+        self._slack: deque[float] = deque(maxlen=max(1, round(quiet_s * fps)))
+        self._ready_at: dict[int, float] = {}  # frame index -> monotonic time it was offered
         self._base_delay = 0.0  # D when the loop starts: the floor for lowering
-        self._lowered_since_raise = False
         self.capture_time = capture_time
         # Frames wait here about (D - look-ahead) * fps ticks, and older ones are dropped as
         # ticks pass them; the bound only matters if ticks stop (the largest D is 2 s).
@@ -109,6 +117,7 @@ class Presenter(threading.Thread):
         self.errors: list[BaseException] = []
 
     def offer(self, frame: VideoFrame) -> None:
+        self._ready_at[frame.index] = time.monotonic()
         self.ready.append(frame)
 
     def drain(self, last_index: int, timeout: float) -> None:
@@ -144,6 +153,7 @@ class Presenter(threading.Thread):
         return best
 
     def _loop(self) -> None:
+        promote_audio_thread("presenter")
         self._base_delay = self.voice.delay_s
         last_tick = -1
         shown: VideoFrame | None = None
@@ -163,8 +173,8 @@ class Presenter(threading.Thread):
                     if frame.index < k:
                         self.stats.late += 1
                         self._maybe_raise_delay()
-                    elif self.adapt:
-                        self._maybe_lower_delay(k)
+                    if self.adapt:
+                        self._maybe_lower_delay(k, frame)
                     self._send(replace(frame, pts=k / self.fps, index=k), frame, heard, now)
                     shown = frame
                 last_tick = k
@@ -173,33 +183,47 @@ class Presenter(threading.Thread):
             self.stop.wait(wait)
 
     def _maybe_raise_delay(self) -> None:
-        """More than 1 in 10 of the last 50 ticks late: rendering needs more than D."""
-        self._lead.clear()
-        if self.adapt and sum(self._recent_late) > 5:
-            step = 0.5 / self.fps
-            if self.voice.raise_delay(step):
-                self.stats.delay_raised_ms += 1000 * step
-                log.warning("frames are late: voice delay D raised to %.0f ms",
-                            1000 * self.voice.delay_s)
-                if self._lowered_since_raise:  # lowered too far last time: wait longer
-                    self._lead = deque(maxlen=min(2 * self._lead.maxlen, 300 * self.fps))
-                self._lowered_since_raise = False
-            self._recent_late.clear()
-
-    def _maybe_lower_delay(self, k: int) -> None:
-        """D above where it started and every frame of the last ``quiet`` window ready a
-        whole frame before its tick: give half a frame back."""
-        if self.voice.delay_s <= self._base_delay + 1e-9:
+        """More than 1 in 10 of the last 50 ticks late: first half the render rate, then
+        (still late at half rate) raise D by half a frame."""
+        if not self.adapt or sum(self._recent_late) <= 5:
             return
-        self._lead.append(max((f.index for f in list(self.ready)), default=k) - k)
-        if len(self._lead) == self._lead.maxlen and min(self._lead) >= 1:
-            step = 0.5 / self.fps
-            if self.voice.lower_delay(step, self._base_delay):
-                self.stats.delay_lowered_ms += 1000 * step
-                self._lowered_since_raise = True
-                log.info("frames have slack: voice delay D lowered to %.0f ms",
-                         1000 * self.voice.delay_s)
-            self._lead.clear()
+        self._recent_late.clear()
+        if not self.stats.half_rate:
+            if not self.stats.want_half_rate:
+                self.stats.want_half_rate = True
+            return
+        step = 0.5 / self.fps
+        if self.voice.raise_delay(step):
+            self.stats.delay_raised_ms += 1000 * step
+            self._slack.clear()
+            log.warning("frames are late at half rate: voice delay D raised to %.0f ms",
+                        1000 * self.voice.delay_s)
+
+    def _maybe_lower_delay(self, k: int, frame: VideoFrame) -> None:
+        """Keep frame ``k``'s slack; D above where it started and 98 % of a whole window
+        with more than three quarters of a frame of it: give it back."""
+        due = self.voice.wall_time_of(k / self.fps)
+        ready = self._ready_at.pop(frame.index, None) if frame.index == k else None
+        for i in [i for i in list(self._ready_at) if i < k]:
+            self._ready_at.pop(i, None)
+        if frame.index < k or due is None:
+            self._slack.append((frame.index - k) / self.fps)  # late: negative slack
+        elif ready is not None:
+            self._slack.append(due - ready)
+        if self.voice.delay_s <= self._base_delay + 1e-9:
+            self._slack.clear()
+            return
+        if len(self._slack) < self._slack.maxlen:
+            return
+        q = sorted(self._slack)[len(self._slack) // 50]
+        self._slack.clear()
+        if q < 0.75 / self.fps:
+            return
+        by = min(q - 0.25 / self.fps, self.voice.delay_s - self._base_delay)
+        if self.voice.lower_delay(by, self._base_delay):
+            self.stats.delay_lowered_ms += 1000 * by
+            log.info("frames have slack (%.0f ms): voice delay D lowered to %.0f ms",
+                     1000 * q, 1000 * self.voice.delay_s)
 
     def _send(self, out: VideoFrame, frame: VideoFrame, heard: float, now: float) -> None:
         for s in self.sinks:
@@ -244,6 +268,10 @@ def run_live(engine: Engine, chunks: Iterable[AudioChunk], sinks: list[Sink], *,
         presenter = Presenter(voice, sinks, fps, stats, capture_time)
         presenter.start()
     loop = _Loop(engine, sinks, stats, presenter, capture_time)
+    loop.last_k = last_k
+    promote_render_thread()
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(0.001)  # audio threads wait at most ~1 ms for the interpreter
     end, rate = 0.0, 16000
     try:
         for chunk in chunks:
@@ -268,6 +296,7 @@ def run_live(engine: Engine, chunks: Iterable[AudioChunk], sinks: list[Sink], *,
         if presenter is not None and not should_stop():
             presenter.drain(loop.next_k - 1, timeout=(voice.delay_s if voice else 0) + 1.0)
     finally:
+        sys.setswitchinterval(switch)
         if presenter is not None:
             presenter.stop.set()
             presenter.join(2.0)
@@ -285,6 +314,8 @@ class _Loop:
         self.engine, self.sinks, self.stats = engine, sinks, stats
         self.presenter, self.capture_time = presenter, capture_time
         self.next_k = 0
+        self.last_k: int | None = None
+        self._half_since = 0.0
 
     def render_newest(self, ready_until: float, last_k: int | None, catch_up: int = 2) -> None:
         """Every frame the audio allows, unless more than ``catch_up`` are due at once:
@@ -311,10 +342,36 @@ class _Loop:
         self.stats.rendered += 1
         self.stats.speaking = motion.speaking
         self.next_k = k + 1
-        if self.presenter is not None:
-            self.presenter.offer(frame)
-        else:
-            _send_now(frame, self.sinks, self.stats, self.capture_time)
+        frames = [frame]
+        if self.presenter is not None and self._pace(fps) and (
+                self.last_k is None or k + 1 <= self.last_k):
+            frames.append(dataclasses.replace(frame, pts=(k + 1) / fps, index=k + 1))
+            self.stats.repeated += 1
+            self.next_k = k + 2
+        for f in frames:
+            if self.presenter is not None:
+                self.presenter.offer(f)
+            else:
+                _send_now(f, self.sinks, self.stats, self.capture_time)
+
+    def _pace(self, fps: int) -> bool:
+        """Whether to show this frame twice (half rate): the presenter saw late ticks, or
+        renders take more than 0.7 of a frame; back to full rate after 10 s at half rate
+        once they take less than 0.4 of one."""
+        st, now = self.stats, time.monotonic()
+        recent = list(st.render_ms)[-12:]
+        slow = len(recent) >= 6 and statistics.median(recent) > 700 / fps
+        if not st.half_rate and (st.want_half_rate or slow):
+            st.half_rate, self._half_since = True, now
+            log.warning("%s: rendering every other frame (each shown twice), D stays",
+                        "frames are late" if st.want_half_rate else
+                        f"renders take {statistics.median(recent):.0f} ms")
+        elif st.half_rate and now - self._half_since > 10 and not slow \
+                and statistics.median(recent) < 400 / fps:
+            st.half_rate = st.want_half_rate = False
+            log.info("renders take %.0f ms again: every frame rendered",
+                     statistics.median(recent))
+        return st.half_rate
 
 
 def _audio_to_sinks(sinks: list[Sink], chunk: AudioChunk, duration: float | None) -> None:

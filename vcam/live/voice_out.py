@@ -24,6 +24,7 @@ from engine.frames import AudioChunk
 
 from ..errors import DeviceError
 from .audio_devices import Endpoint, open_stream
+from .priority import promote_audio_thread
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,7 @@ class VoiceStats:
     drift_samples: int = 0  # net samples dropped (> 0: input faster than output)
     resyncs: int = 0
     fill_error_ms: float = 0.0  # smoothed distance of the read point from D
+    skipped_silence_ms: float = 0.0  # silence skipped to get back to a lowered D
 
 
 class VoiceOut:
@@ -98,6 +100,7 @@ class VoiceOut:
         self.block = block
         self.resync = round(resync_s * rate)
         self.tolerance = tolerance_s * rate
+        self.quiet = 10 ** (-50 / 20)  # peak under -50 dBFS: silence that may be skipped
         self.line = DelayLine(rate * 10)
         self.stats = VoiceStats()
         self.output_latency = 0.0  # seconds; the last one the device reported
@@ -116,6 +119,7 @@ class VoiceOut:
         self._heard: tuple[float, int] | None = None  # (wall of callback, index at its start)
         self._lock = threading.Lock()
         self._stream = None
+        self._tid = 0  # native id of the thread the callbacks last came on
 
     def open(self) -> None:
         """Open the device (DeviceError with the fix when it cannot) and watch it."""
@@ -199,6 +203,9 @@ class VoiceOut:
     def _callback(self, outdata: np.ndarray, frames: int, time_info: object,
                   status: object) -> None:
         now = time.monotonic()
+        if threading.get_native_id() != self._tid:  # a new stream thread: real time for it
+            self._tid = threading.get_native_id()
+            promote_audio_thread("voice")
         measured = getattr(time_info, "latency", False)
         if measured is None:  # the server cannot tell yet (a stream just started)
             self.latency_measured = False
@@ -227,6 +234,8 @@ class VoiceOut:
                 self._err += 0.02 * (err - self._err)
                 if self._err > self.tolerance:
                     take = frames + 1
+                    if err > 4 * frames:  # far behind D (D was lowered): catch up
+                        take = self._catch_up(round(err), frames)
                 elif self._err < -self.tolerance:
                     take = frames - 1
             start = self._read
@@ -243,6 +252,18 @@ class VoiceOut:
         # stream latency, not the per-callback DAC time: through the ALSA pulse plugin the
         # latter read ~10 ms late against a recording of the sink's monitor.
         self._heard = (now + self.output_latency, start)
+
+    def _catch_up(self, behind: int, frames: int) -> int:
+        """Samples to take this block when playing ``behind`` samples later than D (lock
+        held): silence ahead is skipped at once, voice is played 2 % faster (no voice is
+        ever skipped)."""
+        ahead = self.line.read(self._read, behind + frames)
+        if float(np.abs(ahead).max(initial=0.0)) < self.quiet:
+            self._read += behind
+            self._err = 0.0
+            self.stats.skipped_silence_ms += 1000 * behind / self.rate
+            return frames
+        return frames + max(1, frames // 50)
 
     @property
     def av_known(self) -> bool:
@@ -267,12 +288,12 @@ class VoiceOut:
     def lower_delay(self, by_s: float, min_s: float) -> bool:
         """Play ``by_s`` earlier, but not under ``min_s``: returns False when already there.
 
-        The read point is not moved here: the callback's drift control closes the gap by
-        playing one sample more per block (~0.2 % faster, inaudible; 20 ms in ~10 s at
-        48 kHz), so no voice is skipped.
+        The read point is not moved here: the callback closes the gap by skipping
+        silence ahead of it at once, or by playing voice up to 2 % faster (100 ms in 5 s),
+        so no voice is skipped. At most 200 ms at a time (a larger gap would resync).
         """
         with self._lock:
-            new = max(min_s, self.delay_s - by_s)
+            new = max(min_s, self.delay_s - min(by_s, 0.2))
             if new >= self.delay_s:
                 return False
             self.delay_s = new
