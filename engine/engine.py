@@ -175,8 +175,9 @@ class Engine:
 
         p, self._pending = self._pending, None
         self.avatar, self._state, self.framer = p.avatar, p.state, p.framer
-        if "matte" in p.extra:
-            self.matte = p.extra["matte"]
+        if "matte" in p.extra:  # made with the avatar (maybe in the prepare helper process,
+            self.matte = p.extra["matte"]  # whose renderer came along): render it with ours
+            self.matte.renderer = self.renderer
         if self.mixer.idle is None or self.mixer.idle.settings != p.idle:
             self.mixer.idle = IdleLife(p.idle, seed=self.seed)
         blender = self.mixer.expressions

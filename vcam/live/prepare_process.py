@@ -136,6 +136,9 @@ def _serve() -> None:
             overlay = req.get("matte")
             stand.matte = None if overlay is None else SimpleNamespace(overlay=bool(overlay))
             prepared = prepare_avatar(stand, Path(req["avatar"]), warm_up=False)
+            matte = prepared.extra.get("matte")
+            if matte is not None:  # the daemon renders it with its own renderer
+                matte.renderer = None
             torch.save(prepared, req["out"])
             reply = {"ok": True, "prepare_s": time.perf_counter() - t0}
         except Exception as e:
