@@ -354,7 +354,7 @@ class Soak:
             limit = size + 64 * 1024
             subprocess.run(["prlimit", f"--pid={self.daemon.pid}", f"--fsize={limit}:"],
                            check=True)
-            stopped = self._wait(lambda s: "stopped" in json.dumps(s.get("sink_problems")),
+            stopped = self._wait(lambda s: "stopped" in json.dumps(s.get("sink_problems")).lower(),
                                  f.start, 60)
             subprocess.run(["prlimit", f"--pid={self.daemon.pid}", "--fsize=unlimited:"],
                            check=True)
