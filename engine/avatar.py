@@ -88,8 +88,15 @@ def _member(root: Path, rel: Any, what: str) -> Path:
     path = (root / rel).resolve()
     if root.resolve() not in path.parents:
         raise _fail(root, f"'{what}' path {rel!r} escapes the package folder; use a file inside it")
-    if not path.is_file():
-        raise _fail(root, f"missing file {rel!r} (named by '{what}' in avatar.json)")
+    shown = rel if len(rel) <= 80 else rel[:77] + "..."
+    try:
+        found = path.is_file()
+    except OSError as e:  # a name too long, or one the filesystem refuses
+        raise _fail(root, f"'{what}' names {shown!r}, which cannot be a file here "
+                          f"({e.strerror or e}); fix avatar.json or re-create the avatar"
+                    ) from None
+    if not found:
+        raise _fail(root, f"missing file {shown!r} (named by '{what}' in avatar.json)")
     return path
 
 

@@ -233,3 +233,13 @@ def test_keep_expression_error_from_the_cli_is_one_line(tmp_path: Path) -> None:
     pkg = _copy(tmp_path)
     _face(pkg, keep_expression="no")
     _one_line_cli_error(["avatar", "show", str(pkg)], "face 'keep_expression' must be")
+
+
+@pytest.mark.parametrize("key", ["mask", "image"])
+def test_a_file_name_the_filesystem_refuses_is_one_line(tmp_path: Path, key: str) -> None:
+    """A name longer than the filesystem allows (found by the fuzz test on 'mask') is an
+    AvatarError naming the key, not an OSError from the stat."""
+    pkg = _copy(tmp_path)
+    _edit(pkg, **{key: "x" * 5000})
+    msg = _error(pkg)
+    assert f"'{key}'" in msg and "cannot be a file here" in msg and len(msg) < 400, msg
