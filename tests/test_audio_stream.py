@@ -132,7 +132,7 @@ def test_streamed_audio_plays_on_the_daemon_clock_resampled(daemon):
     assert np.abs(heard).max() == pytest.approx(0.5, abs=0.02)  # the tone, at 48 kHz
     spectrum = np.abs(np.fft.rfft(heard))
     assert np.argmax(spectrum) * RATE / len(heard) == pytest.approx(220, abs=3)
-    assert np.abs(out[:a]).max() == 0.0  # silence before it: the idle clock
+    assert a == 0 or np.abs(out[:a]).max() == 0.0  # silence before it: the idle clock
 
 
 def test_stereo_and_timestamped_frames_with_a_gap(daemon):

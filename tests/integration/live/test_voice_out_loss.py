@@ -120,6 +120,9 @@ def _echo_windows(rec: np.ndarray, template: np.ndarray, span: tuple[float, floa
         j0 = max(0, j - reach)
         ref = template[j0:j + reach + n].astype(np.float64)
         dots = fftconvolve(ref, tgt[::-1], mode="valid")
+        if not len(dots):  # past the end of the speech: any sound here is not the test's
+            out.append((rms, rms))
+            continue
         e = energy[j0 + n:j0 + n + len(dots)] - energy[j0:j0 + len(dots)]
         fit = np.where(e > 1e-9, dots ** 2 / np.maximum(e, 1e-9), 0.0)
         left = np.sqrt(max(0.0, float(tgt @ tgt) - float(fit.max())) / n)
