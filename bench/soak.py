@@ -504,7 +504,9 @@ class Soak:
             f"15-s window | median "
             f"{np.median(av) if av else float('nan'):+.0f} ms, range "
             f"{min(av, default=0):+.0f}..{max(av, default=0):+.0f} ({len(av)} windows) | |",
-            f"| drift (last vs first windows) | {drift:.0f} ms | <= {frame_ms:.0f} ms |",
+            f"| drift (last vs first windows) | "
+            f"{f'{drift:.0f} ms' if len(av) >= 2 else 'not measured: one window'} | "
+            f"<= {frame_ms:.0f} ms |",
             f"| input -> camera (lips vs played) | median "
             f"{np.median(e2e) if e2e else float('nan'):.0f} ms | |",
             f"| RSS | {early and np.median(early):.0f} -> {rss and np.median(rss[-20:]):.0f} MiB"
@@ -514,7 +516,10 @@ class Soak:
             f"| voice on a wrong device | {len(r.wrong_device)} | 0 |",
             f"| exit | rc {r.rc}: {r.last_line[:90]} | |",
         ]
-        ok = drift <= frame_ms and growth < 5 and not r.wrong_device
+        # a run with one fault-free window (the 3-minute CI run) has no drift to judge;
+        # every longer run has many windows, and then drift counts
+        drift_ok = drift <= frame_ms if len(av) >= 2 else r.minutes < 10
+        ok = drift_ok and growth < 5 and not r.wrong_device
         by_kind: dict[str, list[Fault]] = {}
         for f in r.faults:
             by_kind.setdefault(f.kind, []).append(f)
