@@ -92,14 +92,19 @@ class PrepareProcess:
         return prepared
 
     def close(self) -> None:
+        """End the helper at once: it keeps nothing worth saving, and waiting for it to
+        read the end of its input (it may still be importing torch) and tear its
+        interpreter down held a Ctrl-C of the daemon for up to 5 s."""
         proc, self._proc = self._proc, None
         if proc is not None:
             with contextlib.suppress(OSError):
                 proc.stdin.close()
+            proc.terminate()
             try:
-                proc.wait(5)
+                proc.wait(1.0)
             except subprocess.TimeoutExpired:
                 proc.kill()
+                proc.wait()
         with contextlib.suppress(OSError):
             for f in self._dir.iterdir():
                 f.unlink()
