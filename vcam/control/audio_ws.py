@@ -23,13 +23,13 @@ from __future__ import annotations
 import json
 import logging
 import math
-import socket
 import struct
 from typing import Any
 
 from engine import jsonfile
 
 from ..live.inject import AudioInjector, AudioStream, Busy, Flood, StreamError
+from .ws_upgrade import accept_websocket
 
 log = logging.getLogger(__name__)
 
@@ -59,31 +59,11 @@ def serve_audio(handler: Any) -> None:
                                       "start the daemon with a live --source such as idle "
                                       "or mic"})
         return
-    if "websocket" not in handler.headers.get("Upgrade", "").lower():
-        handler._reply(426, {"error": f"{PATH} is a WebSocket: connect with a WebSocket "
-                                      "client (Upgrade: websocket)"})
+    conn = accept_websocket(handler, max_size=MAX_MESSAGE, close_timeout=2.0, max_queue=64,
+                            not_websocket=f"{PATH} is a WebSocket: connect with a WebSocket "
+                                          "client (Upgrade: websocket)")
+    if conn is None:
         return
-    from websockets.http11 import Request
-    from websockets.server import ServerProtocol
-    from websockets.sync.connection import Connection
-
-    sock: socket.socket = handler.connection
-    protocol = ServerProtocol(max_size=MAX_MESSAGE)
-    # the HTTP server has parsed the request already: hand websockets the same bytes, so
-    # its parser moves on to frames (and checks the handshake headers itself)
-    head = [handler.requestline, *(f"{k}: {v}" for k, v in handler.headers.items()), "", ""]
-    protocol.receive_data("\r\n".join(head).encode("latin-1", "replace"))
-    request = next((e for e in protocol.events_received() if isinstance(e, Request)), None)
-    if request is None:
-        handler._reply(400, {"error": "malformed WebSocket handshake"})
-        return
-    response = protocol.accept(request)
-    protocol.send_response(response)
-    sock.sendall(b"".join(protocol.data_to_send()))
-    if response.status_code != 101:  # a malformed handshake: websockets said why
-        return
-    sock.settimeout(None)  # the session keeps its own deadlines
-    conn = Connection(sock, protocol, ping_interval=None, close_timeout=2.0, max_queue=64)
     session = _Session(conn, injector, handler.client_address[0])
     try:
         session.run()

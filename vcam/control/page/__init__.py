@@ -13,10 +13,11 @@ import contextlib
 import hmac
 import json
 import logging
-import socket
 from importlib import resources
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from ..ws_upgrade import accept_websocket
 
 log = logging.getLogger(__name__)
 
@@ -81,30 +82,12 @@ def _page(handler: Any) -> None:
 
 def _stream(handler: Any, sink: Any) -> None:
     """WebSocket: the newest frame whenever there is one; 'shown' notes back."""
-    handler.close_connection = True
-    if "websocket" not in handler.headers.get("Upgrade", "").lower():
-        handler._reply(426, {"error": "this is a WebSocket endpoint"})
-        return
     from websockets.exceptions import ConnectionClosed
-    from websockets.http11 import Request
-    from websockets.server import ServerProtocol
-    from websockets.sync.connection import Connection
 
-    sock: socket.socket = handler.connection
-    protocol = ServerProtocol(max_size=MAX_MESSAGE)
-    head = [handler.requestline, *(f"{k}: {v}" for k, v in handler.headers.items()), "", ""]
-    protocol.receive_data("\r\n".join(head).encode("latin-1", "replace"))
-    request = next((e for e in protocol.events_received() if isinstance(e, Request)), None)
-    if request is None:
-        handler._reply(400, {"error": "malformed WebSocket handshake"})
+    conn = accept_websocket(handler, max_size=MAX_MESSAGE, close_timeout=1.0, max_queue=16,
+                            not_websocket="this is a WebSocket endpoint")
+    if conn is None:
         return
-    response = protocol.accept(request)
-    protocol.send_response(response)
-    sock.sendall(b"".join(protocol.data_to_send()))
-    if response.status_code != 101:
-        return
-    sock.settimeout(None)
-    conn = Connection(sock, protocol, ping_interval=None, close_timeout=1.0, max_queue=16)
     reader = _Notes(conn, sink)
     try:
         with sink.page():
