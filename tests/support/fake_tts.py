@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import json
 import sys
-import wave
+from pathlib import Path
 
-import numpy as np
+from speech import write_wav  # this folder is the script's own: first on sys.path
 
 from engine.tts.espeak import Espeak
 
@@ -16,11 +16,7 @@ from engine.tts.espeak import Espeak
 def main() -> None:
     text = sys.stdin.read()
     utt = Espeak.get().synth(text, voice="en-us", rate=170)
-    with wave.open(sys.argv[1], "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(utt.sr)
-        w.writeframes((np.clip(utt.pcm, -1, 1) * 32767).astype("<i2").tobytes())
+    write_wav(Path(sys.argv[1]), utt.pcm, utt.sr)
     if len(sys.argv) > 2:
         phones = [{"phone": p.name, "start": p.start, "end": p.end} for p in utt.phones]
         with open(sys.argv[2], "w") as f:

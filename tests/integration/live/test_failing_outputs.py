@@ -18,7 +18,6 @@ import subprocess
 import sys
 import threading
 import time
-import wave
 from pathlib import Path
 
 import av
@@ -26,6 +25,9 @@ import numpy as np
 import pytest
 
 from vcam.control.api import ControlClient
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "support"))
+from speech import write_wav  # noqa: E402
 
 EXE = str(Path(sys.executable).parent / "avatar-vcam")
 FAST = ["--a2m", "dsp", "--size", "128"]
@@ -41,13 +43,7 @@ def long_wav(tmp_path_factory) -> Path:
 
     pcm, rate = decode_audio(demo_clip_path())
     pcm = np.concatenate([pcm, pcm])
-    path = tmp_path_factory.mktemp("audio") / "long.wav"
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes((np.clip(pcm, -1, 1) * 32767).astype("<i2").tobytes())
-    return path
+    return write_wav(tmp_path_factory.mktemp("audio") / "long.wav", pcm, rate)
 
 
 def _frame_times(path: Path) -> np.ndarray:
