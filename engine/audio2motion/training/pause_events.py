@@ -93,11 +93,12 @@ def add_pause_events(x: np.ndarray, sr: int, phones: list[Phone], rng: np.random
     if loud <= 0:
         return x
     fns, weights = zip(*_KINDS, strict=True)
+    probs = np.array(weights) / sum(weights)
     for ph in phones:
         if not is_pause(ph.name) or ph.end - ph.start < MIN_PAUSE_S or rng.random() >= p:
             continue
         a, b = round((ph.start + MARGIN_S) * sr), min(len(x), round((ph.end - MARGIN_S) * sr))
-        ev = fns[int(rng.choice(len(fns), p=np.array(weights) / sum(weights)))](sr, rng)
+        ev = fns[int(rng.choice(len(fns), p=probs))](sr, rng)
         if b - a < len(ev) // 2:
             continue
         ev = ev[: b - a]
